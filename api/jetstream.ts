@@ -1,0 +1,228 @@
+// The JetStream topology: stream names, subjects, and the per-instance consumer, defined once.
+// The gateway publishes to it, runners consume from it, the operator owns its lifecycle.
+
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  NatsError,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from 'nats';
+import { EVENT_TYPES, type EventType } from './events.js';
+
+export const DEFAULT_PREFIX = 'dfn';
+
+export interface Topology {
+  /** Subject prefix, also the stem of stream names: lets several installs share one NATS. */
+  prefix: string;
+  eventsStream: string;
+  deadLetterStream: string;
+  deliveriesStream: string;
+}
+
+export function topology(prefix: string = DEFAULT_PREFIX): Topology {
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) {
+    throw new Error(`invalid JetStream prefix "${prefix}": use letters, digits, '-' and '_'`);
+  }
+  const stem = prefix.toUpperCase().replace(/-/g, '_');
+  return {
+    prefix,
+    eventsStream: `${stem}_EVENTS`,
+    deadLetterStream: `${stem}_DLQ`,
+    deliveriesStream: `${stem}_DELIVERIES`,
+  };
+}
+
+/**
+ * A subject token from a Kubernetes or source name. Kubernetes names may contain '.', which is NATS's
+ * token separator; '_' is not allowed in Kubernetes names, so mapping '.' to '_' cannot collide.
+ */
+export function subjectToken(name: string): string {
+  const token = name.replace(/\./g, '_');
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) {
+    throw new Error(`"${name}" cannot be used in a NATS subject: use letters, digits, '-', '_' and '.'`);
+  }
+  return token;
+}
+
+export function eventSubject(t: Topology, source: string, type: EventType): string {
+  return `${t.prefix}.events.${subjectToken(source)}.${type}`;
+}
+
+/** Subjects an instance consumes: all of its source's events, or only the listed types (server-side filter). */
+export function sourceSubjects(t: Topology, source: string, types?: readonly EventType[]): string[] {
+  if (!types || types.length === 0 || types.length === EVENT_TYPES.length) {
+    return [`${t.prefix}.events.${subjectToken(source)}.*`];
+  }
+  return [...new Set(types)].map((type) => eventSubject(t, source, type));
+}
+
+export interface InstanceRef {
+  namespace: string;
+  name: string;
+}
+
+function instanceTokens(ref: InstanceRef): string {
+  return `${subjectToken(ref.namespace)}.${subjectToken(ref.name)}`;
+}
+
+export const deadLetterSubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.dlq.${instanceTokens(ref)}`;
+export const deliveriesSubject = (t: Topology, ref: InstanceRef) =>
+  `${t.prefix}.deliveries.${instanceTokens(ref)}`;
+/** Runner stats are core NATS (not stored): the operator only needs the latest counters. */
+export const statsSubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.stats.${instanceTokens(ref)}`;
+export const statsWildcard = (t: Topology) => `${t.prefix}.stats.>`;
+
+/** Durable consumer name of a FunctionInstance; consumer names may not contain '.'. */
+export function consumerName(ref: InstanceRef): string {
+  return `fi_${subjectToken(ref.namespace)}__${subjectToken(ref.name)}`;
+}
+
+export interface StreamLimits {
+  /** How long events wait for delivery at most (ms). Default 7 days. */
+  eventsMaxAgeMs: number;
+  /** Bytes the events stream may hold; when full, publishes are refused (the gateway answers 429). */
+  eventsMaxBytes: number;
+  /** Window in which a resent messageId is dropped as a duplicate (ms). */
+  duplicateWindowMs: number;
+  /** Dead letters are kept this long (ms). Default 14 days. */
+  deadLetterMaxAgeMs: number;
+  /** Failed-delivery records kept per instance. */
+  deliveryRecordsPerInstance: number;
+  storage: 'file' | 'memory';
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  eventsMaxAgeMs: 7 * 24 * 3600_000,
+  eventsMaxBytes: -1,
+  duplicateWindowMs: 3600_000,
+  deadLetterMaxAgeMs: 14 * 24 * 3600_000,
+  deliveryRecordsPerInstance: 200,
+  storage: 'file',
+};
+
+export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): Partial<StreamConfig>[] {
+  const l = { ...DEFAULT_STREAM_LIMITS, ...limits };
+  const storage = l.storage === 'memory' ? StorageType.Memory : StorageType.File;
+  return [
+    {
+      name: t.eventsStream,
+      description: 'Segment events accepted by the gateway, awaiting delivery',
+      subjects: [`${t.prefix}.events.>`],
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.New,
+      max_age: nanos(l.eventsMaxAgeMs),
+      max_bytes: l.eventsMaxBytes,
+      duplicate_window: nanos(l.duplicateWindowMs),
+      storage,
+    },
+    {
+      name: t.deadLetterStream,
+      description: 'Events whose delivery attempts were exhausted, per instance; `dfn replay` re-publishes them',
+      subjects: [`${t.prefix}.dlq.>`],
+      retention: RetentionPolicy.Limits,
+      max_age: nanos(l.deadLetterMaxAgeMs),
+      storage,
+    },
+    {
+      name: t.deliveriesStream,
+      description: 'Recent failed-delivery records per instance (bounded per subject)',
+      subjects: [`${t.prefix}.deliveries.>`],
+      retention: RetentionPolicy.Limits,
+      max_msgs_per_subject: l.deliveryRecordsPerInstance,
+      storage,
+    },
+  ];
+}
+
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+function isApiError(err: unknown, errCode: number): boolean {
+  return err instanceof NatsError && err.api_error?.err_code === errCode;
+}
+
+/** Creates the three streams, or brings their config up to date. Idempotent. */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  t: Topology,
+  limits: Partial<StreamLimits> = {},
+): Promise<void> {
+  for (const cfg of streamConfigs(t, limits)) {
+    try {
+      await jsm.streams.info(cfg.name!);
+      await jsm.streams.update(cfg.name!, cfg);
+    } catch (err) {
+      if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
+      await jsm.streams.add(cfg);
+    }
+  }
+}
+
+export interface InstanceConsumerSpec extends InstanceRef {
+  source: string;
+  /** Event types to deliver; all when empty. Filtered by the server, so other types never reach the runner. */
+  eventTypes?: readonly EventType[];
+  /** Upper bound on unacknowledged events across all replicas. */
+  maxAckPending?: number;
+  /** How long a runner may hold an event without ack/nak/working() before it is redelivered (ms). */
+  ackWaitMs?: number;
+}
+
+export const DEFAULT_MAX_ACK_PENDING = 1000;
+export const DEFAULT_ACK_WAIT_MS = 30_000;
+
+export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec): Partial<ConsumerConfig> {
+  const subjects = sourceSubjects(t, spec.source, spec.eventTypes);
+  return {
+    durable_name: consumerName(spec),
+    description: `FunctionInstance ${spec.namespace}/${spec.name} (source ${spec.source})`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.New,
+    // The runner counts attempts with the message's delivery count and dead-letters itself.
+    max_deliver: -1,
+    ack_wait: nanos(spec.ackWaitMs ?? DEFAULT_ACK_WAIT_MS),
+    max_ack_pending: spec.maxAckPending ?? DEFAULT_MAX_ACK_PENDING,
+    ...(subjects.length === 1 ? { filter_subject: subjects[0] } : { filter_subjects: subjects }),
+  };
+}
+
+/** Creates or updates an instance's durable consumer. Idempotent. */
+export async function ensureInstanceConsumer(
+  jsm: JetStreamManager,
+  t: Topology,
+  spec: InstanceConsumerSpec,
+): Promise<ConsumerInfo> {
+  const cfg = instanceConsumerConfig(t, spec);
+  try {
+    const existing = await jsm.consumers.info(t.eventsStream, cfg.durable_name!);
+    const { deliver_policy: _fixedAtCreation, ...updatable } = cfg;
+    const filterChanged =
+      (existing.config.filter_subject ?? '') !== (cfg.filter_subject ?? '') ||
+      JSON.stringify(existing.config.filter_subjects ?? []) !== JSON.stringify(cfg.filter_subjects ?? []);
+    if (!filterChanged) return await jsm.consumers.update(t.eventsStream, cfg.durable_name!, updatable);
+    return await jsm.consumers.update(t.eventsStream, cfg.durable_name!, {
+      ...updatable,
+      filter_subject: cfg.filter_subject ?? '',
+      filter_subjects: cfg.filter_subjects ?? [],
+    });
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+    return await jsm.consumers.add(t.eventsStream, cfg);
+  }
+}
+
+/** Removes an instance's consumer (finalizer path). Missing is fine. */
+export async function deleteInstanceConsumer(jsm: JetStreamManager, t: Topology, ref: InstanceRef) {
+  try {
+    await jsm.consumers.delete(t.eventsStream, consumerName(ref));
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+  }
+}

@@ -1,0 +1,88 @@
+// The sandbox's public contract: how a loaded function is invoked and what each invocation reports.
+
+import type { FunctionSettings, HandlerName, SegmentEvent } from '../../api/events.js';
+import type { Outcome } from '../../api/outcome.js';
+
+export interface SandboxLimits {
+  /** Heap limit of the isolate (MiB). */
+  memoryMb: number;
+  /** Wall-clock limit per invocation (ms): CPU loops, loops after an await and never-settling promises. */
+  timeoutMs: number;
+  /** Console output kept per invocation (bytes), as Segment's test console. */
+  logBytes: number;
+  /** fetch: per-request timeout (ms) and response body cap (bytes). */
+  fetchTimeoutMs: number;
+  fetchMaxResponseBytes: number;
+  /** `cache`: entries and approximate bytes kept per loaded function. */
+  cacheEntries: number;
+  cacheBytes: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = {
+  memoryMb: 128,
+  timeoutMs: 5_000,
+  logBytes: 4_096,
+  fetchTimeoutMs: 10_000,
+  fetchMaxResponseBytes: 5 * 1024 * 1024,
+  cacheEntries: 1_000,
+  cacheBytes: 8 * 1024 * 1024,
+};
+
+export interface SandboxOptions {
+  /** Settings handed to every handler. */
+  settings?: FunctionSettings;
+  /** Values (secrets) redacted from logs, request traces and error messages. */
+  sensitiveValues?: readonly string[];
+  /** Let fetch reach loopback and private addresses (local testing). Link-local metadata stays refused. */
+  allowPrivateNetwork?: boolean;
+  limits?: Partial<SandboxLimits>;
+  /** Shown in stack traces and syntax errors. */
+  filename?: string;
+}
+
+export interface RequestTrace {
+  method: string;
+  url: string;
+  /** HTTP status, or 0 when the request failed before a response (refused, timeout, network error). */
+  status: number;
+  durationMs: number;
+  requestHeaders: Record<string, string>;
+  error?: string;
+}
+
+/** What one invocation (one event, or one onBatch call) produced. */
+export interface InvocationReport {
+  outcome: Outcome;
+  logs: string[];
+  requests: RequestTrace[];
+  durationMs: number;
+}
+
+export interface BatchReport extends InvocationReport {
+  /** One outcome per event of the batch (partial results, or the batch's outcome repeated). */
+  results: Outcome[];
+}
+
+export interface FunctionSandbox {
+  /** Handlers the function's source defines. */
+  readonly handlers: ReadonlySet<HandlerName>;
+  /** Runs each event's single handler, concurrently in one boundary crossing; one report per event. */
+  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]>;
+  /** Runs onBatch once over mixed events. Requires the function to define onBatch. */
+  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport>;
+  /** Times the isolate was rebuilt after running out of memory or time. */
+  readonly rebuilds: number;
+  dispose(): void;
+}
+
+/** The function's source could not be loaded (syntax error, or it threw at top level). */
+export class FunctionLoadError extends Error {
+  override readonly name = 'FunctionLoadError';
+  constructor(
+    message: string,
+    readonly line?: number,
+    readonly column?: number,
+  ) {
+    super(line !== undefined ? `${message} (line ${line}, column ${column ?? 0})` : message);
+  }
+}

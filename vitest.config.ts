@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// isolated-vm needs --no-node-snapshot on Node >= 20, so tests run in forked workers started with it.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    execArgv: ['--no-node-snapshot'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    maxWorkers: 2,
+  },
+});
