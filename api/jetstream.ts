@@ -14,7 +14,8 @@ import {
   StorageType,
   type StreamConfig,
 } from 'nats';
-import { EVENT_TYPES, type EventType } from './events.js';
+import { EVENT_TYPES, type EventType, type SegmentEvent } from './events.js';
+import type { ErrorType } from './outcome.js';
 
 export const DEFAULT_PREFIX = 'dfn';
 
@@ -55,7 +56,7 @@ export function eventSubject(t: Topology, source: string, type: EventType): stri
   return `${t.prefix}.events.${subjectToken(source)}.${type}`;
 }
 
-/** Subjects an instance consumes: all of its source's events, or only the listed types (server-side filter). */
+/** Subjects of a source's events: all of them, or only the listed types (server-side filter). */
 export function sourceSubjects(t: Topology, source: string, types?: readonly EventType[]): string[] {
   if (!types || types.length === 0 || types.length === EVENT_TYPES.length) {
     return [`${t.prefix}.events.${subjectToken(source)}.*`];
@@ -73,6 +74,11 @@ function instanceTokens(ref: InstanceRef): string {
 }
 
 export const deadLetterSubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.dlq.${instanceTokens(ref)}`;
+/**
+ * Replayed dead letters go to the events stream under a per-instance subject, so only the instance that
+ * dead-lettered them receives them again (re-publishing under the source would reach every instance).
+ */
+export const replaySubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.replay.${instanceTokens(ref)}`;
 export const deliveriesSubject = (t: Topology, ref: InstanceRef) =>
   `${t.prefix}.deliveries.${instanceTokens(ref)}`;
 /** Runner stats are core NATS (not stored): the operator only needs the latest counters. */
@@ -114,7 +120,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
     {
       name: t.eventsStream,
       description: 'Segment events accepted by the gateway, awaiting delivery',
-      subjects: [`${t.prefix}.events.>`],
+      subjects: [`${t.prefix}.events.>`, `${t.prefix}.replay.>`],
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.New,
       max_age: nanos(l.eventsMaxAgeMs),
@@ -124,7 +130,8 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
     },
     {
       name: t.deadLetterStream,
-      description: 'Events whose delivery attempts were exhausted, per instance; `dfn replay` re-publishes them',
+      description:
+        'Events whose delivery attempts were exhausted, per instance; `dfn replay` re-publishes them',
       subjects: [`${t.prefix}.dlq.>`],
       retention: RetentionPolicy.Limits,
       max_age: nanos(l.deadLetterMaxAgeMs),
@@ -178,8 +185,13 @@ export interface InstanceConsumerSpec extends InstanceRef {
 export const DEFAULT_MAX_ACK_PENDING = 1000;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 
+/** Subjects an instance consumes: its source's events (or the listed types) and its own replays. */
+export function instanceSubjects(t: Topology, spec: InstanceConsumerSpec): string[] {
+  return [...sourceSubjects(t, spec.source, spec.eventTypes), replaySubject(t, spec)];
+}
+
 export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec): Partial<ConsumerConfig> {
-  const subjects = sourceSubjects(t, spec.source, spec.eventTypes);
+  const subjects = instanceSubjects(t, spec);
   return {
     durable_name: consumerName(spec),
     description: `FunctionInstance ${spec.namespace}/${spec.name} (source ${spec.source})`,
@@ -225,4 +237,98 @@ export async function deleteInstanceConsumer(jsm: JetStreamManager, t: Topology,
   } catch (err) {
     if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
   }
+}
+
+// ---- Messages on the dead-letter, delivery-record and stats subjects ----------------------------------
+// Written by the runner; read by `dfn deliveries`, `dfn replay` and the operator.
+
+/** A request made by the function during a failed attempt (headers redacted). */
+export interface RequestRecord {
+  method: string;
+  url: string;
+  /** HTTP status, or 0 when no response came (refused, timed out). */
+  status: number;
+  durationMs: number;
+  requestHeaders?: Record<string, string>;
+  error?: string;
+}
+
+/** What the runner did with a failed attempt. */
+export type Disposition = 'retry' | 'discard' | 'dead-letter';
+
+/** One failed delivery attempt, kept (bounded per instance) on deliveriesSubject for `dfn deliveries`. */
+export interface DeliveryRecord {
+  instance: InstanceRef;
+  replica: string;
+  revision: string;
+  /** The event's messageId (null when the payload was not an event). */
+  messageId: string | null;
+  eventType: string;
+  /** Track event name, page/screen name. */
+  eventName?: string;
+  disposition: Disposition;
+  errorType: ErrorType;
+  message: string;
+  /** This attempt's number, from the message's delivery count. */
+  attempt: number;
+  maxAttempts: number;
+  /** When the next attempt is due (retry only), ISO 8601. */
+  nextAttemptAt?: string;
+  /** Whether the attempt was an onBatch call. */
+  batch: boolean;
+  logs: string[];
+  requests: RequestRecord[];
+  durationMs: number;
+  /** When the event entered the stream, ISO 8601. */
+  publishedAt: string;
+  /** When the attempt ended, ISO 8601. */
+  at: string;
+}
+
+/** An event whose attempts were exhausted, kept on deadLetterSubject until replayed or expired. */
+export interface DeadLetter {
+  instance: InstanceRef;
+  replica: string;
+  revision: string;
+  /** The event as it was published, before data control. */
+  event: SegmentEvent;
+  /** Subject and sequence it had in the events stream. */
+  subject: string;
+  streamSequence: number;
+  lastError: { errorType: ErrorType; message: string };
+  attempts: number;
+  publishedAt: string;
+  deadLetteredAt: string;
+}
+
+/** Cumulative counters of one runner replica since it started. */
+export interface RunnerCounters {
+  /** Messages taken from the consumer (redeliveries included). */
+  received: number;
+  delivered: number;
+  /** Stopped by destination filters or the event's `integrations`; acknowledged. */
+  filtered: number;
+  /** Failed attempts handed back for a later attempt. */
+  retried: number;
+  /** Discarded attempts, by error type. */
+  discarded: Partial<Record<ErrorType, number>>;
+  deadLettered: number;
+  /** Handed back unprocessed at shutdown. */
+  released: number;
+  /** Handler calls: one per single-event invocation, one per onBatch call. */
+  invocations: number;
+  /** Time spent in handlers (ms). */
+  executionMs: number;
+}
+
+/** Published on statsSubject every few seconds and at shutdown. */
+export interface RunnerStats {
+  instance: InstanceRef;
+  replica: string;
+  revision: string;
+  startedAt: string;
+  at: string;
+  /** Events held right now (running or waiting in a batch). */
+  inFlight: number;
+  counters: RunnerCounters;
 }
