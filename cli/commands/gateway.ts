@@ -1,0 +1,229 @@
+// `dfn gateway`: runs the Segment-compatible HTTP gateway in the foreground, with JSON logs on stdout.
+// Every flag has an environment-variable fallback, so the same image runs from a Deployment's env.
+
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { topology } from '../../api/jetstream.js';
+import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
+import { LIMITS } from '../../gateway/validate.js';
+import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
+
+interface GatewayFlags {
+  port: number;
+  host: string;
+  natsUrl: string;
+  writeKeys: string;
+  prefix: string;
+  publishTimeout: number;
+  maxInFlight: number;
+  logLevel: string;
+  createStreams?: boolean;
+}
+
+function integer(min: number, max: number, what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${what} must be a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+function prefix(value: string): string {
+  try {
+    topology(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+function natsUrls(value: string): string {
+  const urls = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (urls.length === 0) throw new InvalidArgumentError('give at least one NATS URL.');
+  for (const url of urls) {
+    // nats.js accepts host:port without a scheme; check what the URL parser would make of it.
+    const withScheme = /^[a-z]+:\/\//i.test(url) ? url : `nats://${url}`;
+    let parsed: URL;
+    try {
+      parsed = new URL(withScheme);
+    } catch {
+      throw new InvalidArgumentError(`"${url}" is not a URL (expected e.g. nats://nats.nats.svc:4222).`);
+    }
+    if (!['nats:', 'tls:', 'ws:', 'wss:'].includes(parsed.protocol) || parsed.hostname === '') {
+      throw new InvalidArgumentError(`"${url}" is not a NATS URL (expected e.g. nats://nats.nats.svc:4222).`);
+    }
+  }
+  return urls.join(',');
+}
+
+const kb = (bytes: number) => `${bytes / 1024} KB`;
+
+const HELP_AFTER = `
+Endpoints (Segment's HTTP Tracking API; point a Segment library's host here):
+  POST /v1/identify /v1/track /v1/page /v1/screen /v1/group /v1/alias
+  POST /v1/batch (alias /v1/import)       up to ${LIMITS.batchEvents} events, ${kb(LIMITS.batchBytes)}; ${kb(LIMITS.eventBytes)} per event
+  GET  /healthz /readyz /metrics          liveness, readiness (NATS connected), Prometheus
+
+Authentication: the write key as the Basic-auth username with an empty password, or as
+"writeKey" in the JSON body. Unknown or missing keys get 401 and nothing is published.
+
+Answers: 200 once JetStream stored every accepted event; 400 with a code and message for
+invalid input (a batch lists rejected events and accepts the rest); 503 or 429 with
+Retry-After when events could not be stored: resend, messageIds make the retry safe.
+
+Write-keys file (--write-keys), re-read when it changes:
+${WRITE_KEYS_FORMAT.replace(/^/gm, '  ')}
+
+Events are published to the stream <PREFIX>_EVENTS under <prefix>.events.<source>.<type>.
+In a cluster the operator creates the streams; for local use pass --create-streams.
+
+Examples:
+  dfn gateway --write-keys ./write-keys.yaml --nats-url nats://127.0.0.1:4222 --create-streams
+  curl -u 3fa85f64wk1: -H 'content-type: application/json' \\
+    -d '{"userId":"u1","event":"Signed Up"}' http://127.0.0.1:${GATEWAY_DEFAULTS.port}/v1/track
+`;
+
+export function registerGatewayCommand(program: Command): void {
+  program
+    .command('gateway')
+    .summary("run the HTTP gateway: Segment's Tracking API into JetStream")
+    .description(
+      "Run the gateway: accept events on Segment's HTTP Tracking API, check them as Segment does,\n" +
+        'and publish each to JetStream under its source and type. Logs are JSON lines on stdout.',
+    )
+    .addOption(
+      new Option('-p, --port <port>', 'TCP port to listen on (0 picks a free one)')
+        .env('DFN_GATEWAY_PORT')
+        .default(GATEWAY_DEFAULTS.port)
+        .argParser(integer(0, 65535, 'the port')),
+    )
+    .addOption(
+      new Option('--host <address>', 'address to listen on; 127.0.0.1 keeps the gateway local')
+        .env('DFN_GATEWAY_HOST')
+        .default(GATEWAY_DEFAULTS.host),
+    )
+    .addOption(
+      new Option('-n, --nats-url <urls>', 'NATS server URL, or several comma-separated (a cluster)')
+        .env('NATS_URL')
+        .default(GATEWAY_DEFAULTS.natsUrl)
+        .argParser(natsUrls),
+    )
+    .addOption(
+      new Option(
+        '-w, --write-keys <file>',
+        'YAML/JSON file mapping write keys to source names (format below)',
+      )
+        .env('DFN_WRITE_KEYS_FILE')
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--prefix <prefix>', 'JetStream prefix: subject stem and stream-name stem of this install')
+        .env('DFN_JETSTREAM_PREFIX')
+        .default(GATEWAY_DEFAULTS.prefix)
+        .argParser(prefix),
+    )
+    .addOption(
+      new Option(
+        '--publish-timeout <ms>',
+        'how long JetStream may take to acknowledge before the client gets 503',
+      )
+        .env('DFN_GATEWAY_PUBLISH_TIMEOUT_MS')
+        .default(GATEWAY_DEFAULTS.publishTimeoutMs)
+        .argParser(integer(100, 120_000, 'the publish timeout')),
+    )
+    .addOption(
+      new Option('--max-in-flight <events>', 'events awaiting acknowledgement before new requests get 503')
+        .env('DFN_GATEWAY_MAX_IN_FLIGHT')
+        .default(GATEWAY_DEFAULTS.maxInFlightEvents)
+        .argParser(integer(LIMITS.batchEvents, 10_000_000, 'the in-flight limit')),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'least severe log level written; "debug" logs every accepted request')
+        .env('DFN_LOG_LEVEL')
+        .choices(['debug', 'info', 'warn', 'error', 'silent'])
+        .default('info'),
+    )
+    .addOption(
+      new Option(
+        '--create-streams',
+        'create the JetStream streams if missing (local use; in a cluster the operator owns them)',
+      ).env('DFN_CREATE_STREAMS'),
+    )
+    .addHelpText('after', HELP_AFTER)
+    .action(async (flags: GatewayFlags, cmd: Command) => {
+      await runGateway(flags, cmd);
+    });
+}
+
+async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
+  let gateway: Gateway;
+  try {
+    gateway = await createGateway({
+      writeKeysFile: flags.writeKeys,
+      natsUrl: flags.natsUrl,
+      prefix: flags.prefix,
+      publishTimeoutMs: flags.publishTimeout,
+      maxInFlightEvents: flags.maxInFlight,
+      createStreams: flags.createStreams === true,
+      logger: {
+        level: flags.logLevel,
+        name: 'dfn-gateway',
+        // Defence in depth: no code path logs headers, but a write key must never reach a log.
+        redact: ['req.headers.authorization', 'headers.authorization'],
+      },
+    });
+  } catch (err) {
+    if (err instanceof WriteKeysFileError) {
+      cmd.error(`dfn gateway: ${err.message}\n(run dfn gateway --help for the file's format)`, {
+        exitCode: 2,
+        code: 'dfn.writeKeys',
+      });
+    }
+    throw err;
+  }
+
+  const log = gateway.app.log;
+  if (gateway.writeKeys.size === 0)
+    log.warn({ file: flags.writeKeys }, 'the write-keys file has no keys yet');
+  try {
+    await gateway.listen(flags.port, flags.host);
+  } catch (err) {
+    process.stderr.write(
+      `dfn gateway: cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}\n`,
+    );
+    await gateway.close();
+    process.exit(1);
+  }
+  log.info(
+    {
+      writeKeys: gateway.writeKeys.size,
+      sources: gateway.writeKeys.sources,
+      stream: gateway.topology.eventsStream,
+      nats: flags.natsUrl,
+    },
+    'gateway started',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without finishing in-flight requests');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    gateway.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ error: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,58 @@
+// The gateway's Prometheus metrics: requests, events, bytes, rejects by reason and publish latency.
+// Names are part of the operator-facing contract (dashboards, alerts): documented in docs/gateway.md.
+
+import { Registry } from '../lib/metrics.js';
+
+export function gatewayMetrics() {
+  const registry = new Registry();
+  return {
+    registry,
+    requests: registry.counter(
+      'dfn_gateway_requests_total',
+      'HTTP requests answered, by route and status code',
+      ['route', 'status'],
+    ),
+    requestBytes: registry.counter(
+      'dfn_gateway_request_bytes_total',
+      'Request body bytes read (after decompression), by route',
+      ['route'],
+    ),
+    events: registry.counter(
+      'dfn_gateway_events_total',
+      'Events acknowledged by JetStream (duplicates included), by source and type',
+      ['source', 'type'],
+    ),
+    duplicates: registry.counter(
+      'dfn_gateway_events_duplicate_total',
+      'Events JetStream recognised as a resent messageId and stored only once, by source',
+      ['source'],
+    ),
+    rejects: registry.counter(
+      'dfn_gateway_rejects_total',
+      'Rejected requests and batch events, by reason (the error code sent to the client)',
+      ['reason'],
+    ),
+    publishDuration: registry.histogram(
+      'dfn_gateway_publish_duration_seconds',
+      "Time from publishing a request's events until JetStream acknowledged all of them",
+    ),
+    publishFailures: registry.counter(
+      'dfn_gateway_publish_failures_total',
+      'Requests whose events JetStream did not acknowledge, by reason',
+      ['reason'],
+    ),
+    eventsInFlight: registry.gauge(
+      'dfn_gateway_events_in_flight',
+      'Events published and awaiting acknowledgement',
+    ),
+    natsConnected: registry.gauge('dfn_gateway_nats_connected', '1 while connected to NATS, else 0'),
+    writeKeys: registry.gauge('dfn_gateway_write_keys', 'Write keys currently accepted'),
+    writeKeysReloads: registry.counter(
+      'dfn_gateway_write_keys_reloads_total',
+      'Re-reads of the write-keys file that changed it, by result (ok, error)',
+      ['result'],
+    ),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof gatewayMetrics>;

@@ -1,0 +1,36 @@
+// The operational endpoints: /healthz (liveness), /readyz (readiness: connected to NATS, not stopping)
+// and /metrics (Prometheus). Kubernetes probes and scrapers use these; clients never do.
+
+import type { FastifyInstance } from 'fastify';
+import { PROMETHEUS_CONTENT_TYPE } from '../lib/metrics.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { NatsLink } from './nats-link.js';
+
+export interface ProbeDeps {
+  link: NatsLink;
+  metrics: GatewayMetrics;
+  isClosing: () => boolean;
+}
+
+export function registerProbes(app: FastifyInstance, { link, metrics, isClosing }: ProbeDeps): void {
+  // Live unless the NATS connection is gone for good (it retries forever, so only a fatal error such as
+  // an authorization failure closes it): then a restart is the only cure.
+  app.get('/healthz', async (_req, reply) => {
+    const dead = link.state === 'closed' && !isClosing();
+    return reply.code(dead ? 503 : 200).send({ status: dead ? 'nats connection closed' : 'ok' });
+  });
+
+  // Ready when events can be accepted: a gateway without NATS would only answer 503s.
+  app.get('/readyz', async (_req, reply) => {
+    const ready = link.state === 'connected' && !isClosing();
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready',
+      nats: link.state,
+      ...(isClosing() ? { shuttingDown: true } : {}),
+    });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
+  });
+}

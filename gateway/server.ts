@@ -1,0 +1,207 @@
+// The gateway's public entry point: builds the fastify app (tracking routes, probes, errors, logging)
+// around a write-keys file and a NATS connection, and owns their start and graceful stop.
+
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import {
+  DEFAULT_PREFIX,
+  ensureStreams,
+  type StreamLimits,
+  type Topology,
+  topology,
+} from '../api/jetstream.js';
+import { registerBodyParsing } from './body.js';
+import { GatewayError, toGatewayError } from './errors.js';
+import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
+import { NatsLink } from './nats-link.js';
+import { registerProbes } from './probes.js';
+import { EventPublisher } from './publish.js';
+import { decorateRequestState, requestState } from './request-state.js';
+import { registerTrackingRoutes, type TrackingRouteConfig } from './routes.js';
+import { LIMITS } from './validate.js';
+import { WriteKeys } from './write-keys.js';
+
+export const GATEWAY_DEFAULTS = {
+  port: 8080,
+  host: '0.0.0.0',
+  natsUrl: 'nats://127.0.0.1:4222',
+  prefix: DEFAULT_PREFIX,
+  publishTimeoutMs: 5000,
+  maxInFlightEvents: 20_000,
+  writeKeysPollMs: 5000,
+  natsReconnectWaitMs: 2000,
+} as const;
+
+export interface GatewayOptions {
+  /** The write-keys file (see WRITE_KEYS_FORMAT); read now, re-read when it changes. */
+  writeKeysFile: string;
+  /** NATS server URL(s), comma-separated. */
+  natsUrl: string;
+  /** JetStream prefix: events go to `<prefix>.events.<source>.<type>`. */
+  prefix?: string;
+  publishTimeoutMs?: number;
+  maxInFlightEvents?: number;
+  writeKeysPollMs?: number;
+  natsReconnectWaitMs?: number;
+  /**
+   * Create the streams if missing (local development without the operator, which otherwise owns them).
+   * `true` uses the default limits.
+   */
+  createStreams?: boolean | Partial<StreamLimits>;
+  /** Fastify/pino logger options; false (the default) logs nothing. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly metrics: GatewayMetrics;
+  readonly link: NatsLink;
+  readonly writeKeys: WriteKeys;
+  readonly topology: Topology;
+  /** Starts serving; resolves with the bound address (e.g. http://127.0.0.1:8080). */
+  listen(port: number, host: string): Promise<string>;
+  /** Stops accepting requests, finishes those in flight, then drains the NATS connection. */
+  close(): Promise<void>;
+}
+
+const LOG_LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
+/** Whether a logger at `current` level writes `level` lines (a disabled logger has no known level). */
+function logsAt(current: string | undefined, level: string): boolean {
+  const threshold = current === undefined ? undefined : LOG_LEVELS[current];
+  return threshold !== undefined && LOG_LEVELS[level]! >= threshold;
+}
+
+/** Builds a gateway; throws WriteKeysFileError for a missing or invalid write-keys file. */
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const t = topology(options.prefix ?? GATEWAY_DEFAULTS.prefix);
+  const writeKeys = await WriteKeys.load(options.writeKeysFile);
+  const metrics = gatewayMetrics();
+  let closing = false;
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Each request is logged once, by the onResponse hook below, with what happened to its events.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: LIMITS.batchBytes,
+    return503OnClosing: true,
+  });
+  const log = app.log;
+
+  metrics.writeKeys.set(writeKeys.size);
+  writeKeys.on('reload', ({ keys, sources }) => {
+    metrics.writeKeys.set(keys);
+    metrics.writeKeysReloads.inc({ result: 'ok' });
+    log.info({ writeKeys: keys, sources, file: writeKeys.path }, 'write keys reloaded');
+  });
+  writeKeys.on('reloadError', (err) => {
+    metrics.writeKeysReloads.inc({ result: 'error' });
+    log.error(
+      { file: writeKeys.path, error: err.message },
+      'write keys not reloaded; keeping the previous keys',
+    );
+  });
+  writeKeys.watch({ pollMs: options.writeKeysPollMs ?? GATEWAY_DEFAULTS.writeKeysPollMs });
+
+  let streamsEnsured = false;
+  const link = new NatsLink({
+    servers: options.natsUrl,
+    reconnectWaitMs: options.natsReconnectWaitMs ?? GATEWAY_DEFAULTS.natsReconnectWaitMs,
+    onStateChange: (state, detail) => {
+      metrics.natsConnected.set(state === 'connected' ? 1 : 0);
+      const fields = { nats: state, ...(detail ? { detail } : {}) };
+      if (state === 'connected') log.info(fields, 'NATS connected');
+      else if (!closing) log.warn(fields, 'NATS not connected: answering 503 until it is back');
+      if (state === 'connected' && options.createStreams && !streamsEnsured) {
+        streamsEnsured = true;
+        const limits = options.createStreams === true ? {} : options.createStreams;
+        void link
+          .connected()
+          .then(async (nc) => ensureStreams(await nc.jetstreamManager(), t, limits))
+          .then(
+            () => log.info({ stream: t.eventsStream }, 'JetStream streams ready'),
+            (err) => {
+              streamsEnsured = false;
+              log.error({ error: (err as Error).message }, 'could not create the JetStream streams');
+            },
+          );
+      }
+    },
+    onConnectError: (err) =>
+      log.warn({ error: err.message, nats: options.natsUrl }, 'NATS not reachable yet'),
+  });
+  const publisher = new EventPublisher(
+    link,
+    t,
+    {
+      timeoutMs: options.publishTimeoutMs ?? GATEWAY_DEFAULTS.publishTimeoutMs,
+      maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
+    },
+    metrics,
+  );
+
+  decorateRequestState(app);
+  registerBodyParsing(app, metrics);
+
+  app.setErrorHandler((err, req, reply) => {
+    const config = req.routeOptions.config as Partial<TrackingRouteConfig> | undefined;
+    const gwErr = toGatewayError(err, {
+      batch: config?.batch ?? true,
+      bodyLimit: req.routeOptions.bodyLimit ?? LIMITS.batchBytes,
+    });
+    if (gwErr.code === 'GW_INTERNAL') req.log.error({ err }, 'unexpected error');
+    requestState(req).code = gwErr.code;
+    if (gwErr.retryAfter !== undefined) void reply.header('retry-after', String(gwErr.retryAfter));
+    return reply.code(gwErr.statusCode).send(gwErr.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const gwErr = new GatewayError('GW_ROUTE_NOT_FOUND', `got ${req.method} ${req.url.split('?')[0]}`);
+    requestState(req).code = gwErr.code;
+    return reply.code(gwErr.statusCode).send(gwErr.toBody());
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const state = requestState(req);
+    state.cleanup?.();
+    const status = reply.statusCode;
+    metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status });
+    if (state.code && status >= 400 && status < 500) metrics.rejects.inc({ reason: state.code });
+    // One line per request; successes only at debug level, so a busy gateway's log stays readable.
+    const level = status >= 500 ? 'warn' : status >= 400 ? 'info' : 'debug';
+    if (!logsAt(req.log.level, level)) return;
+    req.log[level](
+      {
+        method: req.method,
+        url: req.url,
+        status,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(state.source !== undefined ? { source: state.source } : {}),
+        ...(state.accepted ? { accepted: state.accepted } : {}),
+        ...(state.rejected ? { rejected: state.rejected } : {}),
+        ...(state.duplicates ? { duplicates: state.duplicates } : {}),
+        ...(state.code ? { code: state.code } : {}),
+      },
+      status >= 500 ? 'request failed' : status >= 400 ? 'request rejected' : 'request completed',
+    );
+  });
+
+  registerTrackingRoutes(app, { writeKeys, publisher, metrics });
+  registerProbes(app, { link, metrics, isClosing: () => closing });
+
+  return {
+    app,
+    metrics,
+    link,
+    writeKeys,
+    topology: t,
+    async listen(port, host) {
+      return app.listen({ port, host });
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      await app.close();
+      writeKeys.close();
+      await link.close();
+    },
+  };
+}

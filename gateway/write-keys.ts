@@ -1,0 +1,204 @@
+// The write keys the gateway accepts and the source each belongs to, read from a mounted file
+// (a Kubernetes Secret in production) and re-read when it changes, so keys rotate without a restart.
+
+import { EventEmitter } from 'node:events';
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { parse } from 'yaml';
+import { subjectToken } from '../api/jetstream.js';
+
+/** The file says what is wrong with it; the gateway refuses to start on one and keeps the old keys on reload. */
+export class WriteKeysFileError extends Error {
+  constructor(
+    readonly path: string,
+    problem: string,
+  ) {
+    super(`write-keys file ${path}: ${problem}`);
+    this.name = 'WriteKeysFileError';
+  }
+}
+
+export const WRITE_KEYS_FORMAT = `A YAML (or JSON) mapping of write key to source name, for example:
+
+  # writeKey: source
+  3fa85f64wk1: web
+  9c1e7d22wk2: backend
+  # two keys for one source: rotate by adding the new key, then removing the old one
+  77b0aa31wk3: backend
+
+Source names use letters, digits, '-', '_' and '.'; they name the JetStream subject
+<prefix>.events.<source>.<type> that FunctionInstances consume.`;
+
+/** Parses the file's text into writeKey → source. Exported for tests and `--help` examples. */
+export function parseWriteKeys(text: string, path = '<write-keys>'): Map<string, string> {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new WriteKeysFileError(path, `not valid YAML or JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  const keys = new Map<string, string>();
+  if (doc === null || doc === undefined) return keys;
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new WriteKeysFileError(path, 'must be a mapping of write key to source name');
+  }
+  for (const [key, source] of Object.entries(doc as Record<string, unknown>)) {
+    if (key.trim() === '' || key !== key.trim()) {
+      throw new WriteKeysFileError(
+        path,
+        `write key ${JSON.stringify(key)} is empty or has surrounding spaces`,
+      );
+    }
+    if (key.includes(':')) {
+      // A Basic-auth username cannot contain ':', so such a key could never authenticate.
+      throw new WriteKeysFileError(path, `write key ${JSON.stringify(key)} contains ':'`);
+    }
+    if (typeof source !== 'string' || source === '') {
+      throw new WriteKeysFileError(path, `the source of a write key must be a non-empty string (${key})`);
+    }
+    try {
+      subjectToken(source);
+    } catch (err) {
+      throw new WriteKeysFileError(path, (err as Error).message);
+    }
+    keys.set(key, source);
+  }
+  return keys;
+}
+
+export interface WriteKeysOptions {
+  /** How often the file is re-read even without a change notification (ms); Kubernetes swaps Secret
+   * files through symlinks, which inotify-based watching can miss. */
+  pollMs?: number;
+}
+
+export interface WriteKeysEvents {
+  reload: [{ keys: number; sources: number }];
+  reloadError: [WriteKeysFileError];
+}
+
+export class WriteKeys extends EventEmitter<WriteKeysEvents> {
+  private keys: Map<string, string>;
+  private text: string;
+  /** Content that failed to parse, so a broken file is reported once, not on every poll. */
+  private rejectedText: string | undefined;
+  private lastError: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private watcher: FSWatcher | undefined;
+  private checking: Promise<void> | undefined;
+  private recheck = false;
+
+  private constructor(
+    readonly path: string,
+    text: string,
+    keys: Map<string, string>,
+  ) {
+    super();
+    this.text = text;
+    this.keys = keys;
+  }
+
+  /** Reads and validates the file; throws WriteKeysFileError when it is missing or invalid. */
+  static async load(path: string): Promise<WriteKeys> {
+    const text = await WriteKeys.read(path);
+    return new WriteKeys(path, text, parseWriteKeys(text, path));
+  }
+
+  private static async read(path: string): Promise<string> {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new WriteKeysFileError(path, code === 'ENOENT' ? 'no such file' : (err as Error).message);
+    }
+  }
+
+  /** The source a write key belongs to, or undefined for an unknown key. */
+  sourceOf(writeKey: string): string | undefined {
+    return this.keys.get(writeKey);
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  get sources(): number {
+    return new Set(this.keys.values()).size;
+  }
+
+  /** Starts following the file: change notifications for promptness, polling as the safety net. */
+  watch(options: WriteKeysOptions = {}): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.check(), options.pollMs ?? 5000);
+    this.timer.unref();
+    try {
+      // Watch the directory: Secret updates replace the file (via the ..data symlink), not edit it.
+      const name = basename(this.path);
+      this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (!file || file === name || file.startsWith('..')) void this.check();
+      });
+      this.watcher.on('error', () => {
+        this.watcher?.close();
+        this.watcher = undefined;
+      });
+    } catch {
+      // Polling alone still picks changes up.
+    }
+  }
+
+  /** Re-reads the file now; resolves once the current content is in effect (or rejected). */
+  check(): Promise<void> {
+    if (this.checking) {
+      this.recheck = true;
+      return this.checking;
+    }
+    this.checking = (async () => {
+      do {
+        this.recheck = false;
+        await this.checkOnce();
+      } while (this.recheck);
+    })().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private async checkOnce(): Promise<void> {
+    let text: string;
+    let keys: Map<string, string>;
+    try {
+      text = await WriteKeys.read(this.path);
+      if (text === this.rejectedText) return;
+      if (text === this.text) {
+        this.lastError = undefined;
+        return;
+      }
+      try {
+        keys = parseWriteKeys(text, this.path);
+      } catch (err) {
+        this.rejectedText = text;
+        throw err;
+      }
+    } catch (err) {
+      // Keep serving with the last good keys: a half-written or broken file must not lock every client out.
+      const error = err instanceof WriteKeysFileError ? err : new WriteKeysFileError(this.path, String(err));
+      if (error.message === this.lastError) return;
+      this.lastError = error.message;
+      if (this.listenerCount('reloadError') > 0) this.emit('reloadError', error);
+      return;
+    }
+    this.text = text;
+    this.rejectedText = undefined;
+    this.lastError = undefined;
+    this.keys = keys;
+    this.emit('reload', { keys: keys.size, sources: this.sources });
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}

@@ -1,0 +1,177 @@
+// JetStream semantics of an accepted request: 200 only after every event is stored, resent messageIds
+// stored once, and a retryable 503/429 with Retry-After whenever JetStream cannot take the events.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { classifyPublishError } from '../../gateway/publish.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import { GatewayHarness, OTHER_KEY, WRITE_KEY } from './harness.js';
+
+let nats: NatsServer;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+});
+afterAll(async () => {
+  await nats.dispose();
+});
+afterEach(async () => {
+  await h?.close();
+});
+
+function events(n: number, pad = 0) {
+  return Array.from({ length: n }, (_, i) => ({
+    type: 'track',
+    userId: `u${i}`,
+    event: 'Ordered',
+    messageId: `msg-${i}`,
+    properties: { pad: 'x'.repeat(pad) },
+  }));
+}
+
+describe('deduplication', () => {
+  it('stores a resent batch once and still answers 200', async () => {
+    h = await GatewayHarness.start(nats);
+    const batch = events(5);
+    expect((await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY })).status).toBe(200);
+    expect((await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY })).status).toBe(200);
+    expect(await h.count()).toBe(5);
+    expect(await h.metric('dfn_gateway_events_duplicate_total', { source: 'web' })).toBe(5);
+  });
+
+  it('stores a resent single event once', async () => {
+    h = await GatewayHarness.start(nats);
+    const body = { userId: 'u', event: 'E', messageId: 'same' };
+    await h.post('/v1/track', body, { writeKey: WRITE_KEY });
+    await h.post('/v1/track', body, { writeKey: WRITE_KEY });
+    expect(await h.count()).toBe(1);
+  });
+
+  it('keeps events of two sources that reuse a messageId: dedupe is per source', async () => {
+    h = await GatewayHarness.start(nats);
+    await h.post('/v1/track', { userId: 'u', event: 'E', messageId: '1' }, { writeKey: WRITE_KEY });
+    await h.post('/v1/track', { userId: 'u', event: 'E', messageId: '1' }, { writeKey: OTHER_KEY });
+    expect((await h.stored()).map((s) => s.subject)).toEqual([
+      `${h.prefix}.events.web.track`,
+      `${h.prefix}.events.backend.track`,
+    ]);
+  });
+});
+
+describe('when JetStream cannot take the events', () => {
+  it('answers 429 GW_STREAM_FULL with Retry-After when the stream is full, and the resend completes it', async () => {
+    h = await GatewayHarness.start(nats, { streams: { eventsMaxBytes: 4096 } });
+    const batch = events(20, 200);
+    const full = await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY });
+    expect(full.status).toBe(429);
+    expect(full.headers.get('retry-after')).toBe('30');
+    expect(full.body.code).toBe('GW_STREAM_FULL');
+    expect(full.body.message).toMatch(/\d+ of 20 events not acknowledged/);
+    const storedBefore = await h.count();
+    expect(storedBefore).toBeGreaterThan(0);
+    expect(storedBefore).toBeLessThan(20);
+
+    // Room is made (consumers caught up, or the operator raised the limit); the client retries.
+    const jsm = await h.nc.jetstreamManager();
+    await jsm.streams.update(h.stream, { max_bytes: -1 });
+    const retried = await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY });
+    expect(retried.status).toBe(200);
+    expect((await h.stored()).map((s) => s.event.messageId).sort()).toEqual(
+      batch.map((e) => e.messageId).sort(),
+    );
+  });
+
+  it('answers 503 GW_STREAM_UNAVAILABLE with Retry-After when the stream does not exist', async () => {
+    h = await GatewayHarness.start(nats, { streams: false });
+    const res = await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(res.body.code).toBe('GW_STREAM_UNAVAILABLE');
+    expect(await h.metric('dfn_gateway_publish_failures_total', { reason: 'GW_STREAM_UNAVAILABLE' })).toBe(1);
+  });
+
+  it('answers 503 GW_OVERLOADED when a request would exceed the in-flight limit', async () => {
+    h = await GatewayHarness.start(nats, { gateway: { maxInFlightEvents: 3 } });
+    const res = await h.post('/v1/batch', { batch: events(4) }, { writeKey: WRITE_KEY });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(res.body.code).toBe('GW_OVERLOADED');
+    expect(await h.count()).toBe(0);
+  });
+});
+
+describe('nats-server outage', () => {
+  it('answers 503 GW_NATS_UNAVAILABLE while NATS is down, turns unready, and recovers after restart', async () => {
+    const own = await NatsServer.start();
+    try {
+      h = await GatewayHarness.start(own, { streams: { storage: 'file' } });
+      expect((await h.get('/readyz')).status).toBe(200);
+
+      await own.stop();
+      const ready = await waitFor(async () => ((await h.get('/readyz')).status === 503 ? true : undefined));
+      expect(ready).toBe(true);
+      const down = await h.post(
+        '/v1/track',
+        { userId: 'u', event: 'E', messageId: 'during' },
+        { writeKey: WRITE_KEY },
+      );
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('5');
+      expect(down.body.code).toBe('GW_NATS_UNAVAILABLE');
+      expect((await h.get('/readyz')).body).toMatchObject({ status: 'not ready', nats: 'disconnected' });
+      expect((await h.get('/healthz')).status).toBe(200);
+
+      await own.restart();
+      await waitFor(async () => ((await h.get('/readyz')).status === 200 ? true : undefined));
+      const up = await h.post(
+        '/v1/track',
+        { userId: 'u', event: 'E', messageId: 'during' },
+        { writeKey: WRITE_KEY },
+      );
+      expect(up.status).toBe(200);
+      const nc = await own.connect();
+      const jsm = await nc.jetstreamManager();
+      expect((await jsm.streams.info(h.stream)).state.messages).toBe(1);
+      await nc.close();
+    } finally {
+      await h.close().catch(() => {});
+      await own.dispose();
+    }
+  });
+});
+
+describe('classifyPublishError', () => {
+  it.each([
+    [{ code: '503' }, 'GW_STREAM_UNAVAILABLE'],
+    [{ code: 'TIMEOUT' }, 'GW_PUBLISH_TIMEOUT'],
+    [{ code: 'CONNECTION_CLOSED' }, 'GW_NATS_UNAVAILABLE'],
+    [
+      { code: '503', api_error: { code: 503, err_code: 10077, description: 'maximum bytes exceeded' } },
+      'GW_STREAM_FULL',
+    ],
+    [
+      { code: '503', api_error: { code: 503, err_code: 10077, description: 'maximum messages exceeded' } },
+      'GW_STREAM_FULL',
+    ],
+    [
+      { code: '503', api_error: { code: 503, err_code: 10008, description: 'jetstream not enabled' } },
+      'GW_STREAM_UNAVAILABLE',
+    ],
+    [
+      { code: '400', api_error: { code: 400, err_code: 10003, description: 'bad request' } },
+      'GW_PUBLISH_FAILED',
+    ],
+    [new Error('surprise'), 'GW_PUBLISH_FAILED'],
+  ])('classifies %j as %s', (err, code) => {
+    expect(classifyPublishError(err)).toBe(code);
+  });
+});
+
+async function waitFor<T>(check: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = await check();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('condition not reached');
+}
