@@ -1,13 +1,15 @@
 // The gateway's NATS connection: established in the background and followed through reconnects, so
 // the HTTP side can answer at once (503, not a hang) while NATS is away and /readyz can tell the truth.
 
-import { connect, type JetStreamClient, type NatsConnection } from 'nats';
+import { connect, credsAuthenticator, type JetStreamClient, type NatsConnection } from 'nats';
 
 export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
 export interface NatsLinkOptions {
   /** One URL or several, comma-separated (a cluster's seed servers). */
   servers: string | string[];
+  /** Contents of a NATS .creds file (JWT + NKey seed), when the server requires it. */
+  creds?: Uint8Array;
   /** Connection name shown by the server (`nats server report connections`). */
   name?: string;
   /** Wait between reconnect attempts (ms). */
@@ -57,6 +59,7 @@ export class NatsLink {
           maxReconnectAttempts: -1,
           reconnectTimeWait: wait,
           timeout: Math.max(wait, 2000),
+          ...(this.options.creds ? { authenticator: credsAuthenticator(this.options.creds) } : {}),
         });
         if (this.closing) {
           await nc.close();

@@ -36,6 +36,8 @@ export interface GatewayOptions {
   writeKeysFile: string;
   /** NATS server URL(s), comma-separated. */
   natsUrl: string;
+  /** Contents of a NATS .creds file, when NATS requires authentication. */
+  natsCreds?: Uint8Array;
   /** JetStream prefix: events go to `<prefix>.events.<source>.<type>`. */
   prefix?: string;
   publishTimeoutMs?: number;
@@ -105,6 +107,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   let streamsEnsured = false;
   const link = new NatsLink({
     servers: options.natsUrl,
+    ...(options.natsCreds ? { creds: options.natsCreds } : {}),
     reconnectWaitMs: options.natsReconnectWaitMs ?? GATEWAY_DEFAULTS.natsReconnectWaitMs,
     onStateChange: (state, detail) => {
       metrics.natsConnected.set(state === 'connected' ? 1 : 0);
@@ -157,6 +160,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const gwErr = new GatewayError('GW_ROUTE_NOT_FOUND', `got ${req.method} ${req.url.split('?')[0]}`);
     requestState(req).code = gwErr.code;
     return reply.code(gwErr.statusCode).send(gwErr.toBody());
+  });
+
+  // While stopping, answers close their connection: a keep-alive socket would otherwise hold close()
+  // open until the client's idle timeout, and the client should reconnect to another replica anyway.
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) void reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (req, reply) => {

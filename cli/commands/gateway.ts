@@ -1,6 +1,7 @@
 // `dfn gateway`: runs the Segment-compatible HTTP gateway in the foreground, with JSON logs on stdout.
 // Every flag has an environment-variable fallback, so the same image runs from a Deployment's env.
 
+import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { topology } from '../../api/jetstream.js';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
@@ -11,6 +12,7 @@ interface GatewayFlags {
   port: number;
   host: string;
   natsUrl: string;
+  natsCreds?: string;
   writeKeys: string;
   prefix: string;
   publishTimeout: number;
@@ -76,7 +78,7 @@ invalid input (a batch lists rejected events and accepts the rest); 503 or 429 w
 Retry-After when events could not be stored: resend, messageIds make the retry safe.
 
 Write-keys file (--write-keys), re-read when it changes:
-${WRITE_KEYS_FORMAT.replace(/^/gm, '  ')}
+${WRITE_KEYS_FORMAT.replace(/^(?=.)/gm, '  ')}
 
 Events are published to the stream <PREFIX>_EVENTS under <prefix>.events.<source>.<type>.
 In a cluster the operator creates the streams; for local use pass --create-streams.
@@ -92,7 +94,7 @@ export function registerGatewayCommand(program: Command): void {
     .command('gateway')
     .summary("run the HTTP gateway: Segment's Tracking API into JetStream")
     .description(
-      "Run the gateway: accept events on Segment's HTTP Tracking API, check them as Segment does,\n" +
+      "Run the gateway: accept events on Segment's HTTP Tracking API, check them as Segment does, " +
         'and publish each to JetStream under its source and type. Logs are JSON lines on stdout.',
     )
     .addOption(
@@ -107,10 +109,18 @@ export function registerGatewayCommand(program: Command): void {
         .default(GATEWAY_DEFAULTS.host),
     )
     .addOption(
-      new Option('-n, --nats-url <urls>', 'NATS server URL, or several comma-separated (a cluster)')
-        .env('NATS_URL')
-        .default(GATEWAY_DEFAULTS.natsUrl)
+      new Option(
+        '-n, --nats-url <urls>',
+        'NATS server URL, or several comma-separated (a cluster); env NATS_URL also works',
+      )
+        .env('DFN_NATS_URL')
+        .default(process.env.NATS_URL || GATEWAY_DEFAULTS.natsUrl)
         .argParser(natsUrls),
+    )
+    .addOption(
+      new Option('--nats-creds <file>', 'NATS credentials (.creds) file, for a NATS with auth').env(
+        'NATS_CREDS',
+      ),
     )
     .addOption(
       new Option(
@@ -122,7 +132,7 @@ export function registerGatewayCommand(program: Command): void {
     )
     .addOption(
       new Option('--prefix <prefix>', 'JetStream prefix: subject stem and stream-name stem of this install')
-        .env('DFN_JETSTREAM_PREFIX')
+        .env('DFN_PREFIX')
         .default(GATEWAY_DEFAULTS.prefix)
         .argParser(prefix),
     )
@@ -160,11 +170,21 @@ export function registerGatewayCommand(program: Command): void {
 }
 
 async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
+  let natsCreds: Uint8Array | undefined;
+  if (flags.natsCreds) {
+    try {
+      natsCreds = new Uint8Array(readFileSync(flags.natsCreds));
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      cmd.error(`dfn gateway: cannot read --nats-creds ${flags.natsCreds}: ${reason}`, { exitCode: 2 });
+    }
+  }
   let gateway: Gateway;
   try {
     gateway = await createGateway({
       writeKeysFile: flags.writeKeys,
       natsUrl: flags.natsUrl,
+      ...(natsCreds ? { natsCreds } : {}),
       prefix: flags.prefix,
       publishTimeoutMs: flags.publishTimeout,
       maxInFlightEvents: flags.maxInFlight,

@@ -1,0 +1,218 @@
+// `dfn gateway` as users run it (bin/dfn.js → dist/, so `npm run build` first): --help teaches every
+// flag, usage errors exit 2, flags fall back to env, logs are JSON lines, SIGTERM stops it cleanly.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../helpers/nats-server.js';
+import { freePort } from '../helpers/ports.js';
+import { basic } from './harness.js';
+
+const BIN = new URL('../../bin/dfn.js', import.meta.url).pathname;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function dfn(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
+      env: { ...cleanEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The environment without any DFN_/NATS_ variables of the machine running the tests. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('DFN_') && !k.startsWith('NATS_')) env[k] = v;
+  }
+  return env;
+}
+
+let dir: string;
+let keysFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dfn-gateway-cli-'));
+  keysFile = join(dir, 'write-keys.yaml');
+  writeFileSync(keysFile, 'cli_key_1: web\n');
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('dfn gateway --help', () => {
+  it('explains every flag with its env variable, the endpoints, the write-keys format and an example', async () => {
+    const run = await dfn(['gateway', '--help']);
+    expect(run.code).toBe(0);
+    for (const text of [
+      '--port',
+      'DFN_GATEWAY_PORT',
+      '--host',
+      '--nats-url',
+      'DFN_NATS_URL',
+      '--nats-creds',
+      '--write-keys',
+      'DFN_WRITE_KEYS_FILE',
+      '--prefix',
+      '--publish-timeout',
+      '--create-streams',
+      '/v1/batch',
+      '/readyz',
+      'Basic-auth username',
+      'mapping of write key to source name',
+      'Retry-After',
+      'curl',
+    ]) {
+      expect(run.stdout).toContain(text);
+    }
+  });
+
+  it('is listed in dfn --help', async () => {
+    const run = await dfn(['--help']);
+    expect(run.stdout).toMatch(/gateway .*Tracking API/);
+  });
+});
+
+describe('usage errors exit 2 with a message', () => {
+  it.each([
+    [['gateway'], /--write-keys/],
+    [['gateway', '-w', 'KEYS', '--port', '70000'], /port must be a whole number from 0 to 65535/],
+    [['gateway', '-w', 'KEYS', '--port', 'http'], /port must be a whole number/],
+    [['gateway', '-w', 'KEYS', '--prefix', 'a.b'], /invalid JetStream prefix/],
+    [['gateway', '-w', 'KEYS', '--nats-url', 'http://x:4222'], /not a NATS URL/],
+    [['gateway', '-w', 'KEYS', '--log-level', 'loud'], /log-level/],
+    [['gateway', '-w', 'KEYS', '--publish-timeout', '5'], /publish timeout must be a whole number from 100/],
+    [['gateway', '-w', '/nonexistent/keys.yaml'], /write-keys file \/nonexistent\/keys.yaml: no such file/],
+    [['gateway', '-w', 'KEYS', '--nats-creds', '/nonexistent.creds'], /cannot read --nats-creds/],
+  ])('dfn %j', async (args, message) => {
+    const run = await dfn(args.map((a) => (a === 'KEYS' ? keysFile : a)));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+
+  it('rejects an invalid write-keys file at start-up, naming the problem', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'k: "not a subject*"\n');
+    const run = await dfn(['gateway', '-w', bad]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('cannot be used in a NATS subject');
+  });
+
+  it('applies the same checks to env values', async () => {
+    const run = await dfn(['gateway'], { DFN_WRITE_KEYS_FILE: keysFile, DFN_GATEWAY_PORT: '-1' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/port must be/);
+  });
+});
+
+describe('running', () => {
+  let nats: NatsServer;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+  });
+  afterAll(async () => {
+    await nats.dispose();
+  });
+
+  it('starts from env settings, accepts events, logs JSON lines without secrets, and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      ['--no-node-snapshot', BIN, 'gateway', '--host', '127.0.0.1', '--create-streams'],
+      {
+        env: {
+          ...cleanEnv(),
+          DFN_GATEWAY_PORT: String(port),
+          DFN_WRITE_KEYS_FILE: keysFile,
+          DFN_NATS_URL: nats.url,
+          DFN_PREFIX: 'clitest',
+          DFN_LOG_LEVEL: 'debug',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const logs = collectLines(child);
+    try {
+      await logs.waitFor((l) => l.msg === 'JetStream streams ready');
+      await logs.waitFor((l) => l.msg === 'gateway started');
+
+      const res = await fetch(`http://127.0.0.1:${port}/v1/track`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: basic('cli_key_1') },
+        body: JSON.stringify({ userId: 'u', event: 'From the CLI' }),
+      });
+      expect(res.status).toBe(200);
+      const nc = await nats.connect();
+      const info = await (await nc.jetstreamManager()).streams.info('CLITEST_EVENTS');
+      expect(info.state.messages).toBe(1);
+      await nc.close();
+
+      const line = await logs.waitFor((l) => l.url === '/v1/track');
+      expect(line).toMatchObject({ status: 200, source: 'web', accepted: 1, msg: 'request completed' });
+
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(logs.lines.some((l) => l.msg === 'shutting down: finishing in-flight requests')).toBe(true);
+      expect(logs.raw()).not.toContain('cli_key_1');
+      expect(logs.raw()).not.toContain(basic('cli_key_1'));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+function collectLines(child: ChildProcess) {
+  const lines: Array<Record<string, unknown>> = [];
+  let raw = '';
+  let buffer = '';
+  const waiters: Array<() => void> = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    raw += d;
+    buffer += d;
+    let nl = buffer.indexOf('\n');
+    while (nl >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      // Every stdout line must be JSON: that is the log format's promise.
+      lines.push(JSON.parse(line));
+      nl = buffer.indexOf('\n');
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    raw += d;
+  });
+  return {
+    lines,
+    raw: () => raw,
+    async waitFor(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+      for (let i = 0; i < 300; i++) {
+        const found = lines.find(match);
+        if (found) return found;
+        if (child.exitCode !== null) break;
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+      throw new Error(`log line not seen; output so far:\n${raw}`);
+    },
+  };
+}
