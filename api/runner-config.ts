@@ -442,7 +442,11 @@ export const RunnerConfigSchema = z
       }
     }
     // A batch can only fill if the replica may hold that many events at once.
-    if (c.batching.enabled && c.batching.maxSize > c.limits.concurrency) {
+    if (
+      c.batching.enabled &&
+      c.batching.maxSize <= MAX_BATCH_SIZE &&
+      c.batching.maxSize > c.limits.concurrency
+    ) {
       ctx.addIssue({
         code: 'custom',
         path: ['limits', 'concurrency'],
@@ -512,6 +516,31 @@ function knownFields(path: readonly PropertyKey[]): string[] {
   return Object.keys(node?.properties ?? {});
 }
 
+/** Edit distance, for "did you mean" (field names are short, so the quadratic table is nothing). */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+function closest(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = distance(lower, name.toLowerCase());
+    if (d <= Math.max(1, Math.floor(name.length / 4)) && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
 function formatPath(path: readonly PropertyKey[]): string {
   return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
 }
@@ -556,7 +585,7 @@ function toConfigIssues(file: string, error: z.ZodError): ConfigIssue[] {
     if (issue.code === 'unrecognized_keys') {
       const known = knownFields(issue.path);
       for (const key of issue.keys) {
-        const suggestion = known.find((k) => k.toLowerCase() === key.toLowerCase());
+        const suggestion = closest(key, known);
         issues.push({
           file,
           path: formatPath([...issue.path, key]),

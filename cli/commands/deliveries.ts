@@ -1,0 +1,113 @@
+// `dfn deliveries <namespace>/<instance>`: an instance's recent failed deliveries, newest first, with the
+// error, the function's logs and its request traces; read straight from the deliveries stream in NATS.
+
+import { type Command, InvalidArgumentError } from 'commander';
+import { type DeliveryRecord, deadLetterSubject, type InstanceRef, topology } from '../../api/jetstream.js';
+import { ERROR_TYPES } from '../../api/outcome.js';
+import { readDeliveryRecords } from '../../runner/delivery-records.js';
+import { countSubject } from '../../runner/stream-reader.js';
+import { addNatsOptions, connectForCli, type NatsFlags, parseInstanceRef, runCli } from './nats-options.js';
+
+interface DeliveriesFlags extends NatsFlags {
+  limit: number;
+  messageId?: string;
+  json?: boolean;
+}
+
+const DISPOSITION_TEXT: Record<DeliveryRecord['disposition'], string> = {
+  retry: 'will be retried',
+  discard: 'discarded',
+  'dead-letter': 'dead-lettered',
+};
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('must be a whole number of at least 1.');
+  return n;
+}
+
+export function formatDeliveryRecord(r: DeliveryRecord): string {
+  const label = ERROR_TYPES[r.errorType]?.label ?? r.errorType;
+  const what = r.eventName ? `${r.eventType} "${r.eventName}"` : r.eventType;
+  const lines = [
+    `${r.at}  ${label}  ${DISPOSITION_TEXT[r.disposition] ?? r.disposition}${r.nextAttemptAt ? ` (next attempt ${r.nextAttemptAt})` : ''}`,
+    `  event     ${what}, messageId ${r.messageId ?? '(none)'}${r.batch ? ', in an onBatch call' : ''}`,
+    `  error     ${r.message}`,
+    `  attempt   ${r.attempt} of ${r.maxAttempts}, ${r.durationMs} ms, revision ${r.revision}, replica ${r.replica}`,
+  ];
+  if (r.logs.length) {
+    lines.push('  logs');
+    for (const log of r.logs) lines.push(...log.split('\n').map((l) => `    ${l}`));
+  }
+  if (r.requests.length) {
+    lines.push('  requests');
+    for (const q of r.requests) {
+      const result = q.status ? String(q.status) : `failed${q.error ? `: ${q.error}` : ''}`;
+      lines.push(`    ${q.method} ${q.url} → ${result} (${q.durationMs} ms)`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function registerDeliveriesCommand(program: Command): void {
+  const command = program
+    .command('deliveries')
+    .description("Show a FunctionInstance's recent failed deliveries: error, logs and request traces.")
+    .argument('<namespace/instance>', 'the FunctionInstance, e.g. default/slack-alerts', parseInstanceRef)
+    .option('-n, --limit <n>', 'show at most this many, newest first', positiveInt, 20)
+    .option('--message-id <id>', "only the attempts of this event's messageId")
+    .option('--json', 'print the records as a JSON array');
+  addNatsOptions(command)
+    .addHelpText(
+      'after',
+      `
+Each failed attempt of an event is one record: retried, discarded (Bad Request, Message
+Rejected, Unsupported Event Type, Invalid Settings) or dead-lettered after the last attempt.
+Records are kept per instance in NATS (the most recent 200 by default); sensitive settings
+are redacted. Dead-lettered events can be sent again with \`dfn replay\`.
+
+Exit status: 0 shown (even if none), 1 NATS unreachable, 2 usage error.
+
+Examples:
+  dfn deliveries default/slack-alerts
+  dfn deliveries default/slack-alerts --message-id ajs-6f1c --json
+  DFN_NATS_URL=nats://nats.dfn-system:4222 dfn deliveries shop/orders-to-crm -n 5`,
+    )
+    .action((ref: InstanceRef, flags: DeliveriesFlags) =>
+      runCli('deliveries', async () => {
+        const nc = await connectForCli(flags);
+        try {
+          const t = topology(flags.prefix);
+          const js = nc.jetstream();
+          const jsm = await nc.jetstreamManager();
+          let records = await readDeliveryRecords(js, jsm, t, ref);
+          if (flags.messageId) records = records.filter((r) => r.messageId === flags.messageId);
+          const shown = records.slice(0, flags.limit);
+          if (flags.json) {
+            process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+            return 0;
+          }
+          const dead = await countSubject(jsm, t.deadLetterStream, deadLetterSubject(t, ref)).catch(() => 0);
+          const name = `${ref.namespace}/${ref.name}`;
+          if (shown.length === 0) {
+            process.stdout.write(
+              `No failed deliveries recorded for ${name}${flags.messageId ? ` with messageId ${flags.messageId}` : ''}.\n`,
+            );
+          } else {
+            process.stdout.write(
+              `Failed deliveries of ${name}, newest first (${shown.length} of ${records.length}):\n\n` +
+                `${shown.map(formatDeliveryRecord).join('\n\n')}\n`,
+            );
+          }
+          if (dead > 0) {
+            process.stdout.write(
+              `\n${dead} event${dead === 1 ? ' is' : 's are'} dead-lettered: \`dfn replay ${name}\` sends ${dead === 1 ? 'it' : 'them'} again.\n`,
+            );
+          }
+          return 0;
+        } finally {
+          await nc.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,85 @@
+// Pulls from the instance's durable consumer only as many messages as this replica has room for, so events
+// never wait in a client buffer (burning ack_wait) and replicas share the consumer's max_ack_pending fairly.
+
+import type { Consumer, ConsumerMessages, JsMsg } from 'nats';
+import type { InFlight } from './in-flight.js';
+import type { Logger } from './log.js';
+
+export interface ConsumerLoopOptions {
+  /** Long-poll time of one pull request (ms, at least 1000). */
+  expiresMs: number;
+  /** Free slots needed before pulling again: avoids a round trip per settled event. */
+  minRoom: number;
+}
+
+export class ConsumerLoop {
+  private stopping = false;
+  private current: ConsumerMessages | undefined;
+  private running: Promise<void> | undefined;
+  private wakeSleep: (() => void) | undefined;
+  /** False after a failed pull, until a pull works again (readiness). */
+  healthy = true;
+
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly inFlight: InFlight,
+    private readonly onMessage: (msg: JsMsg) => void,
+    private readonly log: Logger,
+    private readonly options: ConsumerLoopOptions,
+  ) {}
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Stops pulling; messages already on their way are still handed to onMessage. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.current?.stop();
+    this.inFlight.wake();
+    this.wakeSleep?.();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      await this.inFlight.waitForRoom(this.options.minRoom);
+      if (this.stopping) break;
+      try {
+        const messages = await this.consumer.fetch({
+          max_messages: this.inFlight.free,
+          expires: this.options.expiresMs,
+        });
+        this.current = messages;
+        if (this.stopping) messages.stop();
+        for await (const msg of messages) this.onMessage(msg);
+        if (failures > 0)
+          this.log.info('pulling from the consumer again', { after: `${failures} failed pulls` });
+        failures = 0;
+        this.healthy = true;
+      } catch (err) {
+        if (this.stopping) break;
+        failures++;
+        this.healthy = false;
+        // The first failure and then every tenth: a NATS outage should not flood the logs.
+        if (failures === 1 || failures % 10 === 0) {
+          this.log.warn('pull from the consumer failed; retrying', { failures, error: err });
+        }
+        await this.sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      } finally {
+        this.current = undefined;
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeSleep = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,361 @@
+// One FunctionInstance's runner: the function loaded in its sandbox, consuming the instance's durable
+// consumer (filter → invoke → outcome), with stats, lease keeping and a graceful stop. main.ts runs it.
+
+import { hostname } from 'node:os';
+import type { Consumer, JetStreamClient, JsMsg, NatsConnection } from 'nats';
+import type { SegmentEvent } from '../api/events.js';
+import {
+  consumerName,
+  ensureInstanceConsumer,
+  ensureStreams,
+  type InstanceRef,
+  topology as makeTopology,
+  type Topology,
+} from '../api/jetstream.js';
+import type { LoadedRunnerConfig } from './config-loader.js';
+import { ConsumerLoop } from './consumer-loop.js';
+import { DeliveryRecorder } from './delivery-records.js';
+import { compileEventFilter, type EventFilter } from './filters.js';
+import { InFlight } from './in-flight.js';
+import { Invoker } from './invoker.js';
+import type { Logger } from './log.js';
+import { connectNats } from './nats-connection.js';
+import { OutcomeHandler } from './outcome-handler.js';
+import { createRedactor } from './redact.js';
+import { RetrySchedule } from './retry-schedule.js';
+import { loadFunction } from './sandbox/index.js';
+import type { FunctionSandbox, SandboxLimits } from './sandbox/types.js';
+import { type Gauges, Stats, StatsPublisher } from './stats.js';
+
+export type RunnerState =
+  | 'loaded'
+  | 'connecting'
+  | 'waiting-for-consumer'
+  | 'consuming'
+  | 'stopping'
+  | 'stopped';
+
+/** How long one pull request waits for messages; short enough that a stop never waits long on it. */
+const PULL_EXPIRES_MS = 5000;
+
+export function defaultReplicaName(): string {
+  return process.env.DFN_REPLICA || process.env.POD_NAME || process.env.HOSTNAME || hostname();
+}
+
+export interface RunnerOptions {
+  replica?: string;
+  log: Logger;
+}
+
+export class Runner {
+  state: RunnerState = 'loaded';
+  readonly instance: InstanceRef;
+  readonly replica: string;
+  readonly topology: Topology;
+  readonly consumerName: string;
+  readonly stats: Stats;
+  private nc: NatsConnection | undefined;
+  private js: JetStreamClient | undefined;
+  private loop: ConsumerLoop | undefined;
+  private inFlight: InFlight | undefined;
+  private outcomes: OutcomeHandler | undefined;
+  private invoker: Invoker | undefined;
+  private records: DeliveryRecorder | undefined;
+  private publisher: StatsPublisher | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly filter: EventFilter;
+  private readonly decoder = new TextDecoder();
+  private readonly abort = new AbortController();
+  private natsConnected = false;
+
+  private constructor(
+    readonly loaded: LoadedRunnerConfig,
+    private readonly sandbox: FunctionSandbox,
+    private readonly log: Logger,
+    replica: string,
+  ) {
+    const { config } = loaded;
+    this.instance = { namespace: config.instance.namespace, name: config.instance.name };
+    this.replica = replica;
+    const base = makeTopology(config.nats.prefix);
+    this.topology = config.nats.stream ? { ...base, eventsStream: config.nats.stream } : base;
+    this.consumerName = config.nats.consumer ?? consumerName(this.instance);
+    this.stats = new Stats({ instance: this.instance, replica, revision: config.function.revision });
+    this.filter = compileEventFilter(config.filters, config.dataControl, config.instance.name);
+  }
+
+  /** Loads the function into its sandbox; a FunctionLoadError means bad code, before anything is consumed. */
+  static async load(loaded: LoadedRunnerConfig, options: RunnerOptions): Promise<Runner> {
+    const { config } = loaded;
+    const limits: Partial<SandboxLimits> = {};
+    for (const key of [
+      'timeoutMs',
+      'memoryMb',
+      'logBytes',
+      'fetchTimeoutMs',
+      'fetchMaxResponseBytes',
+      'cacheEntries',
+      'cacheBytes',
+    ] as const) {
+      const value = config.limits[key];
+      if (value !== undefined) limits[key] = value;
+    }
+    const sandbox = await loadFunction(loaded.source, {
+      settings: loaded.settings,
+      sensitiveValues: loaded.sensitiveValues,
+      allowPrivateNetwork: config.network.allowPrivateNetwork,
+      limits,
+      filename: 'function.js',
+    });
+    const replica = options.replica ?? defaultReplicaName();
+    return new Runner(loaded, sandbox, options.log.child({ replica }), replica);
+  }
+
+  get handlers(): ReadonlySet<string> {
+    return this.sandbox.handlers;
+  }
+
+  /** Ready means pulling: connected, consumer found, not stopping, last pull fine. */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.state !== 'consuming') return { ready: false, reason: this.state };
+    if (!this.natsConnected) return { ready: false, reason: 'NATS disconnected' };
+    if (this.loop && !this.loop.healthy) return { ready: false, reason: 'pulls from the consumer failing' };
+    return { ready: true, reason: 'consuming' };
+  }
+
+  gauges(): Gauges {
+    return {
+      inFlight: this.inFlight?.size ?? 0,
+      natsConnected: this.natsConnected,
+      ready: this.readiness().ready,
+      sandboxRebuilds: this.sandbox.rebuilds,
+    };
+  }
+
+  /** Connects, finds (or creates) the consumer, and starts consuming. Throws NatsUnreachableError. */
+  async start(): Promise<void> {
+    const { config } = this.loaded;
+    this.state = 'connecting';
+    const nc = await connectNats(
+      {
+        servers: config.nats.url,
+        auth: this.loaded.natsAuth,
+        name: `dfn-runner ${this.instance.namespace}/${this.instance.name} ${this.replica}`,
+        connectTimeoutMs: config.nats.connectTimeoutMs,
+      },
+      this.log,
+      this.abort.signal,
+    );
+    this.nc = nc;
+    if (this.abort.signal.aborted) return; // stop() came while connecting; it closes nc
+    this.natsConnected = true;
+    this.watchConnection(nc);
+    this.log.info('connected to NATS', { server: nc.getServer() });
+    const jsm = await nc.jetstreamManager({ timeout: 10_000 }).catch((err) => {
+      throw new Error(
+        `NATS at ${nc.getServer()} has no JetStream (start nats-server with -js): ${err.message}`,
+      );
+    });
+    this.js = nc.jetstream();
+
+    if (config.nats.ensureTopology) {
+      await ensureStreams(jsm, this.topology);
+      await ensureInstanceConsumer(jsm, this.topology, {
+        ...this.instance,
+        source: config.instance.source,
+        eventTypes: config.filters.eventTypes,
+        maxAckPending: config.consumer.maxAckPending,
+        ackWaitMs: config.consumer.ackWaitMs,
+      });
+    }
+    const consumer = await this.waitForConsumer();
+    if (!consumer) return; // stopped while waiting
+    const info = await consumer.info(true);
+    const maxAckPending = info.config.max_ack_pending ?? -1;
+    const capacity = Math.max(
+      1,
+      maxAckPending > 0 ? Math.min(config.limits.concurrency, maxAckPending) : config.limits.concurrency,
+    );
+    const ackWaitMs = Math.max(1000, Math.round((info.config.ack_wait ?? 30e9) / 1e6));
+    if (capacity < config.limits.concurrency) {
+      this.log.warn("limits.concurrency is above the consumer's max_ack_pending; holding fewer events", {
+        concurrency: config.limits.concurrency,
+        maxAckPending,
+      });
+    }
+
+    const inFlight = new InFlight(capacity);
+    this.inFlight = inFlight;
+    const schedule = new RetrySchedule(config.retry);
+    const identity = { instance: this.instance, replica: this.replica, revision: config.function.revision };
+    this.records = new DeliveryRecorder(
+      this.js,
+      this.topology,
+      identity,
+      createRedactor(this.loaded.sensitiveValues),
+      this.log,
+    );
+    this.outcomes = new OutcomeHandler({
+      js: this.js,
+      topology: this.topology,
+      identity,
+      schedule,
+      stats: this.stats,
+      inFlight,
+      records: this.records,
+      log: this.log,
+    });
+    this.invoker = new Invoker(this.sandbox, this.outcomes, this.stats, config.batching);
+    if (config.batching.enabled && !this.invoker.batching) {
+      this.log.warn('batching.enabled is set but the function defines no onBatch: using its single handlers');
+    }
+
+    // With batching, a batch must be able to fill while the next pull waits for room.
+    const minRoom = this.invoker.batching
+      ? Math.max(1, Math.min(Math.floor(capacity / 4), capacity - config.batching.maxSize + 1))
+      : Math.max(1, Math.min(Math.floor(capacity / 4), 64));
+    this.loop = new ConsumerLoop(consumer, inFlight, (msg) => this.receive(msg), this.log, {
+      expiresMs: PULL_EXPIRES_MS,
+      minRoom,
+    });
+    this.publisher = new StatsPublisher(nc, this.topology, this.stats, () => inFlight.size);
+    this.publisher.start(config.stats.intervalMs);
+    this.startLeaseKeeper(ackWaitMs);
+    this.state = 'consuming';
+    this.loop.start();
+    this.log.info('consuming', {
+      stream: this.topology.eventsStream,
+      consumer: this.consumerName,
+      capacity,
+      ackWaitMs,
+      batching: this.invoker.batching ? config.batching : false,
+      maxAttempts: config.retry.maxAttempts,
+    });
+  }
+
+  /** One message from the consumer: decode, filter, then hold it until its outcome is known. */
+  private receive(msg: JsMsg): void {
+    this.stats.counters.received++;
+    let event: SegmentEvent;
+    try {
+      event = JSON.parse(this.decoder.decode(msg.data));
+    } catch (err) {
+      this.outcomes!.rejected(msg, `payload is not valid JSON: ${(err as Error).message}`);
+      return;
+    }
+    if (
+      event === null ||
+      typeof event !== 'object' ||
+      Array.isArray(event) ||
+      typeof event.type !== 'string'
+    ) {
+      this.outcomes!.rejected(msg, 'payload is not a Segment event (a JSON object with a string "type")');
+      return;
+    }
+    const verdict = this.filter(event);
+    if (!verdict.pass) {
+      this.outcomes!.filtered(msg);
+      return;
+    }
+    this.invoker!.submit(this.inFlight!.add(msg, verdict.event));
+  }
+
+  private async waitForConsumer(): Promise<Consumer | undefined> {
+    this.state = 'waiting-for-consumer';
+    let lastLog = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        return await this.js!.consumers.get(this.topology.eventsStream, this.consumerName);
+      } catch (err) {
+        if (Date.now() - lastLog > 30_000) {
+          lastLog = Date.now();
+          this.log.warn(
+            'waiting for the consumer to exist (the operator creates it; or set nats.ensureTopology: true)',
+            {
+              stream: this.topology.eventsStream,
+              consumer: this.consumerName,
+              error: err,
+            },
+          );
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    return undefined;
+  }
+
+  /** Events held longer than a third of ack_wait get working(), so long batches and calls are not redelivered. */
+  private startLeaseKeeper(ackWaitMs: number): void {
+    const threshold = Math.floor(ackWaitMs / 3);
+    this.leaseTimer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const held of this.inFlight!) {
+          if (now - held.leaseAt < threshold) continue;
+          held.leaseAt = now;
+          try {
+            held.msg.working();
+          } catch {
+            // Disconnected: the message may be redelivered, which at-least-once allows.
+          }
+        }
+      },
+      Math.max(100, Math.floor(ackWaitMs / 6)),
+    );
+    this.leaseTimer.unref();
+  }
+
+  private watchConnection(nc: NatsConnection): void {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') {
+          this.natsConnected = false;
+          this.log.warn('disconnected from NATS; reconnecting', { server: String(s.data) });
+        } else if (s.type === 'reconnect') {
+          this.natsConnected = true;
+          this.log.info('reconnected to NATS', { server: String(s.data) });
+        }
+      }
+    })().catch(() => {});
+  }
+
+  /**
+   * Graceful stop: no more pulls, waiting batches flushed, in-flight events finished within the grace
+   * period (the rest handed back to NATS), records and stats flushed, connection drained.
+   */
+  async stop(gracePeriodMs = this.loaded.config.shutdown.gracePeriodMs): Promise<{ released: number }> {
+    if (this.state === 'stopped' || this.state === 'stopping') return { released: 0 };
+    const wasConsuming = this.state === 'consuming';
+    this.state = 'stopping';
+    this.abort.abort();
+    const releasedBefore = this.stats.counters.released;
+    if (wasConsuming) {
+      await this.loop!.stop();
+      this.invoker!.flushBatches();
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        this.inFlight!.waitForEmpty().then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), gracePeriodMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!finished) {
+        const left = [...this.inFlight!];
+        this.log.warn('grace period over: handing unfinished events back to NATS', { events: left.length });
+        for (const held of left) this.outcomes!.release(held);
+      }
+      clearInterval(this.leaseTimer);
+      await this.records!.flush(2000);
+      await this.publisher!.stop();
+    }
+    if (this.nc && !this.nc.isClosed()) {
+      // drain() flushes the acks still buffered; bounded, since a dead server would hold it forever.
+      await Promise.race([this.nc.drain().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+      if (!this.nc.isClosed()) await this.nc.close().catch(() => {});
+    }
+    this.sandbox.dispose();
+    this.state = 'stopped';
+    return { released: this.stats.counters.released - releasedBefore };
+  }
+}

@@ -1,0 +1,285 @@
+// Each outcome's effect on JetStream, end to end: a real runner process, a real nats-server, and a real
+// HTTP destination. Success acks; discards term with a record; retries follow the schedule, then dead-letter.
+
+import type { NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consumerName, eventSubject, type InstanceRef } from '../../api/jetstream.js';
+import { readDeadLetters } from '../../runner/dead-letters.js';
+import { readDeliveryRecords } from '../../runner/delivery-records.js';
+import { Destination } from '../helpers/destination.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import {
+  consumerState,
+  type Fixture,
+  fixture,
+  prepareTopology,
+  publish,
+  RunnerProcess,
+  removeDir,
+  runDfn,
+  TEST_INSTANCE,
+  track,
+  waitFor,
+  watchStats,
+  writeConfigDir,
+} from './harness.js';
+
+const FUNCTION = `
+async function onTrack(event, settings) {
+  const mode = event.properties.mode;
+  console.log('delivering ' + event.messageId + ' with key ' + settings.apiKey);
+  if (mode === 'hang') await new Promise(() => {});
+  const res = await fetch(settings.url + '/track', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + settings.apiKey },
+    body: JSON.stringify(event),
+  });
+  if (mode === 'bad') throw new Error('cannot map event with key ' + settings.apiKey);
+  if (mode === 'invalid') throw new ValidationError('properties.email is required');
+  if (res.status === 429 || res.status >= 500) throw new RetryError('destination answered ' + res.status);
+}
+`;
+
+const SECRET = 'sk_live_very_secret_42';
+
+describe('outcomes on JetStream', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let f: Fixture;
+  let dest: Destination;
+  let runner: RunnerProcess;
+  let dir: string;
+  let stats: ReturnType<typeof watchStats>;
+  /** messageIds the destination answers 503 for, until removed. */
+  const down = new Set<string>();
+  let deadLetteredId = '';
+
+  const requestsFor = (id: string) =>
+    dest.requests.filter((r) => r.url === '/track' && r.json().messageId === id);
+  const recordsFor = async (id: string) =>
+    (await readDeliveryRecords(f.js, f.jsm, f.t, TEST_INSTANCE)).filter((r) => r.messageId === id);
+  const settledAll = async () => {
+    const s = await consumerState(f, consumerName(TEST_INSTANCE));
+    return s.pending === 0 && s.ackPending === 0;
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    nc = await nats.connect();
+    f = await fixture(nc);
+    dest = await Destination.start();
+    dest.respond = (req) =>
+      down.has(req.json().messageId) ? { status: 503, body: { error: 'unavailable' } } : undefined;
+    await prepareTopology(f);
+    stats = watchStats(f);
+    dir = writeConfigDir({
+      natsUrl: nats.url,
+      functionSource: FUNCTION,
+      settings: { url: dest.url },
+      secrets: { apiKey: SECRET },
+      config: { retry: { maxAttempts: 3, delaysMs: [300, 600], jitter: 0 }, limits: { timeoutMs: 1000 } },
+    });
+    runner = RunnerProcess.start(dir);
+    await runner.consuming();
+  });
+
+  afterAll(async () => {
+    await runner?.dispose();
+    stats?.stop();
+    await nc?.close();
+    await dest?.close();
+    await nats?.dispose();
+    if (dir) removeDir(dir);
+  });
+
+  it('acknowledges a delivered event once the function succeeded', async () => {
+    const before = stats.latest()?.counters.delivered ?? 0;
+    const event = track({ mode: 'ok', total: 10 });
+    await publish(f, [event]);
+    await waitFor('the delivery', () => requestsFor(event.messageId!).length === 1);
+    await waitFor('the ack', settledAll);
+    await waitFor('stats to count it', () => (stats.latest()?.counters.delivered ?? 0) > before);
+    expect(requestsFor(event.messageId!)[0]!.headers.authorization).toBe(`Bearer ${SECRET}`);
+  });
+
+  it('terminates a Bad Request without retrying it and records logs and traces with secrets redacted', async () => {
+    const event = track({ mode: 'bad' });
+    await publish(f, [event]);
+    const [record] = await waitFor('the delivery record', async () => {
+      const r = await recordsFor(event.messageId!);
+      return r.length ? r : undefined;
+    });
+    await waitFor('the term', settledAll);
+    expect(requestsFor(event.messageId!)).toHaveLength(1);
+    expect(record).toMatchObject({
+      instance: TEST_INSTANCE,
+      revision: 'rev-1',
+      eventType: 'track',
+      eventName: 'Order Completed',
+      disposition: 'discard',
+      errorType: 'BadRequest',
+      attempt: 1,
+      maxAttempts: 3,
+      batch: false,
+    });
+    expect(record!.message).toContain('cannot map event with key');
+    expect(record!.logs.join('\n')).toContain(`delivering ${event.messageId}`);
+    expect(record!.requests).toHaveLength(1);
+    expect(record!.requests[0]).toMatchObject({ method: 'POST', url: `${dest.url}/track`, status: 200 });
+    expect(JSON.stringify(record)).not.toContain(SECRET);
+  });
+
+  it('terminates a ValidationError as Message Rejected', async () => {
+    const event = track({ mode: 'invalid' });
+    await publish(f, [event]);
+    const [record] = await waitFor('the record', async () => {
+      const r = await recordsFor(event.messageId!);
+      return r.length ? r : undefined;
+    });
+    expect(record).toMatchObject({
+      disposition: 'discard',
+      errorType: 'MessageRejected',
+      message: 'properties.email is required',
+    });
+    await waitFor('the term', settledAll);
+    expect(requestsFor(event.messageId!)).toHaveLength(1);
+  });
+
+  it('terminates an event type the function has no handler for as Unsupported Event Type', async () => {
+    const event = { type: 'identify', userId: 'u-9', messageId: `identify-${Date.now()}`, traits: {} };
+    await publish(f, [event]);
+    const [record] = await waitFor('the record', async () => {
+      const r = await recordsFor(event.messageId);
+      return r.length ? r : undefined;
+    });
+    expect(record).toMatchObject({
+      disposition: 'discard',
+      errorType: 'UnsupportedEventType',
+      eventType: 'identify',
+    });
+  });
+
+  it('terminates a payload that is not an event as Message Rejected', async () => {
+    await f.js.publish(eventSubject(f.t, 'web', 'track'), 'this is not json');
+    const record = await waitFor('the record', async () =>
+      (await readDeliveryRecords(f.js, f.jsm, f.t, TEST_INSTANCE)).find((r) => r.eventType === 'unknown'),
+    );
+    expect(record).toMatchObject({ disposition: 'discard', errorType: 'MessageRejected', messageId: null });
+    expect(record.message).toMatch(/not valid JSON/);
+    await waitFor('the term', settledAll);
+  });
+
+  it('retries a Timeout with a record naming it', async () => {
+    const event = track({ mode: 'hang' });
+    await publish(f, [event]);
+    const record = await waitFor('the retry record', async () =>
+      (await recordsFor(event.messageId!)).find((r) => r.attempt === 1),
+    );
+    expect(record).toMatchObject({ disposition: 'retry', errorType: 'Timeout', attempt: 1 });
+    expect(Date.parse(record.nextAttemptAt!)).toBeGreaterThan(Date.parse(record.at) - 1);
+  });
+
+  it('retries on the schedule, then dead-letters the full event after the last attempt', async () => {
+    const event = track({ mode: 'down', total: 99, nested: { a: [1, 2] } }, { context: { ip: '1.2.3.4' } });
+    down.add(event.messageId!);
+    await publish(f, [event]);
+    const dead = await waitFor(
+      'the dead letter',
+      async () => {
+        for await (const d of readDeadLetters(f.js, f.jsm, f.t, TEST_INSTANCE)) {
+          if (d.deadLetter.event.messageId === event.messageId) return d;
+        }
+        return undefined;
+      },
+      30_000,
+    );
+    deadLetteredId = event.messageId!;
+    const attempts = requestsFor(event.messageId!);
+    expect(attempts).toHaveLength(3);
+    expect(dead.deadLetter).toMatchObject({
+      instance: TEST_INSTANCE,
+      attempts: 3,
+      lastError: { errorType: 'Retry', message: 'destination answered 503' },
+      subject: 'dfn.events.web.track',
+    });
+    expect(dead.deadLetter.event).toEqual(event);
+    expect(Date.parse(dead.deadLetter.deadLetteredAt)).toBeGreaterThanOrEqual(
+      Date.parse(dead.deadLetter.publishedAt),
+    );
+
+    const records = await recordsFor(event.messageId!);
+    expect(records.map((r) => `${r.attempt}:${r.disposition}`).sort()).toEqual([
+      '1:retry',
+      '2:retry',
+      '3:dead-letter',
+    ]);
+    // The schedule: attempt 2 no sooner than 300 ms after attempt 1's failure, attempt 3 600 ms after attempt 2's.
+    const byAttempt = new Map(records.map((r) => [r.attempt, r]));
+    const failedAt = (n: number) => Date.parse(byAttempt.get(n)!.at);
+    const startedAt = (n: number) => Date.parse(byAttempt.get(n)!.at) - byAttempt.get(n)!.durationMs;
+    expect(startedAt(2) - failedAt(1)).toBeGreaterThanOrEqual(300 - 5);
+    expect(startedAt(3) - failedAt(2)).toBeGreaterThanOrEqual(600 - 5);
+  });
+
+  it('replays a dead letter to its instance alone, which then delivers it', async () => {
+    expect(deadLetteredId).not.toBe('');
+    const other: InstanceRef = { namespace: 'default', name: 'other' };
+    await prepareTopology(f, { instance: other });
+    down.delete(deadLetteredId);
+    const before = requestsFor(deadLetteredId).length;
+
+    const result = await runDfn([
+      'replay',
+      'default/crm',
+      '--message-id',
+      deadLetteredId,
+      '--nats-url',
+      nats.url,
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      'Replayed 1 dead-lettered event of default/crm (removed from the dead-letter stream).\n',
+    );
+    expect(result.code).toBe(0);
+
+    await waitFor('the replayed delivery', () => requestsFor(deadLetteredId).length > before);
+    await waitFor('the ack', settledAll);
+    const stillDead: string[] = [];
+    for await (const d of readDeadLetters(f.js, f.jsm, f.t, TEST_INSTANCE))
+      stillDead.push(d.deadLetter.event.messageId!);
+    expect(stillDead).not.toContain(deadLetteredId);
+    // Replays go to the instance's own subject: another instance of the same source gets nothing.
+    expect((await consumerState(f, consumerName(other))).pending).toBe(0);
+  });
+
+  it('publishes stats whose counters add up', async () => {
+    await waitFor('everything settled', settledAll);
+    const s = await waitFor('settled stats', () => {
+      const latest = stats.latest();
+      return latest && latest.inFlight === 0 && latest.counters.deadLettered >= 1 ? latest : undefined;
+    });
+    const c = s.counters;
+    const discarded = Object.values(c.discarded).reduce((a, b) => a + (b ?? 0), 0);
+    expect(c.received).toBe(
+      c.delivered + c.filtered + c.retried + discarded + c.deadLettered + c.released + s.inFlight,
+    );
+    expect(c.discarded).toMatchObject({ BadRequest: 1, MessageRejected: 2, UnsupportedEventType: 1 });
+    expect(c.deadLettered).toBeGreaterThanOrEqual(1);
+    expect(c.invocations).toBeGreaterThan(0);
+    expect(s).toMatchObject({ instance: TEST_INSTANCE, revision: 'rev-1' });
+  });
+
+  it('serves /healthz, /readyz and Prometheus /metrics', async () => {
+    const port = await runner.httpPort();
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(await ready.json()).toEqual({ status: 'ready', reason: 'consuming' });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(
+      /^dfn_runner_events_delivered_total\{namespace="default",function_instance="crm"\} [1-9]\d*$/m,
+    );
+    expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 1$/m);
+    expect(metrics).toContain('# TYPE dfn_runner_in_flight_events gauge');
+  });
+});

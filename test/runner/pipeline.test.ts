@@ -1,0 +1,120 @@
+// Filters, data control and `integrations` end to end: what the destination receives, what is acknowledged
+// without reaching the function, and the counters the runner publishes for it.
+
+import type { NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consumerName } from '../../api/jetstream.js';
+import { Destination } from '../helpers/destination.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import {
+  consumerState,
+  type Fixture,
+  fixture,
+  prepareTopology,
+  publish,
+  RunnerProcess,
+  removeDir,
+  TEST_INSTANCE,
+  track,
+  waitFor,
+  watchStats,
+  writeConfigDir,
+} from './harness.js';
+
+const FUNCTION = `
+async function onTrack(event, settings) {
+  await fetch(settings.url + '/track', { method: 'POST', body: JSON.stringify(event) });
+}
+async function onIdentify(event, settings) {
+  await fetch(settings.url + '/identify', { method: 'POST', body: JSON.stringify(event) });
+}
+`;
+
+describe('filters and data control before the function', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let f: Fixture;
+  let dest: Destination;
+  let runner: RunnerProcess;
+  let dir: string;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    nc = await nats.connect();
+    f = await fixture(nc);
+    dest = await Destination.start();
+    await prepareTopology(f);
+    dir = writeConfigDir({
+      natsUrl: nats.url,
+      functionSource: FUNCTION,
+      settings: { url: dest.url },
+      config: {
+        filters: {
+          eventNames: ['Order Completed'],
+          exclude: [{ field: 'properties.test', op: 'equals', value: true }],
+          integrationNames: ['CRM'],
+        },
+        dataControl: { dropProperties: ['email'], dropTraits: ['phone'], dropContext: ['ip'] },
+      },
+    });
+    runner = RunnerProcess.start(dir);
+    await runner.consuming();
+  });
+
+  afterAll(async () => {
+    await runner?.dispose();
+    await nc?.close();
+    await dest?.close();
+    await nats?.dispose();
+    if (dir) removeDir(dir);
+  });
+
+  it('delivers what passes, without the dropped fields, and acknowledges and counts what does not', async () => {
+    const stats = watchStats(f);
+    try {
+      const pass = track(
+        { total: 5, email: 'a@example.com' },
+        { context: { ip: '10.1.1.1', locale: 'nb-NO' } },
+      );
+      const named = track({ total: 6 }, { integrations: { All: false, CRM: true } });
+      const identify = {
+        type: 'identify',
+        userId: 'u1',
+        messageId: `idf-${Date.now()}`,
+        traits: { phone: '+47', name: 'Ann' },
+      };
+      const filtered = [
+        track({ total: 1 }, { event: 'Product Viewed' }),
+        track({ total: 2, test: true }),
+        track({ total: 3 }, { integrations: { All: false } }),
+        track({ total: 4 }, { integrations: { CRM: false } }),
+      ];
+      await publish(f, [pass, named, identify, ...filtered]);
+      await waitFor('the deliveries', () => dest.requests.length === 3);
+      await waitFor('everything acknowledged', async () => {
+        const s = await consumerState(f, consumerName(TEST_INSTANCE));
+        return s.pending === 0 && s.ackPending === 0;
+      });
+
+      const byId = new Map(dest.requests.map((r) => [r.json().messageId as string, r.json()]));
+      expect([...byId.keys()].sort()).toEqual([pass.messageId, named.messageId, identify.messageId].sort());
+      expect(byId.get(pass.messageId!).properties).toEqual({ total: 5 });
+      expect(byId.get(pass.messageId!).context).toEqual({ locale: 'nb-NO' });
+      expect(byId.get(identify.messageId).traits).toEqual({ name: 'Ann' });
+
+      const s = await waitFor('the stats', () => {
+        const latest = stats.latest();
+        return latest && latest.counters.received === 7 && latest.inFlight === 0 ? latest : undefined;
+      });
+      expect(s.counters).toMatchObject({
+        received: 7,
+        delivered: 3,
+        filtered: 4,
+        retried: 0,
+        deadLettered: 0,
+      });
+    } finally {
+      stats.stop();
+    }
+  });
+});
