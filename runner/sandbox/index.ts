@@ -1,0 +1,4 @@
+// Public entry point of the sandbox: load a function's source into an isolate and invoke it.
+
+export { loadFunction } from './sandbox.js';
+export * from './types.js';

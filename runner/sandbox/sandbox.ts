@@ -1,0 +1,481 @@
+// The host side of the sandbox: one isolated-vm isolate per loaded function, the host capabilities it
+// is given (fetch, timers, URL parsing, crypto), limits, and the rebuild after memory or time runs out.
+
+import { createHash, createHmac, getHashes, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import ivm from 'isolated-vm';
+import { HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../../api/events.js';
+import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../../api/outcome.js';
+import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
+import { Redactor } from './redact.js';
+import {
+  type BatchReport,
+  DEFAULT_LIMITS,
+  FunctionLoadError,
+  type FunctionSandbox,
+  type InvocationReport,
+  type RequestTrace,
+  type SandboxLimits,
+  type SandboxOptions,
+} from './types.js';
+
+const PRELUDE_SOURCE = readFileSync(new URL('./prelude.js', import.meta.url), 'utf8');
+const LODASH_SOURCE = readFileSync(createRequire(import.meta.url).resolve('lodash/lodash.min.js'), 'utf8');
+
+/** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
+const STUCK_GRACE_MS = 500;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_MESSAGE_CHARS = 2_000;
+
+/** What the in-isolate dispatcher reports for one invocation (validated here: user code could forge it). */
+interface RawResult {
+  ok: boolean;
+  errorClass?: string;
+  message?: string;
+  durationMs?: number;
+  statuses?: [number, string][];
+}
+
+interface Vm {
+  isolate: ivm.Isolate;
+  dispatch: ivm.Reference<(request: string) => Promise<string>>;
+  takeLoadLogs: ivm.Reference<() => string>;
+  handlers: Set<HandlerName>;
+  /** Why the host killed it, when it did. */
+  killedFor?: 'time' | 'memory';
+}
+
+export async function loadFunction(source: string, options: SandboxOptions = {}): Promise<FunctionSandbox> {
+  const sandbox = new IsolatedFunction(source, options);
+  await sandbox.start();
+  return sandbox;
+}
+
+class IsolatedFunction implements FunctionSandbox {
+  readonly limits: SandboxLimits;
+  handlers: ReadonlySet<HandlerName> = new Set();
+  loadLogs: string[] = [];
+  rebuilds = 0;
+
+  private vm: Vm | undefined;
+  private building: Promise<Vm> | undefined;
+  private disposed = false;
+  private nextId = 0;
+  private readonly traces = new Map<number, RequestTrace[]>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly fetcher: HostFetcher;
+  private readonly redactor: Redactor;
+  private readonly filename: string;
+  private readonly configJson: string;
+
+  constructor(
+    private readonly source: string,
+    options: SandboxOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.filename = options.filename ?? 'function.js';
+    this.redactor = new Redactor(options.sensitiveValues ?? []);
+    this.fetcher = new HostFetcher({
+      allowPrivateNetwork: options.allowPrivateNetwork ?? false,
+      timeoutMs: this.limits.fetchTimeoutMs,
+      maxResponseBytes: this.limits.fetchMaxResponseBytes,
+    });
+    this.configJson = JSON.stringify({
+      logBytes: this.limits.logBytes,
+      cacheEntries: this.limits.cacheEntries,
+      cacheBytes: this.limits.cacheBytes,
+      settings: JSON.stringify(options.settings ?? {}),
+    });
+  }
+
+  async start(): Promise<void> {
+    try {
+      const vm = await this.currentVm();
+      this.handlers = vm.handlers;
+      this.loadLogs = this.redactor.lines(
+        JSON.parse(await vm.takeLoadLogs.apply(undefined, [], { result: { copy: true } })),
+      );
+    } catch (err) {
+      this.dispose();
+      throw err;
+    }
+  }
+
+  async invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
+    if (events.length === 0) return [];
+    const ids = events.map(() => ++this.nextId);
+    const raw = await this.dispatch(ids, events, false);
+    return raw.map((r, i) => ({
+      outcome: this.outcomeOf(r.result),
+      logs: this.redactor.lines(r.logs),
+      requests: this.takeTraces(ids[i]!),
+      durationMs: r.result.durationMs ?? 0,
+    }));
+  }
+
+  async invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+    const id = ++this.nextId;
+    const [r] = await this.dispatch([id], events, true);
+    const { result, logs } = r!;
+    const outcome = this.outcomeOf(result);
+    const results =
+      outcome.outcome === 'success' && result.statuses
+        ? result.statuses.map(([status, message]) =>
+            this.redactOutcome(outcomeOfBatchStatus(status, message)),
+          )
+        : events.map(() => outcome);
+    return {
+      outcome: summarize(results),
+      results,
+      logs: this.redactor.lines(logs),
+      requests: this.takeTraces(id),
+      durationMs: result.durationMs ?? 0,
+    };
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.kill(this.vm);
+    this.vm = undefined;
+    this.fetcher.destroy();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async dispatch(
+    ids: number[],
+    events: readonly SegmentEvent[],
+    batch: boolean,
+  ): Promise<{ result: RawResult; logs: string[] }[]> {
+    if (this.disposed) throw new Error('the function sandbox was disposed');
+    for (const id of ids) this.traces.set(id, []);
+    const vm = await this.currentVm();
+    const request = JSON.stringify({ ids, events, batch, deadlineMs: this.limits.timeoutMs });
+    let backstop: NodeJS.Timeout | undefined;
+    const stuck = new Promise<'stuck'>((resolve) => {
+      backstop = setTimeout(() => resolve('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
+    });
+    try {
+      const out = await Promise.race([
+        vm.dispatch.apply(undefined, [request], {
+          arguments: { copy: true },
+          result: { promise: true, copy: true },
+          timeout: this.limits.timeoutMs,
+        }),
+        stuck,
+      ]);
+      if (out === 'stuck') {
+        // A CPU loop (possibly after an await) holds the isolate: only disposing it stops the loop.
+        vm.killedFor = 'time';
+        this.kill(vm);
+        return ids.map(() => ({ result: this.timeoutResult(vm), logs: [] }));
+      }
+      return parseDispatchOutput(out, ids.length);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
+      if (!vm.killedFor && /timed out/i.test(message)) vm.killedFor = 'time';
+      if (vm.killedFor || vm.isolate.isDisposed) {
+        this.kill(vm);
+        return ids.map(() => ({ result: this.timeoutResult(vm), logs: [] }));
+      }
+      return ids.map(() => ({ result: { ok: false, errorClass: 'Error', message }, logs: [] }));
+    } finally {
+      clearTimeout(backstop);
+    }
+  }
+
+  private timeoutResult(vm: Vm): RawResult {
+    const message =
+      vm.killedFor === 'memory'
+        ? `the function ran out of memory (limit ${this.limits.memoryMb} MiB); its isolate was rebuilt`
+        : `the function exceeded its time limit of ${this.limits.timeoutMs} ms; its isolate was rebuilt`;
+    return { ok: false, errorClass: 'Timeout', message, durationMs: this.limits.timeoutMs };
+  }
+
+  private outcomeOf(r: RawResult): Outcome {
+    if (r.ok) return SUCCESS;
+    const message = this.redactor.text(String(r.message ?? '')).slice(0, MAX_MESSAGE_CHARS);
+    if (r.errorClass === 'Timeout') return failure('Timeout', message);
+    return outcomeOfThrown(r.errorClass, message);
+  }
+
+  private redactOutcome(o: Outcome): Outcome {
+    return o.outcome === 'success'
+      ? o
+      : { ...o, message: this.redactor.text(o.message).slice(0, MAX_MESSAGE_CHARS) };
+  }
+
+  private takeTraces(id: number): RequestTrace[] {
+    const traces = this.traces.get(id) ?? [];
+    this.traces.delete(id);
+    return traces;
+  }
+
+  private kill(vm: Vm | undefined): void {
+    if (!vm) return;
+    if (this.vm === vm) this.vm = undefined;
+    if (!vm.isolate.isDisposed) vm.isolate.dispose();
+  }
+
+  /** The live isolate, built on first use and rebuilt after it was disposed. */
+  private currentVm(): Promise<Vm> {
+    if (this.vm && !this.vm.isolate.isDisposed) return Promise.resolve(this.vm);
+    if (this.vm) this.vm = undefined;
+    if (!this.building) {
+      const first = this.rebuilds === 0 && this.handlers.size === 0;
+      this.building = this.build()
+        .then((vm) => {
+          this.vm = vm;
+          if (!first) this.rebuilds++;
+          return vm;
+        })
+        .finally(() => {
+          this.building = undefined;
+        });
+    }
+    return this.building;
+  }
+
+  private async build(): Promise<Vm> {
+    const isolate = new ivm.Isolate({
+      memoryLimit: this.limits.memoryMb,
+      onCatastrophicError: (message) => {
+        process.stderr.write(`dfn: isolated-vm reported a catastrophic error: ${message}\n`);
+      },
+    });
+    try {
+      const context = await isolate.createContext();
+      const lodash = await isolate.compileScript(LODASH_SOURCE, { filename: 'lodash.js' });
+      await lodash.run(context);
+      const prelude: ivm.Reference<any> = await context.eval(PRELUDE_SOURCE, {
+        filename: 'prelude.js',
+        reference: true,
+      });
+      const api: ivm.Reference<any> = await prelude.apply(
+        undefined,
+        [
+          new ivm.Reference((id: number, req: FetchRequestWire) => this.hostFetch(id, req)),
+          new ivm.Reference((ms: number) => this.hostSleep(ms)),
+          new ivm.Callback(hostUrl),
+          new ivm.Callback(hostCrypto),
+          this.configJson,
+        ],
+        { result: { reference: true } },
+      );
+      const dispatch = await api.get('dispatch', { reference: true });
+      const setHandlers = await api.get('setHandlers', { reference: true });
+      const takeLoadLogs = await api.get('takeLoadLogs', { reference: true });
+
+      let script: ivm.Script;
+      try {
+        script = await isolate.compileScript(this.source, { filename: this.filename });
+      } catch (err) {
+        throw loadError(err, this.filename);
+      }
+      try {
+        await script.run(context, { timeout: this.limits.timeoutMs });
+      } catch (err) {
+        throw loadError(err, this.filename, 'the function threw while loading');
+      }
+      const table = await context.eval(
+        `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
+        { reference: true },
+      );
+      const defined = (await setHandlers.apply(undefined, [table.derefInto()], {
+        result: { copy: true },
+      })) as string[];
+      return {
+        isolate,
+        dispatch,
+        takeLoadLogs,
+        handlers: new Set(
+          defined.filter((n): n is HandlerName => (HANDLER_NAMES as readonly string[]).includes(n)),
+        ),
+      };
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
+  }
+
+  private async hostFetch(id: number, req: FetchRequestWire): Promise<FetchResultWire> {
+    const start = performance.now();
+    let result: FetchResultWire;
+    try {
+      result = await this.fetcher.fetch(req);
+    } catch (err) {
+      result = { error: err instanceof Error ? err.message : String(err), type: 'system' };
+    }
+    const trace: RequestTrace = {
+      method: String(req.method),
+      url: this.redactor.text(String(req.url)),
+      status: result.error === undefined ? result.status : 0,
+      durationMs: Math.round(performance.now() - start),
+      requestHeaders: this.redactor.headers(req.headers),
+    };
+    if (result.error !== undefined) trace.error = this.redactor.text(result.error);
+    this.traces.get(id)?.push(trace);
+    return result;
+  }
+
+  private hostSleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(
+        () => {
+          this.timers.delete(timer);
+          resolve();
+        },
+        Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS),
+      );
+      this.timers.add(timer);
+    });
+  }
+}
+
+/** The batch's overall outcome: success when every event succeeded, else a retry if any, else a discard. */
+function summarize(results: Outcome[]): Outcome {
+  return (
+    results.find((r) => r.outcome === 'retry') ?? results.find((r) => r.outcome === 'discard') ?? SUCCESS
+  );
+}
+
+function parseDispatchOutput(out: unknown, count: number): { result: RawResult; logs: string[] }[] {
+  const malformed = (why: string) =>
+    Array.from({ length: count }, () => ({
+      result: { ok: false, errorClass: 'Error', message: `the sandbox returned a malformed result (${why})` },
+      logs: [],
+    }));
+  if (typeof out !== 'string') return malformed('not a string');
+  let parsed: { results?: unknown; logs?: unknown };
+  try {
+    parsed = JSON.parse(out);
+  } catch {
+    return malformed('invalid JSON');
+  }
+  const { results, logs } = parsed;
+  if (!Array.isArray(results) || !Array.isArray(logs) || results.length !== count || logs.length !== count) {
+    return malformed('wrong shape');
+  }
+  return results.map((r, i) => ({ result: sanitizeResult(r), logs: sanitizeLines(logs[i]) }));
+}
+
+function sanitizeResult(r: unknown): RawResult {
+  if (typeof r !== 'object' || r === null)
+    return { ok: false, errorClass: 'Error', message: 'malformed result' };
+  const v = r as Record<string, unknown>;
+  const result: RawResult = {
+    ok: v.ok === true,
+    durationMs: typeof v.durationMs === 'number' && v.durationMs >= 0 ? v.durationMs : 0,
+  };
+  if (typeof v.errorClass === 'string') result.errorClass = v.errorClass;
+  if (typeof v.message === 'string') result.message = v.message;
+  if (Array.isArray(v.statuses)) {
+    result.statuses = v.statuses.map((s) =>
+      Array.isArray(s) ? [Number(s[0]) || 0, String(s[1] ?? '')] : [0, 'malformed status entry'],
+    );
+  }
+  return result;
+}
+
+function sanitizeLines(lines: unknown): string[] {
+  return Array.isArray(lines) ? lines.map((l) => String(l)) : [];
+}
+
+function loadError(err: unknown, filename: string, prefix = 'syntax error'): FunctionLoadError {
+  const e = err as { name?: string; message?: string; stack?: string };
+  const message = String(e?.message ?? err);
+  // Syntax errors carry "[file:line:col]" in the message; runtime errors carry "at file:line:col" in the stack.
+  const escaped = filename.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const where =
+    new RegExp(`\\[${escaped}:(\\d+):(\\d+)\\]`).exec(message) ??
+    new RegExp(`${escaped}:(\\d+):(\\d+)`).exec(String(e?.stack ?? ''));
+  const text = message.replace(/\s*\[[^\]]*:\d+:\d+\]$/, '');
+  const label = e?.name && e.name !== 'Error' ? `${e.name}: ${text}` : text;
+  return new FunctionLoadError(
+    `${prefix}: ${label}`,
+    where ? Number(where[1]) : undefined,
+    where ? Number(where[2]) : undefined,
+  );
+}
+
+const URL_PARTS = [
+  'href',
+  'protocol',
+  'username',
+  'password',
+  'host',
+  'hostname',
+  'port',
+  'pathname',
+  'search',
+  'hash',
+] as const;
+
+function urlParts(u: URL) {
+  return {
+    href: u.href,
+    origin: u.origin,
+    protocol: u.protocol,
+    username: u.username,
+    password: u.password,
+    host: u.host,
+    hostname: u.hostname,
+    port: u.port,
+    pathname: u.pathname,
+    search: u.search,
+    hash: u.hash,
+  };
+}
+
+/** URL parsing for the isolate's URL class: Node's WHATWG parser, so the semantics are exact. */
+function hostUrl(op: string, a: string, b?: string, c?: string) {
+  try {
+    if (op === 'parse') return urlParts(b === undefined ? new URL(a) : new URL(a, b));
+    if (op === 'set' && (URL_PARTS as readonly string[]).includes(String(b))) {
+      const u = new URL(a);
+      (u as unknown as Record<string, string>)[String(b)] = String(c);
+      return urlParts(u);
+    }
+    return { error: `unsupported URL operation ${op}` };
+  } catch {
+    return { error: `Invalid URL: ${a}` };
+  }
+}
+
+const HASHES = new Set(getHashes().map((h) => h.toLowerCase()));
+
+function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
+  try {
+    switch (op) {
+      case 'check': {
+        const algorithm = String(b).toLowerCase();
+        return HASHES.has(algorithm) ? true : { error: `Digest method not supported: ${String(b)}` };
+      }
+      case 'hash':
+        return new Uint8Array(
+          createHash(String(a))
+            .update(b as Uint8Array)
+            .digest(),
+        );
+      case 'hmac':
+        return new Uint8Array(
+          createHmac(String(a), c as Uint8Array)
+            .update(b as Uint8Array)
+            .digest(),
+        );
+      case 'randomBytes':
+        return new Uint8Array(randomBytes(Number(a)));
+      case 'randomUUID':
+        return randomUUID();
+      default:
+        return { error: `unsupported crypto operation ${op}` };
+    }
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
