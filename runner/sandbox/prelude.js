@@ -5,8 +5,9 @@
 
 // hostFetch: ivm.Reference (invocationId, request) → Promise<response | {error}>
 // hostSleep: ivm.Reference (ms) → Promise<void>
+// hostDeliver: ivm.Reference (callId, resultsJson): where the dispatcher sends a micro-batch's results
 // hostUrl, hostCrypto: synchronous callbacks (op, ...args) → result | {error}
-(function prelude(hostFetch, hostSleep, hostUrl, hostCrypto, configJson) {
+(function prelude(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
   // biome-ignore lint/suspicious/noRedundantUseStrict: V8 evaluates this file as a script, not a module
   'use strict';
 
@@ -92,7 +93,7 @@
       sink.bytes += bytes;
       return;
     }
-    const room = config.logBytes - sink.bytes;
+    const room = config.logBytes - sink.bytes - 1; // the cut line's own newline counts too
     if (room > 0) sink.lines.push(line.slice(0, room));
     sink.lines.push(`[log truncated: output is capped at ${config.logBytes} bytes per invocation]`);
     sink.truncated = true;
@@ -960,9 +961,27 @@
         return hit.value;
       }
       if (hit) cacheRemove(k);
-      const pending = cachePending.get(k);
-      if (pending) return pending;
       const invocation = current;
+      const pending = cachePending.get(k);
+      if (pending) {
+        // Several invocations may wait for one load. Each resumes in a task of its own, so that the
+        // invocation context restored for it is still in place when its code continues.
+        const resume = async () => {
+          await sleep(0);
+          current = invocation;
+        };
+        return then(
+          pending,
+          async (value) => {
+            await resume();
+            return value;
+          },
+          async (err) => {
+            await resume();
+            throw err;
+          },
+        );
+      }
       const loading = (async () => {
         try {
           const value = await fn();
@@ -1134,7 +1153,9 @@
     // One deadline for the whole micro-batch: invocations still pending when it passes time out here.
     // (A CPU loop never lets this fire; the host's wall-clock backstop disposes the isolate then.)
     const deadline = sleep(Math.max(0, request.deadlineMs - (dateNow() - started)));
-    return then(PromiseCtor.race([PromiseCtor.all(runs), deadline]), () => {
+    // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
+    // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
+    then(PromiseCtor.race([PromiseCtor.all(runs), deadline]), () => {
       const logs = [];
       for (let i = 0; i < ids.length; i++) {
         if (results[i] === undefined) {
@@ -1148,7 +1169,9 @@
         logs.push(sinks.get(ids[i]).lines);
         sinks.delete(ids[i]);
       }
-      return jsonStringify({ results, logs });
+      hostDeliver.applyIgnored(undefined, [request.callId, jsonStringify({ results, logs })], {
+        arguments: { copy: true },
+      });
     });
   }
 

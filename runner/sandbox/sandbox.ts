@@ -26,6 +26,7 @@ const LODASH_SOURCE = readFileSync(createRequire(import.meta.url).resolve('lodas
 
 /** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
 const STUCK_GRACE_MS = 500;
+const DISPOSED_POLL_MS = 100;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_MESSAGE_CHARS = 2_000;
 
@@ -40,7 +41,7 @@ interface RawResult {
 
 interface Vm {
   isolate: ivm.Isolate;
-  dispatch: ivm.Reference<(request: string) => Promise<string>>;
+  dispatch: ivm.Reference<(request: string) => void>;
   takeLoadLogs: ivm.Reference<() => string>;
   handlers: Set<HandlerName>;
   /** Why the host killed it, when it did. */
@@ -64,6 +65,8 @@ class IsolatedFunction implements FunctionSandbox {
   private disposed = false;
   private nextId = 0;
   private readonly traces = new Map<number, RequestTrace[]>();
+  /** Dispatch calls awaiting their results from the isolate, by call id. */
+  private readonly deliveries = new Map<number, (resultsJson: string) => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly fetcher: HostFetcher;
   private readonly redactor: Redactor;
@@ -154,39 +157,47 @@ class IsolatedFunction implements FunctionSandbox {
     if (this.disposed) throw new Error('the function sandbox was disposed');
     for (const id of ids) this.traces.set(id, []);
     const vm = await this.currentVm();
-    const request = JSON.stringify({ ids, events, batch, deadlineMs: this.limits.timeoutMs });
+    const callId = ids[0]!;
+    const request = JSON.stringify({ callId, ids, events, batch, deadlineMs: this.limits.timeoutMs });
+    const delivered = new Promise<string>((resolve) => this.deliveries.set(callId, resolve));
     let backstop: NodeJS.Timeout | undefined;
+    let watch: NodeJS.Timeout | undefined;
     const stuck = new Promise<'stuck'>((resolve) => {
       backstop = setTimeout(() => resolve('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
+      // isolated-vm disposes an isolate that hit its memory limit without telling anyone: notice it.
+      watch = setInterval(() => vm.isolate.isDisposed && resolve('stuck'), DISPOSED_POLL_MS);
     });
     try {
-      const out = await Promise.race([
-        vm.dispatch.apply(undefined, [request], {
+      try {
+        await vm.dispatch.apply(undefined, [request], {
           arguments: { copy: true },
-          result: { promise: true, copy: true },
           timeout: this.limits.timeoutMs,
-        }),
-        stuck,
-      ]);
+        });
+      } catch (err) {
+        // A promise rejection that user code left unhandled is reported here by isolated-vm; the
+        // invocations go on and deliver their results. Only running out of memory or time is fatal.
+        const message = err instanceof Error ? err.message : String(err);
+        if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
+        if (!vm.killedFor && /Script execution timed out/i.test(message)) vm.killedFor = 'time';
+        if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, ids.length);
+      }
+      const out = await Promise.race([delivered, stuck]);
       if (out === 'stuck') {
-        // A CPU loop (possibly after an await) holds the isolate: only disposing it stops the loop.
-        vm.killedFor = 'time';
-        this.kill(vm);
-        return ids.map(() => ({ result: this.timeoutResult(vm), logs: [] }));
+        // A CPU loop (possibly after an await) holds the isolate, or it died: only disposing it helps.
+        vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
+        return this.killed(vm, ids.length);
       }
       return parseDispatchOutput(out, ids.length);
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
-      if (!vm.killedFor && /timed out/i.test(message)) vm.killedFor = 'time';
-      if (vm.killedFor || vm.isolate.isDisposed) {
-        this.kill(vm);
-        return ids.map(() => ({ result: this.timeoutResult(vm), logs: [] }));
-      }
-      return ids.map(() => ({ result: { ok: false, errorClass: 'Error', message }, logs: [] }));
     } finally {
       clearTimeout(backstop);
+      clearInterval(watch);
+      this.deliveries.delete(callId);
     }
+  }
+
+  private killed(vm: Vm, count: number): { result: RawResult; logs: string[] }[] {
+    this.kill(vm);
+    return Array.from({ length: count }, () => ({ result: this.timeoutResult(vm), logs: [] }));
   }
 
   private timeoutResult(vm: Vm): RawResult {
@@ -261,6 +272,9 @@ class IsolatedFunction implements FunctionSandbox {
         [
           new ivm.Reference((id: number, req: FetchRequestWire) => this.hostFetch(id, req)),
           new ivm.Reference((ms: number) => this.hostSleep(ms)),
+          new ivm.Reference((callId: number, resultsJson: string) =>
+            this.deliveries.get(callId)?.(resultsJson),
+          ),
           new ivm.Callback(hostUrl),
           new ivm.Callback(hostCrypto),
           this.configJson,
@@ -386,7 +400,7 @@ function sanitizeLines(lines: unknown): string[] {
   return Array.isArray(lines) ? lines.map((l) => String(l)) : [];
 }
 
-function loadError(err: unknown, filename: string, prefix = 'syntax error'): FunctionLoadError {
+function loadError(err: unknown, filename: string, prefix?: string): FunctionLoadError {
   const e = err as { name?: string; message?: string; stack?: string };
   const message = String(e?.message ?? err);
   // Syntax errors carry "[file:line:col]" in the message; runtime errors carry "at file:line:col" in the stack.
@@ -397,7 +411,7 @@ function loadError(err: unknown, filename: string, prefix = 'syntax error'): Fun
   const text = message.replace(/\s*\[[^\]]*:\d+:\d+\]$/, '');
   const label = e?.name && e.name !== 'Error' ? `${e.name}: ${text}` : text;
   return new FunctionLoadError(
-    `${prefix}: ${label}`,
+    prefix ? `${prefix}: ${label}` : label,
     where ? Number(where[1]) : undefined,
     where ? Number(where[2]) : undefined,
   );

@@ -66,6 +66,8 @@ export interface BatchReport extends InvocationReport {
 export interface FunctionSandbox {
   /** Handlers the function's source defines. */
   readonly handlers: ReadonlySet<HandlerName>;
+  /** Console output of the function's top-level code while it loaded. */
+  readonly loadLogs: readonly string[];
   /** Runs each event's single handler, concurrently in one boundary crossing; one report per event. */
   invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]>;
   /** Runs onBatch once over mixed events. Requires the function to define onBatch. */
@@ -79,10 +81,11 @@ export interface FunctionSandbox {
 export class FunctionLoadError extends Error {
   override readonly name = 'FunctionLoadError';
   constructor(
-    message: string,
+    /** What went wrong, without the position. */
+    readonly reason: string,
     readonly line?: number,
     readonly column?: number,
   ) {
-    super(line !== undefined ? `${message} (line ${line}, column ${column ?? 0})` : message);
+    super(line !== undefined ? `${reason} (line ${line}, column ${column ?? 0})` : reason);
   }
 }
