@@ -31,7 +31,7 @@ async function onTrack(event, settings) {
 }
 
 async function onIdentify(event, settings) {
-  if (!event.traits || !event.traits.email) {
+  if (!event.traits?.email) {
     throw new ValidationError('identify events need traits.email');
   }
   await send(event, settings);
