@@ -2,7 +2,7 @@
 // and show what Segment's test console would: outcome, error, logs and request traces.
 
 import { basename } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { FunctionSettings, SegmentEvent } from '../../api/events.js';
 import type { Outcome } from '../../api/outcome.js';
 import { FunctionLoadError, loadFunction } from '../../runner/sandbox/index.js';
@@ -57,15 +57,9 @@ export function registerTestCommand(program: Command): void {
       '--allow-private-network',
       'let fetch reach loopback and private addresses (cloud metadata stays refused)',
     )
+    .addOption(new Option('--timeout <ms>', 'time limit per invocation').default(5000).argParser(positiveInt))
     .addOption(
-      new Option('--timeout <ms>', 'time limit per invocation')
-        .default(5000)
-        .argParser(positiveInt('--timeout')),
-    )
-    .addOption(
-      new Option('--memory <MiB>', 'memory limit of the sandbox')
-        .default(128)
-        .argParser(positiveInt('--memory')),
+      new Option('--memory <MiB>', 'memory limit of the sandbox').default(128).argParser(positiveInt),
     )
     .addHelpText(
       'after',
@@ -84,13 +78,10 @@ Examples:
     });
 }
 
-function positiveInt(flag: string) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0)
-      throw new UsageError(`${flag} must be a positive integer, not "${value}"`);
-    return n;
-  };
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('it must be a positive integer.');
+  return n;
 }
 
 async function runTest(file: string, options: TestOptions): Promise<number> {

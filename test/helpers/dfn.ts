@@ -1,0 +1,58 @@
+// Runs the `dfn` command as users do: bin/dfn.js → dist/ (`npm test` builds first).
+
+import { type ChildProcess, spawn } from 'node:child_process';
+
+export const repoRoot = new URL('../..', import.meta.url).pathname;
+const BIN = new URL('../../bin/dfn.js', import.meta.url).pathname;
+
+export interface DfnRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DfnOptions {
+  env?: Record<string, string>;
+  stdin?: string;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/** The environment without DFN_ / NATS_ variables of the machine running the tests. */
+export function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('DFN_') && !k.startsWith('NATS_')) env[k] = v;
+  }
+  return env;
+}
+
+export function spawnDfn(args: string[], options: DfnOptions = {}): ChildProcess {
+  return spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: { ...cleanEnv(), ...options.env },
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs `dfn <args>` to completion (killed after timeoutMs). */
+export function runDfn(args: string[], options: DfnOptions = {}): Promise<DfnRun> {
+  const child = spawnDfn(args, options);
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`dfn ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
