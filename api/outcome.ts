@@ -44,9 +44,10 @@ export function failure(errorType: ErrorType, message: string): Outcome {
  * anything else is a Bad Request (Segment's rule for unexpected errors).
  */
 export function outcomeOfThrown(errorClass: string | undefined, message: string): Outcome {
-  const mapped = errorClass && Object.hasOwn(ERROR_CLASS_TYPES, errorClass)
-    ? ERROR_CLASS_TYPES[errorClass as ErrorClassName]
-    : 'BadRequest';
+  const mapped =
+    errorClass && Object.hasOwn(ERROR_CLASS_TYPES, errorClass)
+      ? ERROR_CLASS_TYPES[errorClass as ErrorClassName]
+      : 'BadRequest';
   return failure(mapped, message);
 }
 

@@ -10,7 +10,9 @@ export interface RecordedRequest {
   json(): any;
 }
 
-export type Responder = (req: RecordedRequest) => { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
+export type Responder = (
+  req: RecordedRequest,
+) => { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
 
 export class Destination {
   readonly requests: RecordedRequest[] = [];
