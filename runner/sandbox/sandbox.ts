@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
 import { HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../../api/events.js';
 import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../../api/outcome.js';
+import { settingsProblems } from '../../api/settings.js';
 import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
 import { Redactor } from './redact.js';
 import {
@@ -72,6 +73,8 @@ class IsolatedFunction implements FunctionSandbox {
   private readonly redactor: Redactor;
   private readonly filename: string;
   private readonly configJson: string;
+  /** Set when the settings fail the function's schema: every invocation then ends with it. */
+  private readonly invalidSettings: Outcome | undefined;
 
   constructor(
     private readonly source: string,
@@ -85,6 +88,8 @@ class IsolatedFunction implements FunctionSandbox {
       timeoutMs: this.limits.fetchTimeoutMs,
       maxResponseBytes: this.limits.fetchMaxResponseBytes,
     });
+    const problems = settingsProblems(options.settingsSchema ?? [], options.settings ?? {});
+    this.invalidSettings = problems.length ? failure('InvalidSettings', problems.join('; ')) : undefined;
     this.configJson = JSON.stringify({
       logBytes: this.limits.logBytes,
       cacheEntries: this.limits.cacheEntries,
@@ -108,6 +113,8 @@ class IsolatedFunction implements FunctionSandbox {
 
   async invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
     if (events.length === 0) return [];
+    const invalid = this.invalidSettings;
+    if (invalid) return events.map(() => ({ outcome: invalid, logs: [], requests: [], durationMs: 0 }));
     const ids = events.map(() => ++this.nextId);
     const raw = await this.dispatch(ids, events, false);
     return raw.map((r, i) => ({
@@ -119,6 +126,9 @@ class IsolatedFunction implements FunctionSandbox {
   }
 
   async invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+    const invalid = this.invalidSettings;
+    if (invalid)
+      return { outcome: invalid, results: events.map(() => invalid), logs: [], requests: [], durationMs: 0 };
     const id = ++this.nextId;
     const [r] = await this.dispatch([id], events, true);
     const { result, logs } = r!;

@@ -2,6 +2,7 @@
 
 import type { FunctionSettings, HandlerName, SegmentEvent } from '../../api/events.js';
 import type { Outcome } from '../../api/outcome.js';
+import type { SettingDefinition } from '../../api/settings.js';
 
 export interface SandboxLimits {
   /** Heap limit of the isolate (MiB). */
@@ -31,6 +32,11 @@ export const DEFAULT_LIMITS: SandboxLimits = {
 export interface SandboxOptions {
   /** Settings handed to every handler. */
   settings?: FunctionSettings;
+  /**
+   * The function's settings schema. When the settings do not satisfy it, no handler runs: every
+   * invocation ends as Invalid Settings (discard), as in Segment.
+   */
+  settingsSchema?: readonly SettingDefinition[];
   /** Values (secrets) redacted from logs, request traces and error messages. */
   sensitiveValues?: readonly string[];
   /** Let fetch reach loopback and private addresses (local testing). Link-local metadata stays refused. */

@@ -218,3 +218,39 @@ describe('loading', () => {
     expect(sb.loadLogs).toEqual(['hello from load']);
   });
 });
+
+describe('settings schema', () => {
+  const schema = [
+    { name: 'apiKey', type: 'string', required: true, sensitive: true },
+    { name: 'region', type: 'string' },
+    { name: 'retries', type: 'number' },
+  ] as const;
+
+  it('runs handlers when the settings satisfy the schema', async () => {
+    const sb = await sandbox.load('async function onTrack() {}', {
+      settings: { apiKey: 'k', retries: 2 },
+      settingsSchema: schema,
+    });
+    const [report] = await sb.invoke([{ type: 'track' }]);
+    expect(report!.outcome).toEqual({ outcome: 'success' });
+  });
+
+  it('discards every event as InvalidSettings without running a handler when they do not', async () => {
+    const sb = await sandbox.load(
+      `async function onTrack() { console.log('ran'); }\nasync function onBatch() { console.log('ran'); }`,
+      {
+        settings: { region: 7 },
+        settingsSchema: schema,
+      },
+    );
+    const [single] = await sb.invoke([{ type: 'track' }]);
+    const expected = {
+      outcome: 'discard',
+      errorType: 'InvalidSettings',
+      message: 'setting "apiKey" is required; setting "region" must be a string, not a number',
+    };
+    expect(single).toEqual({ outcome: expected, logs: [], requests: [], durationMs: 0 });
+    const batch = await sb.invokeBatch([{ type: 'track' }, { type: 'page' }]);
+    expect(batch.results).toEqual([expected, expected]);
+  });
+});
