@@ -19,7 +19,7 @@ function typeOf(value: unknown): SettingType | 'null' | 'other' {
   if (Array.isArray(value)) return 'array';
   if (typeof value === 'object') return 'map';
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-    return typeof value;
+    return typeof value as SettingType;
   return 'other';
 }
 
