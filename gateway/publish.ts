@@ -1,10 +1,10 @@
 // Publishing a request's accepted events to the events stream, all at once, and turning JetStream's
 // answers into one verdict: every event acknowledged, or a retryable GatewayError (never a partial 200).
 
-import type { NatsError } from 'nats';
 import type { EventType } from '../api/events.js';
 import { eventSubject, subjectToken, type Topology } from '../api/jetstream.js';
 import { GatewayError, type GatewayErrorCode } from './errors.js';
+import type { PublishError } from './jetstream-publisher.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { NatsLink } from './nats-link.js';
 
@@ -16,8 +16,6 @@ export interface PreparedEvent {
 }
 
 export interface PublisherOptions {
-  /** How long JetStream may take to acknowledge an event before the request fails with 503 (ms). */
-  timeoutMs: number;
   /** Events awaiting acknowledgement across all requests; beyond this, requests get 503 at once. */
   maxInFlight: number;
 }
@@ -41,7 +39,7 @@ const STORE_FAILED = 10077;
 
 /** Which catalogue error a failed JetStream publish becomes. */
 export function classifyPublishError(err: unknown): GatewayErrorCode {
-  const e = err as Partial<NatsError>;
+  const e = err as Partial<PublishError>;
   const apiCode = e.api_error?.err_code;
   if (apiCode === STORE_FAILED && /maximum|exceeded/i.test(e.api_error?.description ?? ''))
     return 'GW_STREAM_FULL';
@@ -97,7 +95,7 @@ export class EventPublisher {
    * per request instead of one per event. Resolves only when JetStream stored (or deduplicated) all.
    */
   async publish(source: string, events: readonly PreparedEvent[]): Promise<PublishResult> {
-    const js = this.link.js;
+    const js = this.link.publisher;
     if (!js) throw this.fail('GW_NATS_UNAVAILABLE', `NATS is ${this.link.state}`);
     if (this.inFlight + events.length > this.options.maxInFlight) {
       throw this.fail('GW_OVERLOADED', `${this.inFlight} events awaiting acknowledgement`);
@@ -106,10 +104,8 @@ export class EventPublisher {
     const started = performance.now();
     this.inFlight += events.length;
     this.metrics.eventsInFlight.set(this.inFlight);
-    const timeout = this.options.timeoutMs;
-    const acks = events.map((e) =>
-      js.publish(this.subject(source, e.type), e.data, { msgID: eventMsgId(source, e.messageId), timeout }),
-    );
+    const idPrefix = eventMsgId(source, '');
+    const acks = events.map((e) => js.publish(this.subject(source, e.type), e.data, idPrefix + e.messageId));
     // Wait for every answer, even after a failure, so in-flight accounting and metrics stay exact.
     const results = await Promise.allSettled(acks);
     this.inFlight -= events.length;

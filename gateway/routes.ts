@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { EventType, SegmentEvent } from '../api/events.js';
 import { sourceFromBody, sourceOf, writeKeyFromHeader } from './auth.js';
-import { enrich, type RequestDefaults } from './enrich.js';
+import { enrich, type RequestContext, requestContext } from './enrich.js';
 import { GATEWAY_ERRORS, GatewayError, type RejectedEvent } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { EventPublisher, PreparedEvent } from './publish.js';
@@ -47,16 +47,11 @@ function problemError(p: Problem): GatewayError {
 }
 
 /** Enriches and serializes one checked event; the size rule applies to the event as the client sent it. */
-function prepare(
-  raw: Json,
-  type: EventType,
-  defaults: RequestDefaults,
-  receivedAt: number,
-): PreparedEvent | Problem {
+function prepare(raw: Json, type: EventType, req: RequestContext): PreparedEvent | Problem {
   let event: SegmentEvent;
   let data: Buffer;
   try {
-    event = enrich(raw, type, defaults, receivedAt);
+    event = enrich(raw, type, req);
     data = Buffer.from(JSON.stringify(event));
   } catch (err) {
     // JSON.parse accepts nesting that JSON.stringify (recursive) cannot write back out.
@@ -118,7 +113,7 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
           const { body, source } = bodyAndSource(req);
           const problem = checkEvent(body, type);
           if (problem) throw problemError(problem);
-          const prepared = prepare(body, type, {}, Date.now());
+          const prepared = prepare(body, type, requestContext({}, Date.now()));
           if (!isPrepared(prepared)) throw problemError(prepared);
           await publish(req, source, [prepared]);
           return { success: true };
@@ -136,12 +131,11 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
         const envelope = checkBatchEnvelope(body);
         if ('code' in envelope) throw problemError(envelope);
 
-        const receivedAt = Date.now();
+        const shared = requestContext(envelope, Date.now());
         const accepted: PreparedEvent[] = [];
         const rejected: RejectedEvent[] = [];
         envelope.batch.forEach((raw, index) => {
-          const result =
-            checkEvent(raw) ?? prepare(raw as Json, (raw as Json).type as EventType, envelope, receivedAt);
+          const result = checkEvent(raw) ?? prepare(raw as Json, (raw as Json).type as EventType, shared);
           if (isPrepared(result)) {
             accepted.push(result);
             return;

@@ -109,6 +109,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     servers: options.natsUrl,
     ...(options.natsCreds ? { creds: options.natsCreds } : {}),
     reconnectWaitMs: options.natsReconnectWaitMs ?? GATEWAY_DEFAULTS.natsReconnectWaitMs,
+    publishTimeoutMs: options.publishTimeoutMs ?? GATEWAY_DEFAULTS.publishTimeoutMs,
     onStateChange: (state, detail) => {
       metrics.natsConnected.set(state === 'connected' ? 1 : 0);
       const fields = { nats: state, ...(detail ? { detail } : {}) };
@@ -135,10 +136,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const publisher = new EventPublisher(
     link,
     t,
-    {
-      timeoutMs: options.publishTimeoutMs ?? GATEWAY_DEFAULTS.publishTimeoutMs,
-      maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
-    },
+    { maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents },
     metrics,
   );
 

@@ -2,12 +2,28 @@
 // merged in, messageId when absent, receivedAt, and the timestamp corrected for client clock skew.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { enrich, mergeUnder } from '../../gateway/enrich.js';
+import type { EventType } from '../../api/events.js';
+import {
+  enrich as enrichWith,
+  mergeUnder,
+  type RequestDefaults,
+  requestContext,
+} from '../../gateway/enrich.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { GatewayHarness, WRITE_KEY } from './harness.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RECEIVED = Date.parse('2024-05-01T12:00:00.000Z');
+
+/** The published form, as JSON sees it (fields left undefined are not sent). */
+function enrich(
+  raw: Record<string, unknown>,
+  type: EventType,
+  defaults: RequestDefaults,
+  receivedAt: number,
+) {
+  return JSON.parse(JSON.stringify(enrichWith(raw, type, requestContext(defaults, receivedAt))));
+}
 
 describe('enrich', () => {
   it('computes timestamp = receivedAt − (sentAt − originalTimestamp)', () => {
@@ -56,6 +72,24 @@ describe('enrich', () => {
     const e = enrich({ userId: 42, groupId: 7 }, 'group', {}, RECEIVED);
     expect(e.userId).toBe('42');
     expect(e.groupId).toBe('7');
+  });
+
+  it('uses originalTimestamp as the timestamp when there is no sentAt', () => {
+    const e = enrich(
+      { userId: 'u', originalTimestamp: '2024-04-30T08:00:00.000Z' },
+      'identify',
+      {},
+      RECEIVED,
+    );
+    expect(e.timestamp).toBe('2024-04-30T08:00:00.000Z');
+  });
+
+  it("leaves the client's event untouched", () => {
+    const raw = { userId: 'u', writeKey: 'k', timestamp: '2024-04-30T08:00:00.000Z' };
+    const copy = structuredClone(raw);
+    const e = enrich(raw, 'identify', { context: { ip: '1' } }, RECEIVED);
+    expect(raw).toEqual(copy);
+    expect(e).not.toHaveProperty('writeKey');
   });
 
   it('overwrites a client-sent receivedAt: it is the server time by definition', () => {

@@ -1,0 +1,120 @@
+// The gateway's JetStream publisher: acks matched to publishes over one reply inbox, JetStream's errors
+// and silences turned into the codes publish.ts classifies, nothing left waiting forever.
+
+import { connect, type NatsConnection } from 'nats';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureStreams, topology } from '../../api/jetstream.js';
+import { JetStreamPublisher, PublishError } from '../../gateway/jetstream-publisher.js';
+import { classifyPublishError } from '../../gateway/publish.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import { GatewayHarness, WRITE_KEY } from './harness.js';
+
+let nats: NatsServer;
+let nc: NatsConnection;
+let publisher: JetStreamPublisher | undefined;
+const t = topology('jspub');
+const small = topology('jspubfull');
+const data = (s: string) => new TextEncoder().encode(s);
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  nc = await connect({ servers: nats.url });
+  await ensureStreams(await nc.jetstreamManager(), t, { storage: 'memory' });
+  await ensureStreams(await nc.jetstreamManager(), small, { storage: 'memory', eventsMaxBytes: 2048 });
+});
+afterAll(async () => {
+  await nc.close();
+  await nats.dispose();
+});
+afterEach(() => {
+  publisher?.close();
+  publisher = undefined;
+});
+
+describe('JetStreamPublisher', () => {
+  it('resolves each publish with its own acknowledgement, out of many concurrent ones', async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    const acks = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        publisher!.publish('jspub.events.s.track', data(`${i}`), `m-${i}`),
+      ),
+    );
+    expect(acks.map((a) => a.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(acks.every((a) => a.stream === t.eventsStream && !a.duplicate)).toBe(true);
+    const jsm = await nc.jetstreamManager();
+    const m = await jsm.streams.getMessage(t.eventsStream, { seq: 7 });
+    expect(m.string()).toBe('6');
+    expect(m.header.get('Nats-Msg-Id')).toBe('m-6');
+    await jsm.streams.purge(t.eventsStream);
+  });
+
+  it('reports a resent message id as a duplicate', async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    await publisher.publish('jspub.events.s.track', data('x'), 'dup');
+    const again = await publisher.publish('jspub.events.s.track', data('x'), 'dup');
+    expect(again.duplicate).toBe(true);
+    await (await nc.jetstreamManager()).streams.purge(t.eventsStream);
+  });
+
+  it("rejects with JetStream's API error when the stream refuses (full)", async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    const big = data('y'.repeat(1500));
+    await publisher.publish('jspubfull.events.s.track', big, 'fill-1');
+    const err = await publisher.publish('jspubfull.events.s.track', big, 'fill-2').catch((e) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect(err.api_error).toMatchObject({ err_code: 10077 });
+    expect(classifyPublishError(err)).toBe('GW_STREAM_FULL');
+  });
+
+  it('rejects with code 503 when no stream listens on the subject', async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    const err = await publisher.publish('nostream.here', data('x'), 'n').catch((e) => e);
+    expect(err.code).toBe('503');
+    expect(classifyPublishError(err)).toBe('GW_STREAM_UNAVAILABLE');
+  });
+
+  it('rejects with TIMEOUT when nothing acknowledges within the timeout', async () => {
+    const silent = nc.subscribe('silent.subject');
+    publisher = new JetStreamPublisher(nc, 200);
+    const err = await publisher.publish('silent.subject', data('x'), 's').catch((e) => e);
+    expect(err.code).toBe('TIMEOUT');
+    expect(classifyPublishError(err)).toBe('GW_PUBLISH_TIMEOUT');
+    expect(publisher.inFlight).toBe(0);
+    silent.unsubscribe();
+  });
+
+  it('fails everything still waiting when told the connection dropped', async () => {
+    const silent = nc.subscribe('silent.other');
+    publisher = new JetStreamPublisher(nc, 60_000);
+    const waiting = [
+      publisher.publish('silent.other', data('a'), 'a'),
+      publisher.publish('silent.other', data('b'), 'b'),
+    ];
+    await nc.flush();
+    publisher.failAll('DISCONNECT', 'gone');
+    const errors = await Promise.all(waiting.map((p) => p.catch((e) => e)));
+    expect(errors.map((e) => classifyPublishError(e))).toEqual([
+      'GW_NATS_UNAVAILABLE',
+      'GW_NATS_UNAVAILABLE',
+    ]);
+    silent.unsubscribe();
+  });
+});
+
+describe('the gateway when JetStream stays silent', () => {
+  it('answers 503 GW_PUBLISH_TIMEOUT with Retry-After once the publish timeout passes', async () => {
+    const h = await GatewayHarness.start(nats, { streams: false, gateway: { publishTimeoutMs: 300 } });
+    // Something answers the subject (so no "no responders"), but it is not a stream: no ack ever comes.
+    const silent = nc.subscribe(`${h.prefix}.events.>`);
+    try {
+      const res = await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(res.body.code).toBe('GW_PUBLISH_TIMEOUT');
+      expect(await h.metric('dfn_gateway_events_in_flight')).toBe(0);
+    } finally {
+      silent.unsubscribe();
+      await h.close();
+    }
+  });
+});
