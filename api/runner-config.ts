@@ -642,7 +642,7 @@ function rows(node: Record<string, any>, prefix: string, out: string[]): void {
     const dflt =
       child.default === undefined || isObject
         ? required.has(key) && !isObject
-          ? '*required*'
+          ? '_required_'
           : ''
         : `\`${JSON.stringify(child.default)}\``;
     const description = String(child.description ?? '').replace(/\|/g, '\\|');

@@ -66,6 +66,8 @@ export class Runner {
   private readonly filter: EventFilter;
   private readonly decoder = new TextDecoder();
   private readonly abort = new AbortController();
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<{ released: number }> | undefined;
   private natsConnected = false;
 
   private constructor(
@@ -133,8 +135,15 @@ export class Runner {
   }
 
   /** Connects, finds (or creates) the consumer, and starts consuming. Throws NatsUnreachableError. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.connectAndConsume();
+    return this.starting;
+  }
+
+  /** Returns early, consuming nothing, once stop() has begun: each await is a checkpoint. */
+  private async connectAndConsume(): Promise<void> {
     const { config } = this.loaded;
+    const stopped = () => this.abort.signal.aborted;
     this.state = 'connecting';
     const nc = await connectNats(
       {
@@ -147,7 +156,7 @@ export class Runner {
       this.abort.signal,
     );
     this.nc = nc;
-    if (this.abort.signal.aborted) return; // stop() came while connecting; it closes nc
+    if (stopped()) return;
     this.natsConnected = true;
     this.watchConnection(nc);
     this.log.info('connected to NATS', { server: nc.getServer() });
@@ -157,6 +166,7 @@ export class Runner {
       );
     });
     this.js = nc.jetstream();
+    if (stopped()) return;
 
     if (config.nats.ensureTopology) {
       await ensureStreams(jsm, this.topology);
@@ -169,8 +179,9 @@ export class Runner {
       });
     }
     const consumer = await this.waitForConsumer();
-    if (!consumer) return; // stopped while waiting
+    if (!consumer || stopped()) return;
     const info = await consumer.info(true);
+    if (stopped()) return;
     const maxAckPending = info.config.max_ack_pending ?? -1;
     const capacity = Math.max(
       1,
@@ -323,11 +334,17 @@ export class Runner {
    * Graceful stop: no more pulls, waiting batches flushed, in-flight events finished within the grace
    * period (the rest handed back to NATS), records and stats flushed, connection drained.
    */
-  async stop(gracePeriodMs = this.loaded.config.shutdown.gracePeriodMs): Promise<{ released: number }> {
-    if (this.state === 'stopped' || this.state === 'stopping') return { released: 0 };
+  stop(gracePeriodMs = this.loaded.config.shutdown.gracePeriodMs): Promise<{ released: number }> {
+    this.stopping ??= this.gracefulStop(gracePeriodMs);
+    return this.stopping;
+  }
+
+  private async gracefulStop(gracePeriodMs: number): Promise<{ released: number }> {
+    this.abort.abort();
+    // start() gives up at its next checkpoint; after that, whatever it set up is torn down below.
+    await this.starting?.catch(() => {});
     const wasConsuming = this.state === 'consuming';
     this.state = 'stopping';
-    this.abort.abort();
     const releasedBefore = this.stats.counters.released;
     if (wasConsuming) {
       await this.loop!.stop();

@@ -158,6 +158,7 @@ export class StatsPublisher {
     clearInterval(this.timer);
     if (this.nc.isClosed()) return;
     this.publish();
-    await this.nc.flush().catch(() => {});
+    // Bounded: a server that went away must not hold up the exit.
+    await Promise.race([this.nc.flush().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 }

@@ -1,7 +1,7 @@
 // Reads the stored messages of one subject of a stream, oldest first, through an ordered consumer.
 // Used by `dfn deliveries` and `dfn replay`, which inspect an instance's records and dead letters.
 
-import type { JetStreamClient, JetStreamManager } from 'nats';
+import { type JetStreamClient, type JetStreamManager, NatsError } from 'nats';
 
 export interface StoredMessage {
   seq: number;
@@ -9,10 +9,25 @@ export interface StoredMessage {
   data: Uint8Array;
 }
 
+const STREAM_NOT_FOUND = 10059;
+
+export class StreamNotFoundError extends Error {
+  override readonly name = 'StreamNotFoundError';
+  constructor(readonly stream: string) {
+    super(`NATS has no stream ${stream}: is the prefix right, and is the platform installed on this NATS?`);
+  }
+}
+
 /** How many messages a stream holds on one subject. */
 export async function countSubject(jsm: JetStreamManager, stream: string, subject: string): Promise<number> {
-  const info = await jsm.streams.info(stream, { subjects_filter: subject });
-  return info.state.subjects?.[subject] ?? 0;
+  try {
+    const info = await jsm.streams.info(stream, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  } catch (err) {
+    if (err instanceof NatsError && err.api_error?.err_code === STREAM_NOT_FOUND)
+      throw new StreamNotFoundError(stream);
+    throw err;
+  }
 }
 
 export async function* readSubject(

@@ -267,3 +267,18 @@ describe('dfn deliveries and dfn replay', () => {
     );
   });
 });
+
+describe('dfn deliveries against a NATS without the platform', () => {
+  it('says which stream is missing instead of showing nothing', async () => {
+    const nats = await NatsServer.start();
+    try {
+      const result = await runDfn(['deliveries', 'default/crm', '--prefix', 'other', '--nats-url', nats.url]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(
+        'dfn deliveries: NATS has no stream OTHER_DELIVERIES: is the prefix right, and is the platform installed on this NATS?\n',
+      );
+    } finally {
+      await nats.dispose();
+    }
+  });
+});

@@ -24,7 +24,7 @@ export const repoRoot = new URL('../..', import.meta.url).pathname;
 
 /** Polls until `check` returns a truthy value; fails with `what` after `timeoutMs`. Never a fixed sleep. */
 export async function waitFor<T>(
-  what: string,
+  what: string | (() => string),
   check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   timeoutMs = 30_000,
   intervalMs = 25,
@@ -39,8 +39,9 @@ export async function waitFor<T>(
       lastError = err;
     }
     if (Date.now() > deadline) {
+      const description = typeof what === 'function' ? what() : what;
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ''}`,
+        `timed out after ${timeoutMs} ms waiting for ${description}${lastError ? `: ${lastError}` : ''}`,
       );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
@@ -103,16 +104,11 @@ export function removeDir(dir: string): void {
 
 /** `dfn <args>` as a child process running the TypeScript sources (no build needed). */
 export function spawnDfn(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const devArgs = process.env.DFN_DEV_NODE_ARGS ? process.env.DFN_DEV_NODE_ARGS.split(' ') : [];
-  return spawn(
-    process.execPath,
-    ['--no-node-snapshot', '--import', 'tsx', ...devArgs, 'cli/main.ts', ...args],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', 'cli/main.ts', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export interface CliResult {
@@ -190,9 +186,9 @@ export class RunnerProcess {
   }
 
   /** Resolves once the runner logs that it is consuming (its consumer exists and pulls started). */
-  async consuming(timeoutMs = 30_000): Promise<void> {
+  async consuming(timeoutMs = 60_000): Promise<void> {
     await waitFor(
-      `the runner to start consuming\n${this.output}`,
+      () => `the runner to start consuming\n${this.output}`,
       () => {
         if (this.exitInfo) throw new Error(`runner exited (${this.exitInfo.code}):\n${this.output}`);
         return this.log('consuming');

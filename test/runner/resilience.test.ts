@@ -176,6 +176,26 @@ describe('no loss', () => {
     }
   });
 
+  it('keeps an invocation longer than the ack wait alive with working(), so it is not redelivered', async () => {
+    await prepareTopology(f, { ackWaitMs: 1000 });
+    const stats = watchStats(f);
+    try {
+      const event = track();
+      await publish(f, [event]);
+      start(config({ delayMs: 2500 }, { consumer: { ackWaitMs: 1000 } }));
+      await waitFor('the delivery', () => delivered.has(event.messageId!), 30_000);
+      const s = await waitFor('settled stats', () => {
+        const latest = stats.latest();
+        return latest && latest.counters.delivered === 1 && latest.inFlight === 0 ? latest : undefined;
+      });
+      // Redelivered after 1 s without working(), the event would have been received (and sent) twice.
+      expect(s.counters.received).toBe(1);
+      expect(dest.requests.filter((r) => r.json().messageId === event.messageId)).toHaveLength(1);
+    } finally {
+      stats.stop();
+    }
+  });
+
   it('on SIGTERM stops pulling, finishes in-flight events, publishes final stats and exits 0', async () => {
     await prepareTopology(f);
     const stats = watchStats(f);
@@ -185,9 +205,9 @@ describe('no loss', () => {
       const dir = config({ delayMs: 200 }, { limits: { concurrency: 20 } });
       const runner = start(dir);
       await waitFor(
-        'deliveries to be under way',
-        () => delivered.size > 0 && runner.log('consuming'),
-        30_000,
+        () => `deliveries to be under way\n${runner.output}`,
+        () => events.some((e) => delivered.has(e.messageId!)),
+        60_000,
         5,
       );
       runner.kill('SIGTERM');
@@ -196,10 +216,13 @@ describe('no loss', () => {
       expect(stopped).toMatchObject({ released: 0 });
       expect(missing(events).length).toBeGreaterThan(0);
       // The final stats: nothing held, every received event settled.
-      const final = await waitFor('the final stats', () => {
-        const s = stats.latest();
-        return s && s.inFlight === 0 && s.counters.received === stopped!.counters.received ? s : undefined;
-      });
+      const final = await waitFor(
+        () => `the final stats (latest: ${JSON.stringify(stats.latest())})\n${runner.output}`,
+        () => {
+          const s = stats.latest();
+          return s && s.inFlight === 0 && s.counters.received === stopped!.counters.received ? s : undefined;
+        },
+      );
       expect(final.counters.received).toBe(final.counters.delivered);
       const state = await consumerState(f, consumerName(TEST_INSTANCE));
       expect(state.ackPending).toBe(0);
