@@ -70,7 +70,6 @@ export const GATEWAY_ERRORS = {
   GW_PUBLISH_TIMEOUT: { status: 503, message: 'the event store did not acknowledge in time', retryAfter: 5 },
   GW_STREAM_FULL: { status: 429, message: 'the events stream is full', retryAfter: 30 },
   GW_OVERLOADED: { status: 503, message: 'too many events in flight', retryAfter: 1 },
-  GW_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down', retryAfter: 1 },
   GW_PUBLISH_FAILED: { status: 500, message: 'the event store refused the events' },
   GW_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -10,13 +10,19 @@ import {
   topology,
 } from '../api/jetstream.js';
 import { registerBodyParsing } from './body.js';
+import { registerCors } from './cors.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { NatsLink } from './nats-link.js';
 import { registerProbes } from './probes.js';
 import { EventPublisher } from './publish.js';
 import { decorateRequestState, requestState } from './request-state.js';
-import { registerTrackingRoutes, type TrackingRouteConfig } from './routes.js';
+import {
+  BATCH_ROUTES,
+  registerTrackingRoutes,
+  SINGLE_EVENT_ROUTES,
+  type TrackingRouteConfig,
+} from './routes.js';
 import { LIMITS } from './validate.js';
 import { WriteKeys } from './write-keys.js';
 
@@ -85,6 +91,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // Each request is logged once, by the onResponse hook below, with what happened to its events.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.batchBytes,
+    // A request arriving on an open keep-alive connection while stopping gets fastify's bare 503 with
+    // Connection: close (it never reaches our hooks); clients retry it against another replica.
     return503OnClosing: true,
   });
   const log = app.log;
@@ -192,6 +200,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   registerTrackingRoutes(app, { writeKeys, publisher, metrics });
+  registerCors(app, [...SINGLE_EVENT_ROUTES.flatMap(([, paths]) => paths), ...BATCH_ROUTES]);
   registerProbes(app, { link, metrics, isClosing: () => closing });
 
   return {

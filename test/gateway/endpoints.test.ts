@@ -122,3 +122,30 @@ describe('other paths', () => {
     expect(res.body.code).toBe('GW_ROUTE_NOT_FOUND');
   });
 });
+
+describe('browsers (analytics.js)', () => {
+  it('answers a CORS preflight for the tracking paths', async () => {
+    h = await GatewayHarness.start(nats);
+    const res = await fetch(`${h.url}/v1/t`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-headers')).toContain('Authorization');
+  });
+
+  it('lets the page read the answer to its POST, errors included', async () => {
+    h = await GatewayHarness.start(nats);
+    const ok = await h.post('/v1/t', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('*');
+    const denied = await h.post('/v1/t', { userId: 'u', event: 'E' }, { writeKey: 'nope' });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('access-control-allow-origin')).toBe('*');
+  });
+
+  it('does not open the operational endpoints to other origins', async () => {
+    h = await GatewayHarness.start(nats);
+    expect((await h.get('/metrics')).headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
