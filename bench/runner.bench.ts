@@ -16,6 +16,7 @@ import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
 const t = topology('dfn');
@@ -119,51 +120,73 @@ try {
   const nc = await nats.connect();
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm, t);
-  // All three consumers exist before the events are published, so each sees the same N events.
-  const [warmupDurable, rawDurable] = ['bench_warmup', 'bench_raw'];
-  for (const durable_name of [warmupDurable, rawDurable]) {
-    await jsm.consumers.add(t.eventsStream, {
+  // Every consumer exists before the events are published, so each sees the same N events.
+  const rawConsumer = async (durable_name: string) =>
+    jsm.consumers.add(t.eventsStream, {
       durable_name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.New,
       max_ack_pending: MAX_ACK_PENDING,
       filter_subject: `${t.prefix}.events.${SOURCE}.*`,
     });
-  }
-  const single: InstanceRef = { namespace: 'bench', name: 'single' };
-  const batch: InstanceRef = { namespace: 'bench', name: 'batch' };
-  for (const ref of [single, batch]) {
-    await ensureInstanceConsumer(jsm, t, { ...ref, source: SOURCE, maxAckPending: MAX_ACK_PENDING });
+  await rawConsumer('bench_warmup');
+  const rounds = Array.from({ length: ROUNDS }, (_, i) => ({
+    raw: `bench_raw_${i}`,
+    single: { namespace: 'bench', name: `single-${i}` } as InstanceRef,
+    batch: { namespace: 'bench', name: `batch-${i}` } as InstanceRef,
+  }));
+  for (const round of rounds) {
+    await rawConsumer(round.raw);
+    for (const ref of [round.single, round.batch]) {
+      await ensureInstanceConsumer(jsm, t, { ...ref, source: SOURCE, maxAckPending: MAX_ACK_PENDING });
+    }
   }
 
   const publishEps = await publishAll(nc);
   console.log(`published ${N} events: ${Math.round(publishEps)} events/s`);
 
   // A first, untimed pass warms the JIT and nats-server's cache of the stream, so (a) is not handicapped.
-  await rawConsume(nc, warmupDurable);
-  const raw = await rawConsume(nc, rawDurable);
-  console.log(`(a) raw JetStream consume+ack:       ${Math.round(raw)} events/s`);
-  const runner = await runnerConsume(nats.url, single, 'async function onTrack(event, settings) {}', false);
+  await rawConsume(nc, 'bench_warmup');
+  // Interleaved rounds, best of each kept: on a shared 2-core machine a neighbour's burst hits one round.
+  const best = { raw: 0, runner: 0, batch: 0 };
+  for (const [i, round] of rounds.entries()) {
+    const raw = await rawConsume(nc, round.raw);
+    const runner = await runnerConsume(
+      nats.url,
+      round.single,
+      'async function onTrack(event, settings) {}',
+      false,
+    );
+    const batch = await runnerConsume(
+      nats.url,
+      round.batch,
+      'async function onBatch(events, settings) {}\nasync function onTrack(event, settings) {}',
+      true,
+    );
+    console.log(
+      `round ${i + 1}: (a) raw consume+ack ${Math.round(raw)} ev/s | (b) runner onTrack ${Math.round(runner)} ev/s` +
+        ` (${(runner / raw).toFixed(2)}) | (c) runner onBatch(100) ${Math.round(batch)} ev/s (${(batch / raw).toFixed(2)})`,
+    );
+    best.raw = Math.max(best.raw, raw);
+    best.runner = Math.max(best.runner, runner);
+    best.batch = Math.max(best.batch, batch);
+  }
+  console.log(`best of ${ROUNDS} rounds, ${N} events each:`);
+  console.log(`(a) raw JetStream consume+ack:  ${Math.round(best.raw)} events/s`);
   console.log(
-    `(b) runner, trivial onTrack:         ${Math.round(runner)} events/s (${(runner / raw).toFixed(2)} of raw)`,
-  );
-  const runnerBatch = await runnerConsume(
-    nats.url,
-    batch,
-    'async function onBatch(events, settings) {}\nasync function onTrack(event, settings) {}',
-    true,
+    `(b) runner, trivial onTrack:    ${Math.round(best.runner)} events/s (${(best.runner / best.raw).toFixed(2)} of raw)`,
   );
   console.log(
-    `(c) runner, onBatch of 100:          ${Math.round(runnerBatch)} events/s (${(runnerBatch / raw).toFixed(2)} of raw)`,
+    `(c) runner, onBatch of 100:     ${Math.round(best.batch)} events/s (${(best.batch / best.raw).toFixed(2)} of raw)`,
   );
   await nc.close();
   console.log(
     JSON.stringify({
-      raw_eps: Math.round(raw),
-      runner_eps: Math.round(runner),
-      runner_batch_eps: Math.round(runnerBatch),
-      ratio: Number((runner / raw).toFixed(3)),
-      ratio_batch: Number((runnerBatch / raw).toFixed(3)),
+      raw_eps: Math.round(best.raw),
+      runner_eps: Math.round(best.runner),
+      runner_batch_eps: Math.round(best.batch),
+      ratio: Number((best.runner / best.raw).toFixed(3)),
+      ratio_batch: Number((best.batch / best.raw).toFixed(3)),
     }),
   );
 } finally {

@@ -86,8 +86,7 @@ export class Invoker {
     for (let i = 0; i < chunk.length; i++) {
       const report = reports?.[i];
       if (report) {
-        counters.executionMs += report.durationMs;
-        this.stats.durations.observe(report.durationMs / 1000);
+        this.stats.invoked(report.durationMs);
         this.outcomes.settle(chunk[i]!, report.outcome, {
           logs: report.logs,
           requests: report.requests,
@@ -128,8 +127,7 @@ export class Invoker {
       for (const held of items) this.outcomes.settle(held, sandboxFailure(error), NO_REPORT);
       return;
     }
-    this.stats.counters.executionMs += report.durationMs;
-    this.stats.durations.observe(report.durationMs / 1000);
+    this.stats.invoked(report.durationMs);
     const attempt: AttemptReport = {
       logs: report.logs,
       requests: report.requests,

@@ -12,6 +12,8 @@ import {
 import { ERROR_TYPES, type ErrorType } from '../api/outcome.js';
 import { Histogram, Registry } from '../lib/metrics.js';
 
+const LABELS = ['namespace', 'function_instance'] as const;
+
 export interface StatsIdentity {
   instance: InstanceRef;
   replica: string;
@@ -31,24 +33,26 @@ export class Stats {
     executionMs: 0,
   };
   readonly startedAt = new Date().toISOString();
-  /** Duration of each handler call (seconds): the latency users ask about first. */
+  /** Duration of each handler call (seconds): the latency users ask about first. Prometheus only. */
   readonly durations = new Histogram(
     'dfn_runner_invocation_duration_seconds',
     'Duration of handler calls (one per event, or per onBatch call).',
-    [],
+    LABELS,
   );
+  private readonly labels: { namespace: string; function_instance: string };
 
-  constructor(readonly identity: StatsIdentity) {}
+  constructor(readonly identity: StatsIdentity) {
+    this.labels = { namespace: identity.instance.namespace, function_instance: identity.instance.name };
+  }
+
+  /** Counts one handler call's time in the counters and the histogram. */
+  invoked(durationMs: number): void {
+    this.counters.executionMs += durationMs;
+    this.durations.observe(this.labels, durationMs / 1000);
+  }
 
   discarded(errorType: ErrorType): void {
     this.counters.discarded[errorType] = (this.counters.discarded[errorType] ?? 0) + 1;
-  }
-
-  /** All discarded attempts, whatever their error type. */
-  get discardedTotal(): number {
-    let total = 0;
-    for (const n of Object.values(this.counters.discarded)) total += n ?? 0;
-    return total;
   }
 
   snapshot(inFlight: number): RunnerStats {
@@ -68,8 +72,6 @@ export interface Gauges {
   ready: boolean;
   sandboxRebuilds: number;
 }
-
-const LABELS = ['namespace', 'function_instance'] as const;
 
 /**
  * The Prometheus exposition, rendered at scrape time from the same counters that go to the operator, so the
