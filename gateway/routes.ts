@@ -60,6 +60,7 @@ function prepare(raw: Json, type: EventType, req: RequestContext): PreparedEvent
   }
   // Serializing the raw event again is only needed when the enriched one is over the limit (rare).
   if (data.length > LIMITS.eventBytes) {
+    // Cannot throw: the enriched event, a superset of this one, serialized.
     const sent = Buffer.byteLength(JSON.stringify(raw));
     if (sent > LIMITS.eventBytes) {
       return { code: 'GW_EVENT_TOO_LARGE', detail: `${sent} bytes, at most ${LIMITS.eventBytes}` };

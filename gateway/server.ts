@@ -112,7 +112,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
   writeKeys.watch({ pollMs: options.writeKeysPollMs ?? GATEWAY_DEFAULTS.writeKeysPollMs });
 
-  let streamsEnsured = false;
+  let connectFailures = 0;
   const link = new NatsLink({
     servers: options.natsUrl,
     ...(options.natsCreds ? { creds: options.natsCreds } : {}),
@@ -123,23 +123,28 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const fields = { nats: state, ...(detail ? { detail } : {}) };
       if (state === 'connected') log.info(fields, 'NATS connected');
       else if (!closing) log.warn(fields, 'NATS not connected: answering 503 until it is back');
-      if (state === 'connected' && options.createStreams && !streamsEnsured) {
-        streamsEnsured = true;
+      // Also after a reconnect: a development nats-server restarted without its store lost the streams.
+      if (state === 'connected' && options.createStreams) {
         const limits = options.createStreams === true ? {} : options.createStreams;
         void link
           .connected()
           .then(async (nc) => ensureStreams(await nc.jetstreamManager(), t, limits))
           .then(
             () => log.info({ stream: t.eventsStream }, 'JetStream streams ready'),
-            (err) => {
-              streamsEnsured = false;
-              log.error({ error: (err as Error).message }, 'could not create the JetStream streams');
-            },
+            (err) => log.error({ error: (err as Error).message }, 'could not create the JetStream streams'),
           );
       }
     },
-    onConnectError: (err) =>
-      log.warn({ error: err.message, nats: options.natsUrl }, 'NATS not reachable yet'),
+    onConnectError: (err) => {
+      // Attempts 1, 2, 4, 8, …: a NATS that stays away is reported without flooding the log.
+      connectFailures++;
+      if ((connectFailures & (connectFailures - 1)) === 0) {
+        log.warn(
+          { error: err.message, nats: options.natsUrl, attempts: connectFailures },
+          'NATS not reachable yet',
+        );
+      }
+    },
   });
   const publisher = new EventPublisher(
     link,

@@ -48,6 +48,18 @@ export function parseTime(value: unknown): number | undefined {
   return Date.parse(value);
 }
 
+/**
+ * A client value as error messages quote it: short, and never by serializing it (a value nested
+ * thousands deep would make JSON.stringify throw, turning a 400 into a 500).
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value)
+    ? 'an array'
+    : `a${typeof value === 'object' ? 'n object' : ` ${typeof value}`}`;
+}
+
 const OBJECT_FIELDS = ['properties', 'traits', 'context', 'integrations'] as const;
 const STRING_FIELDS = ['event', 'name', 'category'] as const;
 const ID_FIELDS = ['userId', 'anonymousId', 'groupId', 'previousId'] as const;
@@ -63,7 +75,7 @@ export function checkEvent(event: unknown, routeType?: EventType): Problem | und
   if (!isEventType(type)) {
     return {
       code: 'GW_EVENT_TYPE_INVALID',
-      detail: event.type === undefined ? '"type" is missing' : `got ${JSON.stringify(event.type)}`,
+      detail: event.type === undefined ? '"type" is missing' : `got ${shown(event.type)}`,
     };
   }
 
@@ -85,7 +97,7 @@ export function checkEvent(event: unknown, routeType?: EventType): Problem | und
   }
   for (const f of TIME_FIELDS) {
     if (Number.isNaN(parseTime(event[f]))) {
-      return { code: 'GW_TIMESTAMP_INVALID', detail: `"${f}" is ${JSON.stringify(event[f])}` };
+      return { code: 'GW_TIMESTAMP_INVALID', detail: `"${f}" is ${shown(event[f])}` };
     }
   }
 
@@ -149,7 +161,7 @@ export function checkBatchEnvelope(body: Json): BatchEnvelope | Problem {
   }
   const sentAt = parseTime(body.sentAt);
   if (Number.isNaN(sentAt)) {
-    return { code: 'GW_TIMESTAMP_INVALID', detail: `batch "sentAt" is ${JSON.stringify(body.sentAt)}` };
+    return { code: 'GW_TIMESTAMP_INVALID', detail: `batch "sentAt" is ${shown(body.sentAt)}` };
   }
   return {
     batch,

@@ -105,7 +105,7 @@ function generate(r: Rng): Case {
   const type = r.pick(EVENT_TYPES.filter((t) => t !== 'delete'));
   const singlePath = SINGLE_PATHS[EVENT_TYPES.indexOf(type)]!;
   const valid = JSON.stringify(validEvent(r, type));
-  switch (r.int(11)) {
+  switch (r.int(12)) {
     case 0: {
       const bytes = Buffer.from(Array.from({ length: 1 + r.int(200) }, () => r.int(256)));
       bytes[0] = r.pick([0x23, 0x40, 0x21, 0x3b, 0x7e, 0x00, 0xff]);
@@ -194,6 +194,15 @@ function generate(r: Rng): Case {
         body: Buffer.from(valid),
       };
     }
+    case 10: {
+      // Nested far deeper than JSON.stringify can follow, in a field where an array is invalid anyway.
+      const depth = 5_000 + r.int(30_000);
+      const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+      const field = r.pick(['type', 'userId', 'timestamp', 'properties', 'messageId']);
+      const event = JSON.stringify(validEvent(r, type)).slice(1, -1);
+      const body = `{"batch":[{${field === 'type' ? '' : `${event},`}"${field}":${deep}}]}`;
+      return { kind: 'deep', path: '/v1/batch', headers: json, body: Buffer.from(body) };
+    }
     default: {
       const envelope = r.pick([
         { batch: {} },
@@ -264,7 +273,7 @@ describe('fuzz', () => {
     }
     expect(unexpected).toEqual([]);
     // Every category was exercised, so the loop cannot silently degenerate to one kind of input.
-    expect(kinds.size).toBe(11);
+    expect(kinds.size).toBe(12);
     expect(await h.count()).toBe(0);
     expect((await h.get('/healthz')).status).toBe(200);
     const ok = await h.post('/v1/track', { userId: 'u', event: 'After the storm' }, { writeKey: WRITE_KEY });

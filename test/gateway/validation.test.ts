@@ -182,6 +182,27 @@ describe('size limits', () => {
   });
 });
 
+describe('hostile values in error messages', () => {
+  it('names a deeply nested "type" without serializing it (400, not 500)', async () => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const res = await h.post('/v1/batch', `{"batch":[{"type":${deep},"userId":"u"}]}`, {
+      ...auth,
+      raw: true,
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.rejected[0]).toMatchObject({
+      code: 'GW_EVENT_TYPE_INVALID',
+      message: expect.stringContaining('got an array'),
+    });
+  });
+
+  it('quotes at most 64 characters of a bad value', async () => {
+    const res = await h.post('/v1/track', { userId: 'u', event: 'E', timestamp: 'x'.repeat(5000) }, auth);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toBe(`a timestamp is not an ISO-8601 date: "timestamp" is "${'x'.repeat(64)}…"`);
+  });
+});
+
 describe('event rules', () => {
   const cases: Array<[string, string, Record<string, unknown>, string]> = [
     ['no userId or anonymousId', '/v1/identify', { traits: {} }, 'GW_IDENTITY_MISSING'],
