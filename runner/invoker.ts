@@ -6,7 +6,7 @@ import type { BatchingConfig } from '../api/runner-config.js';
 import { Batcher } from './batcher.js';
 import type { HeldEvent } from './in-flight.js';
 import { type AttemptReport, type OutcomeHandler, sandboxFailure } from './outcome-handler.js';
-import type { FunctionSandbox, InvocationReport } from './sandbox/types.js';
+import type { BatchReport, FunctionSandbox, InvocationReport } from './sandbox/types.js';
 import type { Stats } from './stats.js';
 
 /**
@@ -19,8 +19,6 @@ export class Invoker {
   private queue: HeldEvent[] = [];
   private drainScheduled = false;
   private readonly batcher: Batcher<HeldEvent> | undefined;
-  /** Calls into the sandbox that have not returned yet. */
-  private running = 0;
 
   constructor(
     private readonly sandbox: FunctionSandbox,
@@ -36,10 +34,6 @@ export class Invoker {
   /** Whether events go through onBatch. */
   get batching(): boolean {
     return this.batcher !== undefined;
-  }
-
-  get busy(): boolean {
-    return this.running > 0 || this.queue.length > 0 || (this.batcher?.size ?? 0) > 0;
   }
 
   submit(held: HeldEvent): void {
@@ -71,15 +65,12 @@ export class Invoker {
   }
 
   private async runSingle(chunk: HeldEvent[]): Promise<void> {
-    this.running++;
     let reports: InvocationReport[] | undefined;
     let error: unknown;
     try {
       reports = await this.sandbox.invoke(chunk.map((h) => h.event));
     } catch (err) {
       error = err;
-    } finally {
-      this.running--;
     }
     const counters = this.stats.counters;
     counters.invocations += chunk.length;
@@ -112,15 +103,12 @@ export class Invoker {
   }
 
   private async runBatch(items: HeldEvent[]): Promise<void> {
-    this.running++;
-    let report: Awaited<ReturnType<FunctionSandbox['invokeBatch']>> | undefined;
+    let report: BatchReport | undefined;
     let error: unknown;
     try {
       report = await this.sandbox.invokeBatch(items.map((h) => h.event));
     } catch (err) {
       error = err;
-    } finally {
-      this.running--;
     }
     this.stats.counters.invocations++;
     if (!report) {

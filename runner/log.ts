@@ -11,6 +11,8 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** Lets a hot path skip building a debug line nobody will see. */
+  readonly debugEnabled: boolean;
 }
 
 export function createLogger(
@@ -31,6 +33,7 @@ export function createLogger(
     warn: (msg, fields) => emit('warn', msg, fields),
     error: (msg, fields) => emit('error', msg, fields),
     child: (fields) => createLogger(level, { ...base, ...fields }, write),
+    debugEnabled: min <= RANK.debug,
   };
 }
 

@@ -265,6 +265,9 @@ export class Runner {
     }
     const verdict = this.filter(event);
     if (!verdict.pass) {
+      // "Why did my event not arrive?" is answered with logLevel: debug.
+      if (this.log.debugEnabled)
+        this.log.debug('filtered', { messageId: event.messageId, reason: verdict.reason });
       this.outcomes!.filtered(msg);
       return;
     }

@@ -118,3 +118,50 @@ describe('filters and data control before the function', () => {
     }
   });
 });
+
+describe('bounded concurrency', () => {
+  it("runs events in parallel, but never more at once than the consumer's max_ack_pending", async () => {
+    const nats = await NatsServer.start();
+    const nc = await nats.connect();
+    const dest = await Destination.start();
+    const f = await fixture(nc);
+    // Top-level state persists between invocations: the function reports how many of it run at once.
+    const dir = writeConfigDir({
+      natsUrl: nats.url,
+      functionSource: `
+        let running = 0;
+        async function onTrack(event, settings) {
+          running++;
+          try {
+            await new Promise((r) => setTimeout(r, 100));
+            await fetch(settings.url + '/track', { method: 'POST', body: JSON.stringify({ messageId: event.messageId, running }) });
+          } finally {
+            running--;
+          }
+        }`,
+      settings: { url: dest.url },
+      config: { limits: { concurrency: 50 }, consumer: { maxAckPending: 4 } },
+    });
+    const runner = RunnerProcess.start(dir);
+    try {
+      await prepareTopology(f, { maxAckPending: 4 });
+      await runner.consuming();
+      expect(runner.log('consuming')).toMatchObject({ capacity: 4 });
+      expect(
+        runner.log("limits.concurrency is above the consumer's max_ack_pending; holding fewer events"),
+      ).toBeDefined();
+      const events = Array.from({ length: 24 }, () => track());
+      await publish(f, events);
+      await waitFor('all deliveries', () => dest.requests.length === events.length);
+      const peak = Math.max(...dest.requests.map((r) => r.json().running as number));
+      expect(peak).toBeLessThanOrEqual(4);
+      expect(peak).toBeGreaterThan(1);
+    } finally {
+      await runner.dispose();
+      await nc.close();
+      await dest.close();
+      await nats.dispose();
+      removeDir(dir);
+    }
+  });
+});
