@@ -15,6 +15,7 @@ import {
   publish,
   RunnerProcess,
   removeDir,
+  STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
@@ -78,7 +79,7 @@ describe('batching', () => {
     });
     runner = RunnerProcess.start(dir);
     await runner.consuming();
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await runner?.dispose();

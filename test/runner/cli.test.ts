@@ -16,6 +16,7 @@ import {
   publish,
   removeDir,
   runDfn,
+  STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   writeConfigDir,
@@ -33,7 +34,7 @@ describe('dfn runner: refusing to start', () => {
     f = await fixture(nc);
     await prepareTopology(f);
     await publish(f, [track()]);
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await nc?.close();
@@ -175,7 +176,7 @@ describe('dfn deliveries and dfn replay', () => {
       deadLetteredAt: '2030-01-01T04:00:00.000Z',
     };
     await f.js.publish(deadLetterSubject(f.t, TEST_INSTANCE), JSON.stringify(dead));
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await nc?.close();

@@ -22,6 +22,9 @@ import type { RunnerConfigInput } from '../../api/runner-config.js';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
 
+/** Hooks that start nats-server and a runner process get this long: on a loaded 2-core CI box it adds up. */
+export const STARTUP_TIMEOUT_MS = 120_000;
+
 /** Polls until `check` returns a truthy value; fails with `what` after `timeoutMs`. Never a fixed sleep. */
 export async function waitFor<T>(
   what: string | (() => string),

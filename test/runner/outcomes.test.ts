@@ -17,6 +17,7 @@ import {
   RunnerProcess,
   removeDir,
   runDfn,
+  STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
@@ -81,7 +82,7 @@ describe('outcomes on JetStream', () => {
     });
     runner = RunnerProcess.start(dir);
     await runner.consuming();
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await runner?.dispose();

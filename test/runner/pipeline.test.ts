@@ -14,6 +14,7 @@ import {
   publish,
   RunnerProcess,
   removeDir,
+  STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
@@ -59,7 +60,7 @@ describe('filters and data control before the function', () => {
     });
     runner = RunnerProcess.start(dir);
     await runner.consuming();
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await runner?.dispose();

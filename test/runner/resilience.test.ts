@@ -15,6 +15,7 @@ import {
   publish,
   RunnerProcess,
   removeDir,
+  STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
@@ -34,7 +35,8 @@ async function onTrack(event, settings) {
 }
 `;
 
-describe('no loss', () => {
+// Each test pushes thousands of events through real processes: generous bounds for a loaded CI machine.
+describe('no loss', { timeout: 180_000 }, () => {
   let nats: NatsServer;
   let nc: NatsConnection;
   let f: Fixture;
@@ -75,7 +77,7 @@ describe('no loss', () => {
       delivered.add(id);
       return undefined;
     };
-  });
+  }, STARTUP_TIMEOUT_MS);
 
   afterEach(async () => {
     for (const r of runners.splice(0)) await r.dispose();
