@@ -6,6 +6,7 @@ import { RunnerConfigError } from '../api/runner-config.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
 import { createLogger } from './log.js';
+import { displayServers } from './nats-connection.js';
 import { Runner } from './runner.js';
 import { FunctionLoadError } from './sandbox/types.js';
 import { prometheusText } from './stats.js';
@@ -71,7 +72,7 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     revision: config.function.revision,
     handlers: [...runner.handlers],
     replica: runner.replica,
-    nats: config.nats.url,
+    nats: displayServers(config.nats.url),
   });
 
   let http: FastifyInstance;

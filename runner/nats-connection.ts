@@ -18,6 +18,19 @@ export interface NatsTarget {
   connectTimeoutMs: number;
 }
 
+/** A server URL fit for logs and errors: a password or token in it is masked. */
+export function displayUrl(url: string): string {
+  const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(url);
+  if (!m) return url;
+  const [, scheme, userinfo, rest] = m;
+  const user = userinfo!.includes(':') ? `${userinfo!.split(':')[0]}:***` : '***';
+  return `${scheme}${user}@${rest}`;
+}
+
+export function displayServers(servers: string | readonly string[]): string {
+  return (Array.isArray(servers) ? servers : [servers as string]).map(displayUrl).join(', ');
+}
+
 function describeError(err: unknown): string {
   if (err instanceof NatsError) {
     switch (err.code) {
@@ -74,7 +87,7 @@ export async function connectNats(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<NatsConnection> {
-  const servers = Array.isArray(target.servers) ? target.servers.join(', ') : target.servers;
+  const servers = displayServers(target.servers);
   const deadline = Date.now() + target.connectTimeoutMs;
   let attempt = 0;
   for (;;) {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
+import { displayServers } from '../../runner/nats-connection.js';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
@@ -79,7 +80,7 @@ export async function connectForCli(flags: NatsFlags): Promise<NatsConnection> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     const reason = code === 'CONNECTION_REFUSED' ? 'connection refused' : (err as Error).message;
-    throw new Error(`cannot reach NATS at ${servers.join(', ')} (--nats-url): ${reason}`);
+    throw new Error(`cannot reach NATS at ${displayServers(servers)} (--nats-url): ${reason}`);
   }
 }
 
