@@ -4,6 +4,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { EVENT_TYPES } from './events.js';
+import { SettingDefinitionSchema } from './settings.js';
 
 export const RUNNER_CONFIG_API_VERSION = 'dfn.dev/v1alpha1';
 export const RUNNER_CONFIG_KIND = 'RunnerConfig';
@@ -132,6 +133,13 @@ const FunctionSchema = z
       .min(1)
       .describe(
         'Revision of the function code (a hash). Reported in stats, delivery records and dead letters.',
+      ),
+    settingsSchema: z
+      .array(SettingDefinitionSchema)
+      .default([])
+      .describe(
+        "The function's declared settings. When settings.json and secrets/ do not satisfy it, every event is " +
+          'discarded as Invalid Settings (as in Segment) instead of running the function.',
       ),
   })
   .describe('The function whose code is in function.js.');

@@ -11,7 +11,7 @@ import {
   type Topology,
 } from '../api/jetstream.js';
 import type { Logger } from './log.js';
-import type { Redactor } from './redact.js';
+import type { Redactor } from './sandbox/index.js';
 import type { RequestTrace } from './sandbox/types.js';
 import { readSubject } from './stream-reader.js';
 
@@ -53,7 +53,7 @@ export class DeliveryRecorder {
   /** The record as written: identity added, every free-text field redacted. */
   build(input: RecordInput): DeliveryRecord {
     const { event, requests, ...rest } = input;
-    const r = this.redact;
+    const r = (text: string) => this.redact.text(text);
     return {
       ...this.identity,
       messageId: typeof event.messageId === 'string' ? event.messageId : null,

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { RunnerConfigError } from '../api/runner-config.js';
+import { settingsProblems } from '../api/settings.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
 import { createLogger } from './log.js';
@@ -56,7 +57,18 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     throw e;
   }
 
+  // Settings that fail the function's schema do not stop the runner: as in Segment, each event is
+  // discarded as Invalid Settings (and recorded), so the problem shows in the delivery view.
+  const invalidSettings = settingsProblems(config.function.settingsSchema, loaded.settings);
+
   if (options.check) {
+    if (invalidSettings.length > 0) {
+      err(
+        `dfn runner: ${loaded.dir}: settings do not satisfy function.settingsSchema:\n  ${invalidSettings.join('\n  ')}\n`,
+      );
+      await runner.stop(0);
+      return EXIT_BAD_CONFIG;
+    }
     const handlers = [...runner.handlers].sort().join(', ') || 'none';
     out(
       `${loaded.dir}: valid\n` +
@@ -74,6 +86,16 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     replica: runner.replica,
     nats: displayServers(config.nats.url),
   });
+  if (runner.functionLoadLogs.length > 0)
+    log.info('function console output while loading', { logs: runner.functionLoadLogs });
+  if (invalidSettings.length > 0) {
+    log.warn(
+      "settings do not satisfy the function's settings schema: events will be discarded as Invalid Settings",
+      {
+        problems: invalidSettings,
+      },
+    );
+  }
 
   let http: FastifyInstance;
   try {

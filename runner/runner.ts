@@ -21,9 +21,8 @@ import { Invoker } from './invoker.js';
 import type { Logger } from './log.js';
 import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
-import { createRedactor } from './redact.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { loadFunction } from './sandbox/index.js';
+import { loadFunction, Redactor } from './sandbox/index.js';
 import type { FunctionSandbox, SandboxLimits } from './sandbox/types.js';
 import { type Gauges, Stats, StatsPublisher } from './stats.js';
 
@@ -105,6 +104,7 @@ export class Runner {
     const sandbox = await loadFunction(loaded.source, {
       settings: loaded.settings,
       sensitiveValues: loaded.sensitiveValues,
+      settingsSchema: config.function.settingsSchema,
       allowPrivateNetwork: config.network.allowPrivateNetwork,
       limits,
       filename: 'function.js',
@@ -115,6 +115,11 @@ export class Runner {
 
   get handlers(): ReadonlySet<string> {
     return this.sandbox.handlers;
+  }
+
+  /** Console output of the function's top-level code when it loaded. */
+  get functionLoadLogs(): readonly string[] {
+    return this.sandbox.loadLogs;
   }
 
   /** Ready means pulling: connected, consumer found, not stopping, last pull fine. */
@@ -203,7 +208,7 @@ export class Runner {
       this.js,
       this.topology,
       identity,
-      createRedactor(this.loaded.sensitiveValues),
+      new Redactor(this.loaded.sensitiveValues),
       this.log,
     );
     this.outcomes = new OutcomeHandler({

@@ -1,5 +1,6 @@
-// Redaction of sensitive setting values and credentials wherever invocation output could show them:
-// console lines, error messages, request URLs and request headers.
+// Redaction of sensitive setting values and credentials wherever invocation output could show them
+// (console lines, error messages, request URLs and headers): in the sandbox, and again where the runner
+// writes records and dead letters.
 
 const REDACTED = '[redacted]';
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key']);
