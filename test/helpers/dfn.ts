@@ -1,9 +1,8 @@
-// Runs the `dfn` command as users do: bin/dfn.js → dist/ (`npm test` builds first).
+// Runs the `dfn` command as a child process, from the TypeScript sources (no build, so never stale).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
-const BIN = new URL('../../bin/dfn.js', import.meta.url).pathname;
 
 export interface DfnRun {
   code: number | null;
@@ -15,7 +14,6 @@ export interface DfnOptions {
   env?: Record<string, string>;
   stdin?: string;
   timeoutMs?: number;
-  cwd?: string;
 }
 
 /** The environment without DFN_ / NATS_ variables of the machine running the tests. */
@@ -28,8 +26,8 @@ export function cleanEnv(): Record<string, string> {
 }
 
 export function spawnDfn(args: string[], options: DfnOptions = {}): ChildProcess {
-  return spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
-    cwd: options.cwd ?? repoRoot,
+  return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', 'cli/main.ts', ...args], {
+    cwd: repoRoot,
     env: { ...cleanEnv(), ...options.env },
     stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });

@@ -1,7 +1,7 @@
 // Test harness for the runner: config directories on disk, the runner as a real child process (so signals
 // and exit codes are real), events published to a real JetStream, and bounded polling for conditions.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +19,7 @@ import {
   topology,
 } from '../../api/jetstream.js';
 import type { RunnerConfigInput } from '../../api/runner-config.js';
-
-export const repoRoot = new URL('../..', import.meta.url).pathname;
+import { type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
 
 /** Hooks that start nats-server and a runner process get this long: on a loaded 2-core CI box it adds up. */
 export const STARTUP_TIMEOUT_MS = 120_000;
@@ -105,42 +104,15 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** `dfn <args>` as a child process running the TypeScript sources (no build needed). */
-export function spawnDfn(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', 'cli/main.ts', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export { spawnDfn };
 
 /** Runs `dfn <args>` to completion. */
 export function runDfn(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 60_000,
-): Promise<CliResult> {
-  const child = spawnDfn(args, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`dfn ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+): Promise<DfnRun> {
+  return runCommand(args, { env, timeoutMs });
 }
 
 /** A `dfn runner` process: its JSON log lines, exit, and signals. */
