@@ -9,6 +9,7 @@ import {
   type Topology,
   topology,
 } from '../api/jetstream.js';
+import { displayServers } from '../lib/nats-url.js';
 import { registerBodyParsing } from './body.js';
 import { registerCors } from './cors.js';
 import { GatewayError, toGatewayError } from './errors.js';
@@ -140,7 +141,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       connectFailures++;
       if ((connectFailures & (connectFailures - 1)) === 0) {
         log.warn(
-          { error: err.message, nats: options.natsUrl, attempts: connectFailures },
+          { error: err.message, nats: displayServers(options.natsUrl), attempts: connectFailures },
           'NATS not reachable yet',
         );
       }

@@ -7,6 +7,7 @@ import { topology } from '../../api/jetstream.js';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
+import { displayServers, displayUrl } from '../../lib/nats-url.js';
 
 interface GatewayFlags {
   port: number;
@@ -53,10 +54,14 @@ function natsUrls(value: string): string {
     try {
       parsed = new URL(withScheme);
     } catch {
-      throw new InvalidArgumentError(`"${url}" is not a URL (expected e.g. nats://nats.nats.svc:4222).`);
+      throw new InvalidArgumentError(
+        `"${displayUrl(url)}" is not a URL (expected e.g. nats://nats.nats.svc:4222).`,
+      );
     }
     if (!['nats:', 'tls:', 'ws:', 'wss:'].includes(parsed.protocol) || parsed.hostname === '') {
-      throw new InvalidArgumentError(`"${url}" is not a NATS URL (expected e.g. nats://nats.nats.svc:4222).`);
+      throw new InvalidArgumentError(
+        `"${displayUrl(url)}" is not a NATS URL (expected e.g. nats://nats.nats.svc:4222).`,
+      );
     }
   }
   return urls.join(',');
@@ -223,7 +228,7 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       writeKeys: gateway.writeKeys.size,
       sources: gateway.writeKeys.sources,
       stream: gateway.topology.eventsStream,
-      nats: flags.natsUrl,
+      nats: displayServers(flags.natsUrl),
     },
     'gateway started',
   );

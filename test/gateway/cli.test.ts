@@ -1,46 +1,18 @@
-// `dfn gateway` as users run it (bin/dfn.js → dist/, so `npm run build` first): --help teaches every
-// flag, usage errors exit 2, flags fall back to env, logs are JSON lines, SIGTERM stops it cleanly.
+// `dfn gateway` as a process: --help teaches every flag, usage errors exit 2, flags fall back to env,
+// logs are JSON lines without secrets, it starts without NATS, and SIGTERM stops it cleanly.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DfnRun, runDfn, spawnDfn } from '../helpers/dfn.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { freePort } from '../helpers/ports.js';
 import { basic } from './harness.js';
 
-const BIN = new URL('../../bin/dfn.js', import.meta.url).pathname;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function dfn(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
-      env: { ...cleanEnv(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 30_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** The environment without any DFN_/NATS_ variables of the machine running the tests. */
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith('DFN_') && !k.startsWith('NATS_')) env[k] = v;
-  }
-  return env;
+function dfn(args: string[], env: Record<string, string> = {}): Promise<DfnRun> {
+  return runDfn(args, { env, timeoutMs: 30_000 });
 }
 
 let dir: string;
@@ -132,21 +104,15 @@ describe('running', () => {
 
   it('starts from env settings, accepts events, logs JSON lines without secrets, and stops on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      ['--no-node-snapshot', BIN, 'gateway', '--host', '127.0.0.1', '--create-streams'],
-      {
-        env: {
-          ...cleanEnv(),
-          DFN_GATEWAY_PORT: String(port),
-          DFN_WRITE_KEYS_FILE: keysFile,
-          DFN_NATS_URL: nats.url,
-          DFN_PREFIX: 'clitest',
-          DFN_LOG_LEVEL: 'debug',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawnDfn(['gateway', '--host', '127.0.0.1', '--create-streams'], {
+      env: {
+        DFN_GATEWAY_PORT: String(port),
+        DFN_WRITE_KEYS_FILE: keysFile,
+        DFN_NATS_URL: nats.url,
+        DFN_PREFIX: 'clitest',
+        DFN_LOG_LEVEL: 'debug',
       },
-    );
+    });
     const logs = collectLines(child);
     try {
       await logs.waitFor((l) => l.msg === 'JetStream streams ready');
@@ -172,6 +138,30 @@ describe('running', () => {
       expect(logs.lines.some((l) => l.msg === 'shutting down: finishing in-flight requests')).toBe(true);
       expect(logs.raw()).not.toContain('cli_key_1');
       expect(logs.raw()).not.toContain(basic('cli_key_1'));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('without NATS', () => {
+  it('starts anyway, says NATS is not reachable (credentials masked), and still stops on SIGTERM', async () => {
+    const [port, natsPort] = [await freePort(), await freePort()];
+    const child = spawnDfn(['gateway', '--host', '127.0.0.1', '--port', String(port), '-w', keysFile], {
+      env: { DFN_NATS_URL: `nats://gw:s3cret@127.0.0.1:${natsPort}` },
+    });
+    const logs = collectLines(child);
+    try {
+      const line = await logs.waitFor((l) => l.msg === 'NATS not reachable yet');
+      expect(line.nats).toBe(`nats://gw:***@127.0.0.1:${natsPort}`);
+      await logs.waitFor((l) => l.msg === 'gateway started');
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect(ready.status).toBe(503);
+
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(logs.raw()).not.toContain('s3cret');
     } finally {
       child.kill('SIGKILL');
     }
