@@ -2,6 +2,7 @@
 // then reconnection forever, because a NATS restart must pause delivery, not end the runner.
 
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection, NatsError } from 'nats';
+import { displayServers } from '../lib/nats-url.js';
 import type { NatsAuth } from './config-loader.js';
 import type { Logger } from './log.js';
 
@@ -16,19 +17,6 @@ export interface NatsTarget {
   /** Shown by the server (connz), so operators can tell replicas apart. */
   name: string;
   connectTimeoutMs: number;
-}
-
-/** A server URL fit for logs and errors: a password or token in it is masked. */
-export function displayUrl(url: string): string {
-  const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(url);
-  if (!m) return url;
-  const [, scheme, userinfo, rest] = m;
-  const user = userinfo!.includes(':') ? `${userinfo!.split(':')[0]}:***` : '***';
-  return `${scheme}${user}@${rest}`;
-}
-
-export function displayServers(servers: string | readonly string[]): string {
-  return (Array.isArray(servers) ? servers : [servers as string]).map(displayUrl).join(', ');
 }
 
 function describeError(err: unknown): string {

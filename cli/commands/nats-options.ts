@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
-import { displayServers } from '../../runner/nats-connection.js';
+import { displayServers } from '../../lib/nats-url.js';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
