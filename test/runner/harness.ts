@@ -20,35 +20,12 @@ import {
 } from '../../api/jetstream.js';
 import type { RunnerConfigInput } from '../../api/runner-config.js';
 import { type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Hooks that start nats-server and a runner process get this long: on a loaded 2-core CI box it adds up. */
 export const STARTUP_TIMEOUT_MS = 120_000;
 
-/** Polls until `check` returns a truthy value; fails with `what` after `timeoutMs`. Never a fixed sleep. */
-export async function waitFor<T>(
-  what: string | (() => string),
-  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 30_000,
-  intervalMs = 25,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const description = typeof what === 'function' ? what() : what;
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${description}${lastError ? `: ${lastError}` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export { waitFor };
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
