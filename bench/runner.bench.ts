@@ -10,8 +10,8 @@ import {
   topology,
 } from '../api/jetstream.js';
 import { parseRunnerConfig } from '../api/runner-config.js';
+import { silentLogger } from '../lib/log.js';
 import type { LoadedRunnerConfig } from '../runner/config-loader.js';
-import { silentLogger } from '../runner/log.js';
 import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 

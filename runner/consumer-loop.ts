@@ -2,8 +2,8 @@
 // never wait in a client buffer (burning ack_wait) and replicas share the consumer's max_ack_pending fairly.
 
 import type { Consumer, ConsumerMessages, JsMsg } from 'nats';
+import type { Logger } from '../lib/log.js';
 import type { InFlight } from './in-flight.js';
-import type { Logger } from './log.js';
 
 export interface ConsumerLoopOptions {
   /** Long-poll time of one pull request (ms, at least 1000). */

@@ -10,7 +10,7 @@ import {
   type RequestRecord,
   type Topology,
 } from '../api/jetstream.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../lib/log.js';
 import type { Redactor } from './sandbox/index.js';
 import type { RequestTrace } from './sandbox/types.js';
 import { readSubject } from './stream-reader.js';

@@ -4,10 +4,10 @@
 import type { FastifyInstance } from 'fastify';
 import { RunnerConfigError } from '../api/runner-config.js';
 import { settingsProblems } from '../api/settings.js';
+import { createLogger } from '../lib/log.js';
 import { displayServers } from '../lib/nats-url.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
-import { createLogger } from './log.js';
 import { Runner } from './runner.js';
 import { FunctionLoadError } from './sandbox/types.js';
 import { prometheusText } from './stats.js';

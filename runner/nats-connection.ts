@@ -2,9 +2,9 @@
 // then reconnection forever, because a NATS restart must pause delivery, not end the runner.
 
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection, NatsError } from 'nats';
+import type { Logger } from '../lib/log.js';
 import { displayServers } from '../lib/nats-url.js';
 import type { NatsAuth } from './config-loader.js';
-import type { Logger } from './log.js';
 
 export class NatsUnreachableError extends Error {
   override readonly name = 'NatsUnreachableError';

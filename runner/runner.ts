@@ -12,13 +12,13 @@ import {
   topology as makeTopology,
   type Topology,
 } from '../api/jetstream.js';
+import type { Logger } from '../lib/log.js';
 import type { LoadedRunnerConfig } from './config-loader.js';
 import { ConsumerLoop } from './consumer-loop.js';
 import { DeliveryRecorder } from './delivery-records.js';
 import { compileEventFilter, type EventFilter } from './filters.js';
 import { InFlight } from './in-flight.js';
 import { Invoker } from './invoker.js';
-import type { Logger } from './log.js';
 import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
 import { RetrySchedule } from './retry-schedule.js';

@@ -7,6 +7,7 @@ import { topology } from '../../api/jetstream.js';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
+import { pinoLineOptions } from '../../lib/log.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
 
 interface GatewayFlags {
@@ -196,7 +197,7 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       createStreams: flags.createStreams === true,
       logger: {
         level: flags.logLevel,
-        name: 'dfn-gateway',
+        ...pinoLineOptions('gateway'),
         // Defence in depth: no code path logs headers, but a write key must never reach a log.
         redact: ['req.headers.authorization', 'headers.authorization'],
       },

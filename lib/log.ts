@@ -1,5 +1,7 @@
-// Structured logs of the runner: one JSON object per line on stdout, as log collectors in a cluster expect.
-// Kept tiny on purpose: the hot path never logs per event, so a logging library would buy nothing.
+// Structured logs: one JSON object per line on stdout, as log collectors in a cluster expect, in one shape
+// for every dfn process: {"time": ISO-8601, "level": "info", "msg": …, "component": …, …fields}.
+// The runner writes them with the tiny logger below (its hot path never logs per event); the gateway's
+// fastify/pino logger is configured by pinoLineOptions() to write the same shape.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -44,3 +46,12 @@ function errorReplacer(_key: string, value: unknown): unknown {
 
 /** A logger that drops everything (tests, benchmarks). */
 export const silentLogger: Logger = createLogger('error', {}, () => {});
+
+/** Pino options (for fastify's logger) that produce the line shape above. */
+export function pinoLineOptions(component: string) {
+  return {
+    base: { component },
+    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+}
