@@ -2,23 +2,13 @@
 // type lands in the stream intact with the client's messageIds, and an outage is bridged by its retries.
 
 import { Analytics } from '@segment/analytics-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SegmentEvent } from '../../api/events.js';
 import { NatsServer } from '../helpers/nats-server.js';
-import { GatewayHarness, WRITE_KEY } from './harness.js';
+import { GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
+const gw = gatewayFixture();
 let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  await nats.dispose();
-});
-afterEach(async () => {
-  await h?.close();
-});
 
 interface Sent {
   url: string;
@@ -49,7 +39,7 @@ function clientFields(e: SegmentEvent): Record<string, unknown> {
 
 describe('@segment/analytics-node', () => {
   it('posts to /v1/batch by default (the `path` option) with Basic auth', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const c = client(h.url);
     c.analytics.track({ userId: 'u1', event: 'Probe' });
     await c.analytics.closeAndFlush({ timeout: 20_000 });
@@ -58,7 +48,7 @@ describe('@segment/analytics-node', () => {
   });
 
   it('delivers identify, track, page, screen, group and alias intact with its messageIds', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const c = client(h.url, { flushAt: 6 });
     c.analytics.identify({ userId: 'u1', traits: { email: 'ada@example.com', plan: 'pro' } });
     c.analytics.track({

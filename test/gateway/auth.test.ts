@@ -2,42 +2,31 @@
 // unknown or missing keys get 401 with nothing published; the file is re-read when it changes.
 
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseWriteKeys, WriteKeys, WriteKeysFileError } from '../../gateway/write-keys.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { basic, eventually, GatewayHarness, WRITE_KEY } from './harness.js';
+import { basic, eventually, type GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
+const gw = gatewayFixture();
 let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  await nats.dispose();
-});
-afterEach(async () => {
-  await h?.close();
-});
 
 const track = { userId: 'u1', event: 'Signed Up' };
 
 describe('write key in the request', () => {
   it('accepts the write key as the Basic-auth username with an empty password', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', track, { headers: { authorization: basic(WRITE_KEY) } });
     expect(res.status).toBe(200);
     expect(await h.count()).toBe(1);
   });
 
   it('ignores a Basic-auth password (Segment libraries send none, some send one)', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', track, { headers: { authorization: basic(WRITE_KEY, 'x') } });
     expect(res.status).toBe(200);
   });
 
   it('accepts the write key as "writeKey" in the body, and never publishes it', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', { ...track, writeKey: WRITE_KEY });
     expect(res.status).toBe(200);
     const [stored] = await h.stored();
@@ -45,7 +34,7 @@ describe('write key in the request', () => {
   });
 
   it('accepts a batch authenticated by its body writeKey and strips it from every event', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/batch', {
       writeKey: WRITE_KEY,
       batch: [
@@ -58,7 +47,7 @@ describe('write key in the request', () => {
   });
 
   it('answers an unknown Basic-auth key with 401 GW_WRITE_KEY_UNKNOWN and publishes nothing', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', track, { writeKey: 'nope' });
     expect(res.status).toBe(401);
     expect(res.body).toMatchObject({ success: false, code: 'GW_WRITE_KEY_UNKNOWN' });
@@ -66,7 +55,7 @@ describe('write key in the request', () => {
   });
 
   it('answers an unknown body writeKey with 401 and publishes nothing', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/batch', { writeKey: 'nope', batch: [{ type: 'track', ...track }] });
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('GW_WRITE_KEY_UNKNOWN');
@@ -74,7 +63,7 @@ describe('write key in the request', () => {
   });
 
   it('answers a request without any write key with 401 GW_WRITE_KEY_MISSING explaining both forms', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', track);
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('GW_WRITE_KEY_MISSING');
@@ -83,7 +72,7 @@ describe('write key in the request', () => {
   });
 
   it('answers a non-Basic Authorization header with 401 GW_AUTH_MALFORMED', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post(
       '/v1/track',
       { ...track, writeKey: WRITE_KEY },
@@ -97,14 +86,14 @@ describe('write key in the request', () => {
   });
 
   it('answers Basic auth with an empty username with 401 GW_AUTH_MALFORMED', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', track, { headers: { authorization: basic('') } });
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('GW_AUTH_MALFORMED');
   });
 
   it('checks the Basic-auth key before reading the body: an unknown key with a broken body is 401', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/track', '{not json', { writeKey: 'nope', raw: true });
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('GW_WRITE_KEY_UNKNOWN');
@@ -113,7 +102,7 @@ describe('write key in the request', () => {
 
 describe('the write-keys file', () => {
   it('picks up an added key without a restart', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     expect((await h.post('/v1/track', track, { writeKey: 'fresh' })).status).toBe(401);
     h.writeKeys({ [WRITE_KEY]: 'web', fresh: 'mobile' });
     await eventually(
@@ -126,7 +115,7 @@ describe('the write-keys file', () => {
   });
 
   it('stops accepting a removed key', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     h.writeKeys({ other: 'web' });
     await h.gateway.writeKeys.check();
     const res = await h.post('/v1/track', track, { writeKey: WRITE_KEY });
@@ -135,7 +124,7 @@ describe('the write-keys file', () => {
   });
 
   it('keeps the previous keys when the file becomes invalid, and reports the error once', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const errors: string[] = [];
     h.gateway.writeKeys.on('reloadError', (err) => errors.push(err.message));
     writeFileSync(h.writeKeysFile, 'just a string\n');
@@ -148,7 +137,7 @@ describe('the write-keys file', () => {
   });
 
   it('follows a Kubernetes-style Secret update (the file replaced, not edited)', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const { renameSync } = await import('node:fs');
     const next = `${h.writeKeysFile}.new`;
     writeFileSync(next, '"rotated": web\n');

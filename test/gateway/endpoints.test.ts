@@ -1,22 +1,11 @@
 // The Tracking API endpoints: each single-event path, /v1/batch and its aliases publish to the events
 // stream under <prefix>.events.<source>.<type>, answer Segment's {"success": true}, and nothing else.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../helpers/nats-server.js';
-import { GatewayHarness, OTHER_KEY, WRITE_KEY } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { type GatewayHarness, gatewayFixture, OTHER_KEY, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
+const gw = gatewayFixture();
 let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  await nats.dispose();
-});
-afterEach(async () => {
-  await h?.close();
-});
 
 const SINGLE_EVENTS = [
   ['/v1/identify', 'identify', { userId: 'u1', traits: { email: 'a@example.com' } }],
@@ -30,7 +19,7 @@ const SINGLE_EVENTS = [
 describe('single-event endpoints', () => {
   for (const [path, type, body] of SINGLE_EVENTS) {
     it(`POST ${path} publishes one ${type} event under the source's subject`, async () => {
-      h = await GatewayHarness.start(nats);
+      h = await gw.start();
       const res = await h.post(path, { ...body, messageId: `m-${type}` }, { writeKey: WRITE_KEY });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ success: true });
@@ -42,7 +31,7 @@ describe('single-event endpoints', () => {
   }
 
   it('takes the type from the path, whatever the body says', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post(
       '/v1/track',
       { type: 'identify', userId: 'u1', event: 'E' },
@@ -55,7 +44,7 @@ describe('single-event endpoints', () => {
   });
 
   it("publishes under the write key's own source", async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     expect((await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: OTHER_KEY })).status).toBe(
       200,
     );
@@ -64,7 +53,7 @@ describe('single-event endpoints', () => {
   });
 
   it("accepts analytics.js's one-letter paths (/v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a)", async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const short = ['/v1/i', '/v1/t', '/v1/p', '/v1/s', '/v1/g', '/v1/a'];
     for (const [i, [, type, body]] of SINGLE_EVENTS.entries()) {
       const res = await h.post(short[i]!, body, { writeKey: WRITE_KEY });
@@ -88,7 +77,7 @@ describe('batch endpoints', () => {
 
   for (const path of ['/v1/batch', '/v1/import', '/v1/b']) {
     it(`POST ${path} publishes every event of the batch, delete included, in order`, async () => {
-      h = await GatewayHarness.start(nats);
+      h = await gw.start();
       const res = await h.post(path, { batch }, { writeKey: WRITE_KEY });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ success: true, accepted: 7, rejected: [] });
@@ -99,7 +88,7 @@ describe('batch endpoints', () => {
   }
 
   it('sets Nats-Msg-Id to the source-scoped messageId, so JetStream can drop resent events', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     await h.post('/v1/batch', { batch: batch.slice(0, 2) }, { writeKey: WRITE_KEY });
     expect((await h.stored()).map((s) => s.msgId)).toEqual(['web:b1', 'web:b2']);
   });
@@ -107,7 +96,7 @@ describe('batch endpoints', () => {
 
 describe('other paths', () => {
   it('answers unknown paths with 404 GW_ROUTE_NOT_FOUND listing the endpoints', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post('/v1/trak', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('GW_ROUTE_NOT_FOUND');
@@ -116,7 +105,7 @@ describe('other paths', () => {
   });
 
   it('answers GET on a tracking path with 404: events are only accepted by POST', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.get('/v1/track');
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('GW_ROUTE_NOT_FOUND');
@@ -125,7 +114,7 @@ describe('other paths', () => {
 
 describe('browsers (analytics.js)', () => {
   it('answers a CORS preflight for the tracking paths', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await fetch(`${h.url}/v1/t`, {
       method: 'OPTIONS',
       headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST' },
@@ -136,7 +125,7 @@ describe('browsers (analytics.js)', () => {
   });
 
   it('lets the page read the answer to its POST, errors included', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const ok = await h.post('/v1/t', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
     expect(ok.headers.get('access-control-allow-origin')).toBe('*');
     const denied = await h.post('/v1/t', { userId: 'u', event: 'E' }, { writeKey: 'nope' });
@@ -145,7 +134,7 @@ describe('browsers (analytics.js)', () => {
   });
 
   it('does not open the operational endpoints to other origins', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     expect((await h.get('/metrics')).headers.get('access-control-allow-origin')).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 // What the gateway adds to an accepted event, as Segment's servers do: batch context and integrations
 // merged in, messageId when absent, receivedAt, and the timestamp corrected for client clock skew.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { EventType } from '../../api/events.js';
 import {
   enrich as enrichWith,
@@ -9,8 +9,7 @@ import {
   type RequestDefaults,
   requestContext,
 } from '../../gateway/enrich.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { GatewayHarness, WRITE_KEY } from './harness.js';
+import { type GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RECEIVED = Date.parse('2024-05-01T12:00:00.000Z');
@@ -122,21 +121,11 @@ describe('mergeUnder', () => {
 });
 
 describe('through the gateway', () => {
-  let nats: NatsServer;
+  const gw = gatewayFixture();
   let h: GatewayHarness;
 
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-  });
-  afterAll(async () => {
-    await nats.dispose();
-  });
-  afterEach(async () => {
-    await h?.close();
-  });
-
   it('merges batch-level context and integrations into each event, event values winning', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.post(
       '/v1/batch',
       {
@@ -158,7 +147,7 @@ describe('through the gateway', () => {
   });
 
   it('sets receivedAt and corrects the timestamp with the batch sentAt', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const before = Date.now();
     await h.post(
       '/v1/batch',
@@ -176,7 +165,7 @@ describe('through the gateway', () => {
   });
 
   it('assigns a messageId to an event without one, and uses it as the dedupe id', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
     const [stored] = await h.stored();
     expect(stored!.event.messageId).toMatch(UUID);
@@ -184,7 +173,7 @@ describe('through the gateway', () => {
   });
 
   it('keeps unknown fields as the client sent them', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const body = {
       userId: 'u',
       event: 'E',

@@ -5,10 +5,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { SegmentEvent } from '../../api/events.js';
 import { ensureStreams, type StreamLimits, topology } from '../../api/jetstream.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/server.js';
-import type { NatsServer } from '../helpers/nats-server.js';
+import { NatsServer } from '../helpers/nats-server.js';
 
 export const WRITE_KEY = 'wk_web_1234';
 export const OTHER_KEY = 'wk_backend_5678';
@@ -177,4 +178,34 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/**
+ * The hooks a gateway test file needs: one nats-server for the file, and every gateway a test starts
+ * closed after that test. Call at the top of a file (or describe block).
+ */
+export function gatewayFixture() {
+  let nats: NatsServer | undefined;
+  const open: GatewayHarness[] = [];
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+  });
+  afterEach(async () => {
+    for (const g of open.splice(0)) await g.close();
+  });
+  afterAll(async () => {
+    await nats?.dispose();
+  });
+  return {
+    get nats(): NatsServer {
+      if (!nats)
+        throw new Error('gatewayFixture: nats-server not started yet (use it inside tests or hooks)');
+      return nats;
+    },
+    async start(options?: HarnessOptions): Promise<GatewayHarness> {
+      const g = await GatewayHarness.start(this.nats, options);
+      open.push(g);
+      return g;
+    },
+  };
 }

@@ -5,34 +5,24 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../gateway/server.js';
 import { NatsServer } from '../helpers/nats-server.js';
-import { basic, GatewayHarness, WRITE_KEY } from './harness.js';
+import { basic, type GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
+const gw = gatewayFixture();
 let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  await nats.dispose();
-});
-afterEach(async () => {
-  await h?.close();
-});
 
 describe('probes', () => {
   it('/healthz answers 200 while the process is fine', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.get('/healthz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ok' });
   });
 
   it('/readyz answers 200 with the NATS state when connected', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.get('/readyz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ready', nats: 'connected' });
@@ -67,7 +57,7 @@ describe('probes', () => {
 
 describe('/metrics', () => {
   it('serves the Prometheus text format', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const res = await h.get('/metrics');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
@@ -76,7 +66,7 @@ describe('/metrics', () => {
   });
 
   it('counts requests, events, bytes, rejects by reason and publish latency', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const body = {
       batch: [
         { type: 'track', userId: 'u', event: 'A' },
@@ -110,7 +100,7 @@ describe('/metrics', () => {
 
 describe('graceful stop', () => {
   it('finishes a request that had started before close(), then refuses new connections', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const body = Buffer.from(
       JSON.stringify({ batch: [{ type: 'identify', userId: 'u', messageId: 'last' }] }),
     );

@@ -1,23 +1,13 @@
 // JetStream semantics of an accepted request: 200 only after every event is stored, resent messageIds
 // stored once, and a retryable 503/429 with Retry-After whenever JetStream cannot take the events.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { classifyPublishError } from '../../gateway/publish.js';
 import { NatsServer } from '../helpers/nats-server.js';
-import { GatewayHarness, OTHER_KEY, WRITE_KEY } from './harness.js';
+import { GatewayHarness, gatewayFixture, OTHER_KEY, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
+const gw = gatewayFixture();
 let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  await nats.dispose();
-});
-afterEach(async () => {
-  await h?.close();
-});
 
 function events(n: number, pad = 0) {
   return Array.from({ length: n }, (_, i) => ({
@@ -31,7 +21,7 @@ function events(n: number, pad = 0) {
 
 describe('deduplication', () => {
   it('stores a resent batch once and still answers 200', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const batch = events(5);
     expect((await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY })).status).toBe(200);
     expect((await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY })).status).toBe(200);
@@ -40,7 +30,7 @@ describe('deduplication', () => {
   });
 
   it('stores a resent single event once', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     const body = { userId: 'u', event: 'E', messageId: 'same' };
     await h.post('/v1/track', body, { writeKey: WRITE_KEY });
     await h.post('/v1/track', body, { writeKey: WRITE_KEY });
@@ -48,7 +38,7 @@ describe('deduplication', () => {
   });
 
   it('keeps events of two sources that reuse a messageId: dedupe is per source', async () => {
-    h = await GatewayHarness.start(nats);
+    h = await gw.start();
     await h.post('/v1/track', { userId: 'u', event: 'E', messageId: '1' }, { writeKey: WRITE_KEY });
     await h.post('/v1/track', { userId: 'u', event: 'E', messageId: '1' }, { writeKey: OTHER_KEY });
     expect((await h.stored()).map((s) => s.subject)).toEqual([
@@ -60,7 +50,7 @@ describe('deduplication', () => {
 
 describe('when JetStream cannot take the events', () => {
   it('answers 429 GW_STREAM_FULL with Retry-After when the stream is full, and the resend completes it', async () => {
-    h = await GatewayHarness.start(nats, { streams: { eventsMaxBytes: 4096 } });
+    h = await gw.start({ streams: { eventsMaxBytes: 4096 } });
     const batch = events(20, 200);
     const full = await h.post('/v1/batch', { batch }, { writeKey: WRITE_KEY });
     expect(full.status).toBe(429);
@@ -82,7 +72,7 @@ describe('when JetStream cannot take the events', () => {
   });
 
   it('answers 503 GW_STREAM_UNAVAILABLE with Retry-After when the stream does not exist', async () => {
-    h = await GatewayHarness.start(nats, { streams: false });
+    h = await gw.start({ streams: false });
     const res = await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
@@ -91,7 +81,7 @@ describe('when JetStream cannot take the events', () => {
   });
 
   it('answers 503 GW_OVERLOADED when a request would exceed the in-flight limit', async () => {
-    h = await GatewayHarness.start(nats, { gateway: { maxInFlightEvents: 3 } });
+    h = await gw.start({ gateway: { maxInFlightEvents: 3 } });
     const res = await h.post('/v1/batch', { batch: events(4) }, { writeKey: WRITE_KEY });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
