@@ -1,25 +1,20 @@
 // onBatch delivery: flush on size and on wait, mixed types in one batch, a lone event to its single
 // handler, and partial batch results retrying only the failed events.
 
-import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumerName } from '../../api/jetstream.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
-import { Destination, type RecordedRequest } from '../helpers/destination.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import type { Destination, RecordedRequest } from '../helpers/destination.js';
 import {
   consumerState,
   type Fixture,
-  fixture,
-  prepareTopology,
   publish,
-  RunnerProcess,
-  removeDir,
+  type RunnerProcess,
+  RunnerWorld,
   STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
-  writeConfigDir,
 } from './harness.js';
 
 const FUNCTION = `
@@ -35,8 +30,7 @@ async function onTrack(event, settings) {
 const MAX_WAIT_MS = 1500;
 
 describe('batching', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
+  let w: RunnerWorld;
   let f: Fixture;
   let dest: Destination;
   let runner: RunnerProcess;
@@ -57,10 +51,8 @@ describe('batching', () => {
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await nats.connect();
-    f = await fixture(nc);
-    dest = await Destination.start();
+    w = await RunnerWorld.start();
+    ({ f, dest } = w);
     dest.respond = (req) => {
       if (req.url !== '/batch') return undefined;
       const statuses = (req.json() as Array<{ messageId: string }>).map((e) => {
@@ -70,23 +62,17 @@ describe('batching', () => {
       });
       return { status: 200, body: { statuses } };
     };
-    await prepareTopology(f);
-    dir = writeConfigDir({
-      natsUrl: nats.url,
+    dir = w.configDir({
       functionSource: FUNCTION,
       settings: { url: dest.url },
       config: { batching: { enabled: true, maxSize: 5, maxWaitMs: MAX_WAIT_MS }, retry: { delaysMs: [100] } },
     });
-    runner = RunnerProcess.start(dir);
+    runner = w.startRunner(dir);
     await runner.consuming();
   }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    await runner?.dispose();
-    await nc?.close();
-    await dest?.close();
-    await nats?.dispose();
-    if (dir) removeDir(dir);
+    await w?.dispose();
   });
 
   it('flushes a batch as soon as it reaches maxSize', async () => {

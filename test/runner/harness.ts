@@ -19,7 +19,9 @@ import {
   topology,
 } from '../../api/jetstream.js';
 import type { RunnerConfigInput } from '../../api/runner-config.js';
+import { Destination } from '../helpers/destination.js';
 import { type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
+import { NatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Hooks that start nats-server and a runner process get this long: on a loaded 2-core CI box it adds up. */
@@ -266,4 +268,51 @@ export async function consumerState(f: Fixture, consumer: string) {
     ackPending: info.num_ack_pending,
     delivered: info.delivered.stream_seq,
   };
+}
+
+/**
+ * What a runner test needs around the runner: a nats-server with the topology, a connection and its
+ * JetStream handles, a destination, and the config dirs and runner processes the test made — all
+ * cleaned up by dispose().
+ */
+export class RunnerWorld {
+  private readonly runners: RunnerProcess[] = [];
+  private readonly dirs: string[] = [];
+
+  private constructor(
+    readonly nats: NatsServer,
+    readonly nc: NatsConnection,
+    readonly f: Fixture,
+    readonly dest: Destination,
+  ) {}
+
+  static async start(): Promise<RunnerWorld> {
+    const nats = await NatsServer.start();
+    const nc = await nats.connect();
+    const f = await fixture(nc);
+    const dest = await Destination.start();
+    await prepareTopology(f);
+    return new RunnerWorld(nats, nc, f, dest);
+  }
+
+  /** A config directory pointing at this world's NATS; removed by dispose(). */
+  configDir(options: Omit<ConfigDirOptions, 'natsUrl'>): string {
+    const dir = writeConfigDir({ natsUrl: this.nats.url, ...options });
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  startRunner(dir: string, extraArgs: string[] = []): RunnerProcess {
+    const runner = RunnerProcess.start(dir, extraArgs);
+    this.runners.push(runner);
+    return runner;
+  }
+
+  async dispose(): Promise<void> {
+    for (const r of this.runners.splice(0)) await r.dispose();
+    await this.nc.close();
+    await this.dest.close();
+    await this.nats.dispose();
+    for (const d of this.dirs.splice(0)) removeDir(d);
+  }
 }

@@ -1,28 +1,25 @@
 // Each outcome's effect on JetStream, end to end: a real runner process, a real nats-server, and a real
 // HTTP destination. Success acks; discards term with a record; retries follow the schedule, then dead-letter.
 
-import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumerName, eventSubject, type InstanceRef } from '../../api/jetstream.js';
 import { readDeadLetters } from '../../runner/dead-letters.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
-import { Destination } from '../helpers/destination.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import type { Destination } from '../helpers/destination.js';
+import type { NatsServer } from '../helpers/nats-server.js';
 import {
   consumerState,
   type Fixture,
-  fixture,
   prepareTopology,
   publish,
-  RunnerProcess,
-  removeDir,
+  type RunnerProcess,
+  RunnerWorld,
   runDfn,
   STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
   track,
   waitFor,
   watchStats,
-  writeConfigDir,
 } from './harness.js';
 
 const FUNCTION = `
@@ -44,8 +41,8 @@ async function onTrack(event, settings) {
 const SECRET = 'sk_live_very_secret_42';
 
 describe('outcomes on JetStream', () => {
+  let w: RunnerWorld;
   let nats: NatsServer;
-  let nc: NatsConnection;
   let f: Fixture;
   let dest: Destination;
   let runner: RunnerProcess;
@@ -65,32 +62,24 @@ describe('outcomes on JetStream', () => {
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await nats.connect();
-    f = await fixture(nc);
-    dest = await Destination.start();
+    w = await RunnerWorld.start();
+    ({ nats, f, dest } = w);
     dest.respond = (req) =>
       down.has(req.json().messageId) ? { status: 503, body: { error: 'unavailable' } } : undefined;
-    await prepareTopology(f);
     stats = watchStats(f);
-    dir = writeConfigDir({
-      natsUrl: nats.url,
+    dir = w.configDir({
       functionSource: FUNCTION,
       settings: { url: dest.url },
       secrets: { apiKey: SECRET },
       config: { retry: { maxAttempts: 3, delaysMs: [300, 600], jitter: 0 }, limits: { timeoutMs: 1000 } },
     });
-    runner = RunnerProcess.start(dir);
+    runner = w.startRunner(dir);
     await runner.consuming();
   }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    await runner?.dispose();
     stats?.stop();
-    await nc?.close();
-    await dest?.close();
-    await nats?.dispose();
-    if (dir) removeDir(dir);
+    await w?.dispose();
   });
 
   it('acknowledges a delivered event once the function succeeded', async () => {

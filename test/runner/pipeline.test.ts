@@ -1,7 +1,6 @@
 // Filters, data control and `integrations` end to end: what the destination receives, what is acknowledged
 // without reaching the function, and the counters the runner publishes for it.
 
-import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumerName } from '../../api/jetstream.js';
 import { Destination } from '../helpers/destination.js';
@@ -13,6 +12,7 @@ import {
   prepareTopology,
   publish,
   RunnerProcess,
+  RunnerWorld,
   removeDir,
   STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
@@ -32,21 +32,16 @@ async function onIdentify(event, settings) {
 `;
 
 describe('filters and data control before the function', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
+  let w: RunnerWorld;
   let f: Fixture;
   let dest: Destination;
   let runner: RunnerProcess;
   let dir: string;
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await nats.connect();
-    f = await fixture(nc);
-    dest = await Destination.start();
-    await prepareTopology(f);
-    dir = writeConfigDir({
-      natsUrl: nats.url,
+    w = await RunnerWorld.start();
+    ({ f, dest } = w);
+    dir = w.configDir({
       functionSource: FUNCTION,
       settings: { url: dest.url },
       config: {
@@ -58,16 +53,12 @@ describe('filters and data control before the function', () => {
         dataControl: { dropProperties: ['email'], dropTraits: ['phone'], dropContext: ['ip'] },
       },
     });
-    runner = RunnerProcess.start(dir);
+    runner = w.startRunner(dir);
     await runner.consuming();
   }, STARTUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    await runner?.dispose();
-    await nc?.close();
-    await dest?.close();
-    await nats?.dispose();
-    if (dir) removeDir(dir);
+    await w?.dispose();
   });
 
   it('delivers what passes, without the dropped fields, and acknowledges and counts what does not', async () => {
