@@ -3,12 +3,12 @@
 
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { topology } from '../../api/jetstream.js';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
 import { pinoLineOptions } from '../../lib/log.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
+import { parsePrefix } from './nats-options.js';
 
 interface GatewayFlags {
   port: number;
@@ -31,15 +31,6 @@ function integer(min: number, max: number, what: string) {
     }
     return n;
   };
-}
-
-function prefix(value: string): string {
-  try {
-    topology(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return value;
 }
 
 function natsUrls(value: string): string {
@@ -140,7 +131,7 @@ export function registerGatewayCommand(program: Command): void {
       new Option('--prefix <prefix>', 'JetStream prefix: subject stem and stream-name stem of this install')
         .env('DFN_PREFIX')
         .default(GATEWAY_DEFAULTS.prefix)
-        .argParser(prefix),
+        .argParser(parsePrefix),
     )
     .addOption(
       new Option(

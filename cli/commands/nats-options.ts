@@ -31,7 +31,8 @@ export function addNatsOptions(command: Command): Command {
     );
 }
 
-function parsePrefix(value: string): string {
+/** A --prefix value, checked as the JetStream topology checks it. */
+export function parsePrefix(value: string): string {
   try {
     topology(value);
   } catch (err) {

@@ -22,6 +22,7 @@
   const objectFreeze = Object.freeze;
   const defineProperty = Object.defineProperty;
   const isArray = Array.isArray;
+  const hasOwn = Object.hasOwn;
   const PromiseCtor = Promise;
   const promiseThen = Promise.prototype.then;
   const MapCtor = Map;
@@ -1046,15 +1047,8 @@
   // The dispatcher: one call from the host carries a micro-batch of events; each event's handler runs
   // concurrently and the call returns one result per event, plus each invocation's console output.
   let handlers = {};
-  const HANDLER_FOR_TYPE = {
-    identify: 'onIdentify',
-    track: 'onTrack',
-    page: 'onPage',
-    screen: 'onScreen',
-    group: 'onGroup',
-    alias: 'onAlias',
-    delete: 'onDelete',
-  };
+  // Which handler each event type goes to: api/events.ts's table, handed over by the host.
+  const HANDLER_FOR_TYPE = config.handlerForType;
 
   function errorMessage(err) {
     try {
@@ -1074,7 +1068,8 @@
 
   function runSingle(event) {
     const type = event && typeof event === 'object' ? event.type : undefined;
-    const handlerName = HANDLER_FOR_TYPE[type];
+    const handlerName =
+      typeof type === 'string' && hasOwn(HANDLER_FOR_TYPE, type) ? HANDLER_FOR_TYPE[type] : undefined;
     if (!handlerName) throw new InvalidEventPayload(`unknown event type ${jsonStringify(type)}`);
     const handler = handlers[handlerName];
     if (!handler)

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
-import { HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../../api/events.js';
+import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../../api/events.js';
 import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../../api/outcome.js';
 import { settingsProblems } from '../../api/settings.js';
 import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
@@ -95,6 +95,7 @@ class IsolatedFunction implements FunctionSandbox {
       cacheEntries: this.limits.cacheEntries,
       cacheBytes: this.limits.cacheBytes,
       settings: JSON.stringify(options.settings ?? {}),
+      handlerForType: HANDLER_FOR_TYPE,
     });
   }
 

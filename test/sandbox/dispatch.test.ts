@@ -38,8 +38,14 @@ describe('dispatch', () => {
 
   it('rejects an event of unknown type as MessageRejected', async () => {
     const sb = await load(ALL_HANDLERS);
-    const [report] = await sb.invoke([{ type: 'purchase' }]);
-    expect(report!.outcome).toMatchObject({ outcome: 'discard', errorType: 'MessageRejected' });
+    const reports = await sb.invoke([
+      { type: 'purchase' },
+      { type: 'constructor' },
+      { type: '__proto__' },
+      {},
+    ]);
+    for (const report of reports)
+      expect(report.outcome).toMatchObject({ outcome: 'discard', errorType: 'MessageRejected' });
   });
 
   it('gives each event of a micro-batch its own outcome, logs and duration', async () => {
