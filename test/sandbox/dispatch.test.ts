@@ -1,7 +1,7 @@
 // Dispatch by event type, the error classes' outcomes, onBatch partial results and persistence of globals.
 
 import { describe, expect, it } from 'vitest';
-import { EVENT_TYPES, HANDLER_FOR_TYPE } from '../../api/events.js';
+import { EVENT_TYPES, HANDLER_FOR_TYPE, type SegmentEvent } from '../../api/events.js';
 import { FunctionLoadError, loadFunction } from '../../runner/sandbox/index.js';
 import { sandboxes } from '../helpers/sandbox.js';
 
