@@ -42,7 +42,7 @@ describe('dispatch', () => {
       { type: 'purchase' },
       { type: 'constructor' },
       { type: '__proto__' },
-      {},
+      {} as SegmentEvent,
     ]);
     for (const report of reports)
       expect(report.outcome).toMatchObject({ outcome: 'discard', errorType: 'MessageRejected' });
