@@ -166,20 +166,23 @@ class IsolatedFunction implements FunctionSandbox {
     batch: boolean,
   ): Promise<{ result: RawResult; logs: string[] }[]> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
-    for (const id of ids) this.traces.set(id, []);
     const vm = await this.currentVm();
+    for (const id of ids) this.traces.set(id, []);
     const callId = ids[0]!;
     const request = JSON.stringify({ callId, ids, events, batch, deadlineMs: this.limits.timeoutMs });
     const delivered = new Promise<string>((resolve) => this.deliveries.set(callId, resolve));
     let backstop: NodeJS.Timeout | undefined;
     let watch: NodeJS.Timeout | undefined;
-    const stuck = new Promise<'stuck'>((resolve) => {
-      backstop = setTimeout(() => resolve('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
+    let stuck!: (why: 'stuck') => void;
+    const gaveUp = new Promise<'stuck'>((resolve) => {
+      stuck = resolve;
       // isolated-vm disposes an isolate that hit its memory limit without telling anyone: notice it.
       watch = setInterval(() => vm.isolate.isDisposed && resolve('stuck'), DISPOSED_POLL_MS);
     });
     try {
       try {
+        // Resolves once the dispatcher has started every handler (the synchronous part, bounded by
+        // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
         await vm.dispatch.apply(undefined, [request], {
           arguments: { copy: true },
           timeout: this.limits.timeoutMs,
@@ -192,9 +195,11 @@ class IsolatedFunction implements FunctionSandbox {
         if (!vm.killedFor && /Script execution timed out/i.test(message)) vm.killedFor = 'time';
         if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, ids.length);
       }
-      const out = await Promise.race([delivered, stuck]);
+      // The handlers are running: past their deadline (which the in-isolate timer reports) plus a grace,
+      // the isolate must be stuck in a CPU loop, possibly after an await.
+      backstop = setTimeout(() => stuck('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
+      const out = await Promise.race([delivered, gaveUp]);
       if (out === 'stuck') {
-        // A CPU loop (possibly after an await) holds the isolate, or it died: only disposing it helps.
         vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
         return this.killed(vm, ids.length);
       }

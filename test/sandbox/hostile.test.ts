@@ -64,6 +64,17 @@ describe('limits', () => {
     expect(reports[0]!.logs).toEqual(['carried on']);
   });
 
+  it('legitimate CPU work queued behind other micro-batches is not mistaken for a runaway', async () => {
+    const sb = await load(
+      `async function onTrack() { const end = Date.now() + 250; while (Date.now() < end) {} }`,
+      { limits: { timeoutMs: 400 } },
+    );
+    // Six calls at once: the isolate runs them one after another, ~1.5 s in all, each well within its limit.
+    const reports = await Promise.all([1, 2, 3, 4, 5, 6].map(() => sb.invoke([{ type: 'track' }])));
+    expect(reports.map(([r]) => r!.outcome)).toEqual(Array(6).fill({ outcome: 'success' }));
+    expect(sb.rebuilds).toBe(0);
+  });
+
   it('a runaway invocation affects only the function it belongs to', async () => {
     const bad = await hostile('while (true) {}');
     const good = await hostile('');
