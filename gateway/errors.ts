@@ -56,7 +56,8 @@ export const GATEWAY_ERRORS = {
   GW_FIELD_INVALID: { status: 400, message: 'a field has the wrong type' },
   GW_MESSAGE_ID_INVALID: {
     status: 400,
-    message: '"messageId" must be a non-empty string of at most 512 characters without control characters',
+    message:
+      '"messageId" must be a non-empty string of at most 512 characters, without control characters or surrounding spaces',
   },
   GW_TIMESTAMP_INVALID: { status: 400, message: 'a timestamp is not an ISO-8601 date' },
 

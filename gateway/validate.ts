@@ -107,7 +107,9 @@ export function checkEvent(event: unknown, routeType?: EventType): Problem | und
       typeof messageId !== 'string' ||
       messageId.length === 0 ||
       messageId.length > LIMITS.messageIdChars ||
-      CONTROL_CHARS.test(messageId)
+      CONTROL_CHARS.test(messageId) ||
+      // nats.js trims header values: "m1 " would dedupe against "m1", and the later event be dropped.
+      messageId !== messageId.trim()
     ) {
       return { code: 'GW_MESSAGE_ID_INVALID' };
     }

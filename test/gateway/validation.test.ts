@@ -246,6 +246,19 @@ describe('event rules', () => {
       'GW_MESSAGE_ID_INVALID',
     ],
     ['a numeric messageId', '/v1/track', { userId: 'u', event: 'E', messageId: 5 }, 'GW_MESSAGE_ID_INVALID'],
+    // NATS trims header values: "m1 " would take "m1"'s Nats-Msg-Id and a later "m1" be dropped as resent.
+    [
+      'a messageId with a trailing space',
+      '/v1/track',
+      { userId: 'u', event: 'E', messageId: 'm1 ' },
+      'GW_MESSAGE_ID_INVALID',
+    ],
+    [
+      'a messageId with a leading no-break space',
+      '/v1/track',
+      { userId: 'u', event: 'E', messageId: '\u00a0m1' },
+      'GW_MESSAGE_ID_INVALID',
+    ],
     [
       'a 513-character messageId',
       '/v1/track',
