@@ -46,11 +46,24 @@ function problemError(p: Problem): GatewayError {
   return new GatewayError(p.code, p.detail);
 }
 
-/** Enriches and serializes one checked event; the size rule applies to the event as the client sent it. */
-function prepare(raw: Json, type: EventType, req: RequestContext): PreparedEvent | Problem {
+/**
+ * Enriches and serializes one checked event. The size rule applies to the event as the client sent it,
+ * plus the batch's context and integrations (`sharedBytes`): they are merged into every event, and
+ * without counting them one 500 KB request could fan out into gigabytes of published events.
+ */
+function prepare(raw: Json, type: EventType, req: RequestContext, sharedBytes = 0): PreparedEvent | Problem {
   let event: SegmentEvent;
   let data: Buffer;
   try {
+    if (sharedBytes > 0) {
+      const sent = Buffer.byteLength(JSON.stringify(raw)) + sharedBytes;
+      if (sent > LIMITS.eventBytes) {
+        return {
+          code: 'GW_EVENT_TOO_LARGE',
+          detail: `${sent} bytes with the batch's context and integrations, at most ${LIMITS.eventBytes}`,
+        };
+      }
+    }
     event = enrich(raw, type, req);
     data = Buffer.from(JSON.stringify(event));
   } catch (err) {
@@ -136,7 +149,9 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
         const accepted: PreparedEvent[] = [];
         const rejected: RejectedEvent[] = [];
         envelope.batch.forEach((raw, index) => {
-          const result = checkEvent(raw) ?? prepare(raw as Json, (raw as Json).type as EventType, shared);
+          const result =
+            checkEvent(raw) ??
+            prepare(raw as Json, (raw as Json).type as EventType, shared, envelope.sharedBytes);
           if (isPrepared(result)) {
             accepted.push(result);
             return;

@@ -140,6 +140,8 @@ export interface BatchEnvelope {
   integrations?: Json;
   /** Parsed `sentAt` of the request (ms since epoch). */
   sentAt?: number;
+  /** Serialized bytes of `context` and `integrations`, which count toward every event's size. */
+  sharedBytes: number;
 }
 
 /** Checks a /v1/batch body; problems here reject the whole request. */
@@ -165,10 +167,22 @@ export function checkBatchEnvelope(body: Json): BatchEnvelope | Problem {
   if (Number.isNaN(sentAt)) {
     return { code: 'GW_TIMESTAMP_INVALID', detail: `batch "sentAt" is ${shown(body.sentAt)}` };
   }
+  let sharedBytes = 0;
+  try {
+    for (const v of [body.context, body.integrations]) {
+      if (isObject(v)) sharedBytes += Buffer.byteLength(JSON.stringify(v));
+    }
+  } catch (err) {
+    if (err instanceof RangeError) {
+      return { code: 'GW_EVENT_TOO_DEEP', detail: 'the batch "context" or "integrations"' };
+    }
+    throw err;
+  }
   return {
     batch,
     ...(isObject(body.context) ? { context: body.context } : {}),
     ...(isObject(body.integrations) ? { integrations: body.integrations } : {}),
     ...(sentAt !== undefined ? { sentAt } : {}),
+    sharedBytes,
   };
 }

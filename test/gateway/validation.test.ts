@@ -173,6 +173,38 @@ describe('size limits', () => {
     }
   });
 
+  it("counts the batch's context and integrations toward each event's 32 KB, as they are merged into it", async () => {
+    const h2 = await GatewayHarness.start(nats);
+    try {
+      const context = { pad: 'c'.repeat(20_000) };
+      const small = { type: 'identify', userId: 'u', messageId: 'small' };
+      const big = { ...eventOfSize(15_000), messageId: 'big' };
+      const res = await h2.post('/v1/batch', { batch: [small, big], context }, auth);
+      expect(res.status).toBe(200);
+      expect(res.body.rejected).toEqual([
+        {
+          index: 1,
+          messageId: 'big',
+          code: 'GW_EVENT_TOO_LARGE',
+          message: expect.stringContaining("with the batch's context and integrations"),
+        },
+      ]);
+      const stored = await h2.stored();
+      expect(stored.map((s) => [s.event.messageId, s.event.context])).toEqual([['small', context]]);
+    } finally {
+      await h2.close();
+    }
+  });
+
+  it('does not fan a 500 KB batch out into one copy of its context per event', async () => {
+    const batch = Array.from({ length: 2000 }, () => ({ type: 'identify', userId: 'u' }));
+    const context = { pad: 'c'.repeat(LIMITS.batchBytes - JSON.stringify({ batch }).length - 100) };
+    const res = await h.post('/v1/batch', { batch, context }, auth);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('GW_BATCH_ALL_REJECTED');
+    expect(res.body.rejected[0].code).toBe('GW_EVENT_TOO_LARGE');
+  });
+
   it('rejects an event nested too deeply to serialize with 400 GW_EVENT_TOO_DEEP', async () => {
     const depth = 15_000;
     const raw = `{"userId":"u","event":"E","properties":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
@@ -194,6 +226,14 @@ describe('hostile values in error messages', () => {
       code: 'GW_EVENT_TYPE_INVALID',
       message: expect.stringContaining('got an array'),
     });
+  });
+
+  it('rejects a batch context nested too deeply to serialize with 400 GW_EVENT_TOO_DEEP', async () => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const raw = `{"batch":[{"type":"identify","userId":"u"}],"context":{"x":${deep}}}`;
+    const res = await h.post('/v1/batch', raw, { ...auth, raw: true });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('GW_EVENT_TOO_DEEP');
   });
 
   it('quotes at most 64 characters of a bad value', async () => {
