@@ -41,11 +41,17 @@ function absent(value: unknown): boolean {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
-/** Parses a client timestamp; undefined when absent, NaN when present but not a date. */
+// ISO-8601's four-digit years. Bounding every client time keeps the skew correction
+// receivedAt − (sentAt − originalTimestamp) inside the range a Date can represent.
+const EARLIEST = Date.parse('0000-01-01T00:00:00.000Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** Parses a client timestamp; undefined when absent, NaN when present but not a date of years 0000–9999. */
 export function parseTime(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string' || value === '') return Number.NaN;
-  return Date.parse(value);
+  const time = Date.parse(value);
+  return time >= EARLIEST && time <= LATEST ? time : Number.NaN;
 }
 
 /**

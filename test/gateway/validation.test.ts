@@ -273,6 +273,19 @@ describe('event rules', () => {
       'GW_TIMESTAMP_INVALID',
     ],
     [
+      // Its skew correction against a sentAt of year -271821 would be past the last date JavaScript has.
+      'a timestamp beyond year 9999',
+      '/v1/track',
+      { userId: 'u', event: 'E', timestamp: '+275760-09-13T00:00:00.000Z', sentAt: '2024-01-01T00:00:00Z' },
+      'GW_TIMESTAMP_INVALID',
+    ],
+    [
+      'a sentAt before year 0',
+      '/v1/track',
+      { userId: 'u', event: 'E', timestamp: '2024-01-01T00:00:00Z', sentAt: '-271821-04-20T00:00:00.000Z' },
+      'GW_TIMESTAMP_INVALID',
+    ],
+    [
       'a numeric sentAt',
       '/v1/track',
       { userId: 'u', event: 'E', sentAt: 1700000000 },
