@@ -12,7 +12,7 @@ import {
 import { displayServers } from '../lib/nats-url.js';
 import { registerBodyParsing } from './body.js';
 import { registerCors } from './cors.js';
-import { GatewayError, toGatewayError } from './errors.js';
+import { GatewayError, isRetryable, toGatewayError } from './errors.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { NatsLink } from './nats-link.js';
 import { registerProbes } from './probes.js';
@@ -185,7 +185,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     state.cleanup?.();
     const status = reply.statusCode;
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status });
-    if (state.code && status >= 400 && status < 500) metrics.rejects.inc({ reason: state.code });
+    // A full stream (429) is JetStream's refusal, counted with the 503s as a publish failure.
+    if (state.code && status < 500 && !isRetryable(state.code)) metrics.rejects.inc({ reason: state.code });
     // One line per request; successes only at debug level, so a busy gateway's log stays readable.
     const level = status >= 500 ? 'warn' : status >= 400 ? 'info' : 'debug';
     if (!logsAt(req.log.level, level)) return;

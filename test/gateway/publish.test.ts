@@ -60,6 +60,9 @@ describe('when JetStream cannot take the events', () => {
     const storedBefore = await h.count();
     expect(storedBefore).toBeGreaterThan(0);
     expect(storedBefore).toBeLessThan(20);
+    expect(await h.metric('dfn_gateway_publish_failures_total', { reason: 'GW_STREAM_FULL' })).toBe(1);
+    // Not the client's fault: a full stream is no reject.
+    expect(await h.metric('dfn_gateway_rejects_total', { reason: 'GW_STREAM_FULL' })).toBe(0);
 
     // Room is made (consumers caught up, or the operator raised the limit); the client retries.
     const jsm = await h.nc.jetstreamManager();
