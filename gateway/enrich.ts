@@ -92,10 +92,10 @@ export function enrich(raw: Json, type: EventType, req: RequestContext): Segment
   const original = parseTime(clientTime);
   if (original !== undefined) event.originalTimestamp = clientTime as string;
   const ownSentAt = parseTime(event.sentAt);
+  if (ownSentAt === undefined && req.sentAtIso !== undefined) event.sentAt = req.sentAtIso;
   const sentAt = ownSentAt ?? req.sentAt;
   if (sentAt !== undefined && original !== undefined) {
     event.timestamp = new Date(req.receivedAt - (sentAt - original)).toISOString();
-    if (ownSentAt === undefined) event.sentAt = req.sentAtIso;
   } else {
     // No sentAt, no skew to cancel: the client's own time stands (receivedAt if it gave none).
     const given = parseTime(event.timestamp) ?? original;

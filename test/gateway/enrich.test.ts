@@ -62,6 +62,11 @@ describe('enrich', () => {
     expect(e).not.toHaveProperty('originalTimestamp');
   });
 
+  it("gives every event without a sentAt of its own the batch's, even one without a time", () => {
+    const e = enrich({ userId: 'u' }, 'identify', { sentAt: RECEIVED - 5000 }, RECEIVED);
+    expect(e.sentAt).toBe('2024-05-01T11:59:55.000Z');
+  });
+
   it('assigns a UUID messageId only when the event has none', () => {
     expect(enrich({ userId: 'u' }, 'identify', {}, RECEIVED).messageId).toMatch(UUID);
     expect(enrich({ userId: 'u', messageId: 'mine' }, 'identify', {}, RECEIVED).messageId).toBe('mine');
