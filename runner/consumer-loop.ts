@@ -1,7 +1,7 @@
 // Pulls from the instance's durable consumer only as many messages as this replica has room for, so events
 // never wait in a client buffer (burning ack_wait) and replicas share the consumer's max_ack_pending fairly.
 
-import type { Consumer, ConsumerMessages, JsMsg } from 'nats';
+import type { Consumer, JsMsg } from 'nats';
 import type { Logger } from '../lib/log.js';
 import type { InFlight } from './in-flight.js';
 
@@ -14,7 +14,6 @@ export interface ConsumerLoopOptions {
 
 export class ConsumerLoop {
   private stopping = false;
-  private current: ConsumerMessages | undefined;
   private running: Promise<void> | undefined;
   private wakeSleep: (() => void) | undefined;
   /** False after a failed pull, until a pull works again (readiness). */
@@ -32,10 +31,13 @@ export class ConsumerLoop {
     this.running ??= this.run();
   }
 
-  /** Stops pulling; messages already on their way are still handed to onMessage. */
+  /**
+   * Stops pulling. The pull under way is not cut short: the server keeps sending what it was asked for
+   * whatever the client does, and a message arriving after an unsubscribe would wait out its ack wait
+   * unseen. So it runs to its end (all messages, or expiresMs) and every message is handed to onMessage.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.current?.stop();
     this.inFlight.wake();
     this.wakeSleep?.();
     await this.running;
@@ -51,8 +53,6 @@ export class ConsumerLoop {
           max_messages: this.inFlight.free,
           expires: this.options.expiresMs,
         });
-        this.current = messages;
-        if (this.stopping) messages.stop();
         for await (const msg of messages) this.onMessage(msg);
         if (failures > 0)
           this.log.info('pulling from the consumer again', { after: `${failures} failed pulls` });
@@ -67,8 +67,6 @@ export class ConsumerLoop {
           this.log.warn('pull from the consumer failed; retrying', { failures, error: err });
         }
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
-      } finally {
-        this.current = undefined;
       }
     }
   }

@@ -355,17 +355,25 @@ export class Runner {
     this.state = 'stopping';
     const releasedBefore = this.stats.counters.released;
     if (wasConsuming) {
-      await this.loop!.stop();
-      this.invoker!.flushBatches();
+      // The grace period counts from the signal; the last pull (up to PULL_EXPIRES_MS) runs meanwhile.
       let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<false>((r) => {
+        timer = setTimeout(() => r(false), gracePeriodMs);
+      });
+      const loopStopped = this.loop!.stop();
+      this.invoker!.flushBatches();
       const finished = await Promise.race([
-        this.inFlight!.waitForEmpty().then(() => true),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(false), gracePeriodMs);
+        loopStopped.then(async () => {
+          this.invoker!.flushBatches(); // what the last pull added
+          await this.inFlight!.waitForEmpty();
+          return true;
         }),
+        graceOver,
       ]);
       clearTimeout(timer);
       if (!finished) {
+        // Not before the last pull has ended: handed back while it is open, events would come straight back.
+        await loopStopped;
         const left = [...this.inFlight!];
         this.log.warn('grace period over: handing unfinished events back to NATS', { events: left.length });
         for (const held of left) this.outcomes!.release(held);

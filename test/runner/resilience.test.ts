@@ -244,7 +244,8 @@ describe('no loss', { timeout: 180_000 }, () => {
     await prepareTopology(f);
     const events = Array.from({ length: 10 }, (_, i) => track({ i }));
     await publish(f, events);
-    const dir = config({ delayMs: 3000 }, { shutdown: { gracePeriodMs: 300 } });
+    // Still running when both the grace period and the last pull (up to 5 s) are over.
+    const dir = config({ delayMs: 15_000 }, { shutdown: { gracePeriodMs: 300 } });
     const runner = start(dir);
     await runner.consuming();
     await waitFor(
