@@ -167,8 +167,16 @@ export function compileEventFilter(
     if (skipped) return { pass: false, reason: skipped };
     if (types && !types.has(event.type))
       return { pass: false, reason: `event type ${event.type} not in filters.eventTypes` };
-    if (eventNames && event.type === 'track' && !eventNames.has(String(event.event))) {
-      return { pass: false, reason: `event name "${event.event}" not in filters.eventNames` };
+    // Not String(event.event): a payload's `{"toString": 0}` would throw, and a throw here derails the pull.
+    if (
+      eventNames &&
+      event.type === 'track' &&
+      !(typeof event.event === 'string' && eventNames.has(event.event))
+    ) {
+      return {
+        pass: false,
+        reason: `event name ${JSON.stringify(event.event) ?? '(none)'} not in filters.eventNames`,
+      };
     }
     for (const c of exclude) if (c.test(event)) return { pass: false, reason: `excluded by ${c.text}` };
     for (const c of require) if (!c.test(event)) return { pass: false, reason: `requires ${c.text}` };

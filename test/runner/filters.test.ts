@@ -76,6 +76,19 @@ describe('destination filters', () => {
     expect(filter({ type: 'page', name: 'Home' }).pass).toBe(true);
   });
 
+  it('filters out a track event whose name is not a string, without throwing', () => {
+    const filter = filterFor({ filters: { eventNames: ['Order Completed'] } });
+    const odd = JSON.parse('{"type": "track", "event": {"toString": 0}}') as SegmentEvent;
+    expect(filter(odd)).toEqual({
+      pass: false,
+      reason: 'event name {"toString":0} not in filters.eventNames',
+    });
+    expect(filter({ type: 'track' })).toEqual({
+      pass: false,
+      reason: 'event name (none) not in filters.eventNames',
+    });
+  });
+
   it('requires every condition of require', () => {
     const filter = filterFor({
       filters: {
