@@ -5,7 +5,7 @@ import { type EventType, HANDLER_FOR_TYPE } from '../api/events.js';
 import type { BatchingConfig } from '../api/runner-config.js';
 import { Batcher } from './batcher.js';
 import type { HeldEvent } from './in-flight.js';
-import { type AttemptReport, type OutcomeHandler, sandboxFailure } from './outcome-handler.js';
+import { type AttemptReport, NO_REPORT, type OutcomeHandler, sandboxFailure } from './outcome-handler.js';
 import type { BatchReport, FunctionSandbox, InvocationReport } from './sandbox/types.js';
 import type { Stats } from './stats.js';
 
@@ -127,5 +127,3 @@ export class Invoker {
       this.outcomes.settle(items[i]!, report.results[i] ?? report.outcome, attempt);
   }
 }
-
-const NO_REPORT: AttemptReport = { logs: [], requests: [], durationMs: 0, batch: false };

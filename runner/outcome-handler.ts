@@ -22,7 +22,8 @@ export interface AttemptReport {
   batch: boolean;
 }
 
-const NO_REPORT: AttemptReport = { logs: [], requests: [], durationMs: 0, batch: false };
+/** For an event no handler ran for (not an event, or the sandbox failed): nothing to report. */
+export const NO_REPORT: AttemptReport = { logs: [], requests: [], durationMs: 0, batch: false };
 
 export interface OutcomeHandlerDeps {
   js: JetStreamClient;
