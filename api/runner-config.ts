@@ -4,6 +4,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { EVENT_TYPES } from './events.js';
+import { DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_ACK_PENDING, DEFAULT_PREFIX } from './jetstream.js';
 import { SettingDefinitionSchema } from './settings.js';
 
 export const RUNNER_CONFIG_API_VERSION = 'dfn.dev/v1alpha1';
@@ -153,7 +154,7 @@ const NatsSchema = z
     prefix: z
       .string()
       .regex(NATS_NAME, 'must use letters, digits, "-" and "_"')
-      .default('dfn')
+      .default(DEFAULT_PREFIX)
       .describe('Subject prefix and stream-name stem of this install (several installs may share one NATS).'),
     stream: z
       .string()
@@ -210,7 +211,7 @@ const ConsumerSchema = z
       .number()
       .int()
       .min(1)
-      .default(1000)
+      .default(DEFAULT_MAX_ACK_PENDING)
       .describe(
         'Unacknowledged events allowed across all replicas (applied when nats.ensureTopology is true).',
       ),
@@ -219,7 +220,7 @@ const ConsumerSchema = z
         'nats.ensureTopology is true). The runner signals progress on events it holds longer.',
     )
       .min(1000)
-      .default(30_000),
+      .default(DEFAULT_ACK_WAIT_MS),
   })
   .describe('The durable consumer, when the runner creates it.');
 
