@@ -166,7 +166,10 @@ describe('outcomes on JetStream', () => {
       (await recordsFor(event.messageId!)).find((r) => r.attempt === 1),
     );
     expect(record).toMatchObject({ disposition: 'retry', errorType: 'Timeout', attempt: 1 });
-    expect(Date.parse(record.nextAttemptAt!)).toBeGreaterThan(Date.parse(record.at) - 1);
+    // The delay after attempt 1 is the schedule's first (300 ms), not its second (600 ms).
+    const delay = Date.parse(record.nextAttemptAt!) - Date.parse(record.at);
+    expect(delay).toBeGreaterThan(250);
+    expect(delay).toBeLessThanOrEqual(300);
   });
 
   it('retries on the schedule, then dead-letters the full event after the last attempt', async () => {
