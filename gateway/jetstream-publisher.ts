@@ -45,8 +45,14 @@ export class JetStreamPublisher {
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
   ) {
-    // The subscription is restored by the client after a reconnect, like any other.
-    this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (_err, msg) => this.onAck(msg) });
+    // The subscription is restored by the client after a reconnect, like any other. An error (the inbox
+    // denied by NATS permissions) comes with an empty message, and nats.js stops reading the connection
+    // for good if a callback throws: ignore it, and the publishes time out into 503s.
+    this.sub = nc.subscribe(`${this.inbox}.*`, {
+      callback: (err, msg) => {
+        if (!err) this.onAck(msg);
+      },
+    });
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, timeoutMs / 10)));
     this.sweeper.unref();
   }

@@ -1,12 +1,19 @@
 // The gateway's JetStream publisher: acks matched to publishes over one reply inbox, JetStream's errors
 // and silences turned into the codes publish.ts classifies, nothing left waiting forever.
 
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureStreams, topology } from '../../api/jetstream.js';
 import { JetStreamPublisher, PublishError } from '../../gateway/jetstream-publisher.js';
 import { classifyPublishError } from '../../gateway/publish.js';
 import { NatsServer } from '../helpers/nats-server.js';
+import { freePort } from '../helpers/ports.js';
+import { natsServerPath } from '../helpers/tools.js';
+import { waitFor } from '../helpers/wait.js';
 import { GatewayHarness, WRITE_KEY } from './harness.js';
 
 let nats: NatsServer;
@@ -98,6 +105,44 @@ describe('JetStreamPublisher', () => {
       'GW_NATS_UNAVAILABLE',
     ]);
     silent.unsubscribe();
+  });
+});
+
+describe('JetStreamPublisher without permission to its reply inbox', () => {
+  it('keeps the connection readable and times publishes out, rather than killing the reader', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'dfn-nats-perm-'));
+    writeFileSync(
+      join(dir, 'nats.conf'),
+      `listen: "127.0.0.1:${port}"\nauthorization { users = [ { user: "gw", password: "pw", ` +
+        'permissions: { publish: ">", subscribe: { deny: ["_INBOX.>"] } } } ] }\n',
+    );
+    const server = spawn(natsServerPath(), ['-c', join(dir, 'nats.conf')], { stdio: 'ignore' });
+    let denied: NatsConnection | undefined;
+    try {
+      denied = await waitFor('nats-server with permissions', () =>
+        connect({ servers: `nats://127.0.0.1:${port}`, user: 'gw', pass: 'pw' }).catch(() => undefined),
+      );
+      const errors: unknown[] = [];
+      void (async () => {
+        for await (const s of denied.status()) if (s.type === 'error') errors.push(s.data);
+      })();
+      publisher = new JetStreamPublisher(denied, 200);
+      // The server answers the subscription with an error, then the flush's PING with a PONG: flush()
+      // resolves only if the connection is still being read after the error.
+      const flushed = await Promise.race([
+        denied.flush().then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 10_000)),
+      ]);
+      expect(flushed).toBe(true);
+      await waitFor('the permissions violation', () => errors.includes('PERMISSIONS_VIOLATION'), 5000);
+      const err = await publisher.publish('jspub.events.s.track', data('x'), 'p').catch((e) => e);
+      expect(err.code).toBe('TIMEOUT');
+    } finally {
+      await denied?.close();
+      server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
