@@ -5,6 +5,7 @@ import { Analytics } from '@segment/analytics-node';
 import { describe, expect, it } from 'vitest';
 import type { SegmentEvent } from '../../api/events.js';
 import { NatsServer } from '../helpers/nats-server.js';
+import { waitFor } from '../helpers/wait.js';
 import { GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
 const gw = gatewayFixture();
@@ -90,19 +91,19 @@ describe('@segment/analytics-node', () => {
       h = await GatewayHarness.start(own, { streams: { storage: 'file' } });
       const c = client(h.url, { flushAt: 1, maxRetries: 50 });
       await own.stop();
-      await until(async () => ((await h.get('/readyz')).status === 503 ? true : undefined));
+      await waitFor('/readyz to answer 503', async () => (await h.get('/readyz')).status === 503);
 
       let delivered: unknown = null;
       c.analytics.track({ userId: 'u1', event: 'Survived', messageId: 'outage-1' }, (err) => {
         delivered = err ?? undefined;
       });
       // The client has been told to come back later at least once...
-      await until(async () => (c.statuses.length > 0 ? true : undefined));
+      await waitFor('a first answer to the client', () => c.statuses.length > 0);
       expect(c.statuses[0]).toBe(503);
 
       // ...and once NATS is back, one of its retries is accepted.
       await own.restart();
-      await until(async () => (delivered !== null ? true : undefined));
+      await waitFor('the track call to settle', () => delivered !== null);
       expect(delivered).toBeUndefined();
       expect(c.statuses.at(-1)).toBe(200);
       expect(c.statuses.slice(0, -1).every((s) => s === 503)).toBe(true);
@@ -116,13 +117,3 @@ describe('@segment/analytics-node', () => {
     }
   });
 });
-
-/** Polls until `check` yields a value (bounded, ~30 s): the client's retry backoff is its own. */
-async function until<T>(check: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 600; i++) {
-    const v = await check();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not reached');
-}

@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseWriteKeys, WriteKeys, WriteKeysFileError } from '../../gateway/write-keys.js';
-import { basic, eventually, type GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
+import { waitFor } from '../helpers/wait.js';
+import { basic, type GatewayHarness, gatewayFixture, WRITE_KEY } from './harness.js';
 
 const gw = gatewayFixture();
 let h: GatewayHarness;
@@ -105,9 +106,9 @@ describe('the write-keys file', () => {
     h = await gw.start();
     expect((await h.post('/v1/track', track, { writeKey: 'fresh' })).status).toBe(401);
     h.writeKeys({ [WRITE_KEY]: 'web', fresh: 'mobile' });
-    await eventually(
+    await waitFor(
+      'the added key to be accepted',
       async () => (await h.post('/v1/track', track, { writeKey: 'fresh' })).status === 200,
-      'reload',
     );
     const subjects = (await h.stored()).map((s) => s.subject);
     expect(subjects).toEqual([`${h.prefix}.events.mobile.track`]);
@@ -142,9 +143,9 @@ describe('the write-keys file', () => {
     const next = `${h.writeKeysFile}.new`;
     writeFileSync(next, '"rotated": web\n');
     renameSync(next, h.writeKeysFile);
-    await eventually(
+    await waitFor(
+      'the rotated key to be accepted',
       async () => (await h.post('/v1/track', track, { writeKey: 'rotated' })).status === 200,
-      'reload',
     );
   });
 });

@@ -167,19 +167,6 @@ export function writeKeysYaml(keys: Record<string, string>): string {
     .join('');
 }
 
-/** Polls `check` until it holds (bounded): for effects that arrive asynchronously, such as a file reload. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  what: string,
-): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 /**
  * The hooks a gateway test file needs: one nats-server for the file, and every gateway a test starts
  * closed after that test. Call at the top of a file (or describe block).

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyPublishError } from '../../gateway/publish.js';
 import { NatsServer } from '../helpers/nats-server.js';
+import { waitFor } from '../helpers/wait.js';
 import { GatewayHarness, gatewayFixture, OTHER_KEY, WRITE_KEY } from './harness.js';
 
 const gw = gatewayFixture();
@@ -101,8 +102,7 @@ describe('nats-server outage', () => {
       expect((await h.get('/readyz')).status).toBe(200);
 
       await own.stop();
-      const ready = await waitFor(async () => ((await h.get('/readyz')).status === 503 ? true : undefined));
-      expect(ready).toBe(true);
+      await waitFor('/readyz to answer 503', async () => (await h.get('/readyz')).status === 503);
       const down = await h.post(
         '/v1/track',
         { userId: 'u', event: 'E', messageId: 'during' },
@@ -115,7 +115,7 @@ describe('nats-server outage', () => {
       expect((await h.get('/healthz')).status).toBe(200);
 
       await own.restart();
-      await waitFor(async () => ((await h.get('/readyz')).status === 200 ? true : undefined));
+      await waitFor('/readyz to answer 200', async () => (await h.get('/readyz')).status === 200);
       const up = await h.post(
         '/v1/track',
         { userId: 'u', event: 'E', messageId: 'during' },
@@ -159,12 +159,3 @@ describe('classifyPublishError', () => {
     expect(classifyPublishError(err)).toBe(code);
   });
 });
-
-async function waitFor<T>(check: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await check();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not reached');
-}
