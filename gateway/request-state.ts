@@ -12,6 +12,8 @@ export class RequestState {
   duplicates = 0;
   /** Catalogue code of the error answered, if any. */
   code: GatewayErrorCode | undefined;
+  /** Why the events were not stored (retryable errors only: their messages carry no client values). */
+  error: string | undefined;
   /** Releases resources tied to the request (a decompression stream) once it is answered. */
   cleanup: (() => void) | undefined;
 }

@@ -164,7 +164,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       bodyLimit: req.routeOptions.bodyLimit ?? LIMITS.batchBytes,
     });
     if (gwErr.code === 'GW_INTERNAL') req.log.error({ err }, 'unexpected error');
-    requestState(req).code = gwErr.code;
+    const state = requestState(req);
+    state.code = gwErr.code;
+    if (isRetryable(gwErr.code)) state.error = gwErr.message;
     if (gwErr.retryAfter !== undefined) void reply.header('retry-after', String(gwErr.retryAfter));
     return reply.code(gwErr.statusCode).send(gwErr.toBody());
   });
@@ -201,6 +203,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         ...(state.rejected ? { rejected: state.rejected } : {}),
         ...(state.duplicates ? { duplicates: state.duplicates } : {}),
         ...(state.code ? { code: state.code } : {}),
+        ...(state.error ? { error: state.error } : {}),
       },
       status >= 500 ? 'request failed' : status >= 400 ? 'request rejected' : 'request completed',
     );

@@ -84,6 +84,18 @@ describe('when JetStream cannot take the events', () => {
     expect(await h.metric('dfn_gateway_publish_failures_total', { reason: 'GW_STREAM_UNAVAILABLE' })).toBe(1);
   });
 
+  it("logs JetStream's reason with the failed request, for the operator", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
+    h = await gw.start({ streams: false, gateway: { logger: { level: 'warn', stream } } });
+    await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
+    expect(lines.find((l) => l.url === '/v1/track')).toMatchObject({
+      status: 503,
+      code: 'GW_STREAM_UNAVAILABLE',
+      error: expect.stringContaining('no responders'),
+    });
+  });
+
   it('answers 503 GW_OVERLOADED when a request would exceed the in-flight limit', async () => {
     h = await gw.start({ gateway: { maxInFlightEvents: 3 } });
     const res = await h.post('/v1/batch', { batch: events(4) }, { writeKey: WRITE_KEY });
