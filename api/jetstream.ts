@@ -191,7 +191,6 @@ export function instanceSubjects(t: Topology, spec: InstanceConsumerSpec): strin
 }
 
 export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec): Partial<ConsumerConfig> {
-  const subjects = instanceSubjects(t, spec);
   return {
     durable_name: consumerName(spec),
     description: `FunctionInstance ${spec.namespace}/${spec.name} (source ${spec.source})`,
@@ -201,7 +200,8 @@ export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec):
     max_deliver: -1,
     ack_wait: nanos(spec.ackWaitMs ?? DEFAULT_ACK_WAIT_MS),
     max_ack_pending: spec.maxAckPending ?? DEFAULT_MAX_ACK_PENDING,
-    ...(subjects.length === 1 ? { filter_subject: subjects[0] } : { filter_subjects: subjects }),
+    // Never a single filter_subject: the replay subject always joins the source's.
+    filter_subjects: instanceSubjects(t, spec),
   };
 }
 
