@@ -54,7 +54,8 @@ describe('ConsumerLoop', () => {
           stopping ??= loop.stop();
         },
         silentLogger,
-        { expiresMs: 2000, minRoom: 1 },
+        // Well inside the consumer's 2 s ack wait, so no redelivery joins the pull before it ends.
+        { expiresMs: 1000, minRoom: 1 },
       );
       loop.start();
       await (await waitFor('the first message', () => stopping && { stopping })).stopping;
