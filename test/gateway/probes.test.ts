@@ -1,7 +1,7 @@
 // The operational surface: /healthz, /readyz and /metrics (requests, events, bytes, rejects by reason,
 // publish latency), and a graceful stop that finishes what it accepted.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,14 +32,19 @@ describe('probes', () => {
     const absent = await NatsServer.start();
     await absent.stop();
     // Built by hand: the harness waits for the first connection, which is the point here.
-    const file = join(mkdtempSync(join(tmpdir(), 'dfn-gw-')), 'keys.yaml');
+    const dir = mkdtempSync(join(tmpdir(), 'dfn-gw-'));
+    const file = join(dir, 'keys.yaml');
     writeFileSync(file, `${WRITE_KEY}: web\n`);
-    const gw = await createGateway({ writeKeysFile: file, natsUrl: absent.url, natsReconnectWaitMs: 100 });
+    const gateway = await createGateway({
+      writeKeysFile: file,
+      natsUrl: absent.url,
+      natsReconnectWaitMs: 100,
+    });
     try {
-      const ready = await gw.app.inject({ method: 'GET', url: '/readyz' });
+      const ready = await gateway.app.inject({ method: 'GET', url: '/readyz' });
       expect(ready.statusCode).toBe(503);
       expect(ready.json()).toEqual({ status: 'not ready', nats: 'connecting' });
-      const res = await gw.app.inject({
+      const res = await gateway.app.inject({
         method: 'POST',
         url: '/v1/track',
         headers: { 'content-type': 'application/json' },
@@ -49,8 +54,9 @@ describe('probes', () => {
       expect(res.json().code).toBe('GW_NATS_UNAVAILABLE');
       expect(res.headers['retry-after']).toBe('5');
     } finally {
-      await gw.close();
+      await gateway.close();
       await absent.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
