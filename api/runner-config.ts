@@ -409,8 +409,9 @@ const HttpSchema = z
 const ShutdownSchema = z
   .strictObject({
     gracePeriodMs: ms(
-      'On SIGTERM, how long in-flight events may take to finish; those still running then are handed back to ' +
-        "NATS. Keep it below the pod's terminationGracePeriodSeconds.",
+      'On SIGTERM, how long in-flight events may take to finish; those still running then (or once the last ' +
+        "pull has ended, at most 5 s after the signal) are handed back to NATS. Keep it below the pod's " +
+        'terminationGracePeriodSeconds.',
     ).default(20_000),
   })
   .describe('Graceful shutdown.');
