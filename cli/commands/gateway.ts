@@ -157,8 +157,9 @@ export function registerGatewayCommand(program: Command): void {
     .addOption(
       new Option(
         '--create-streams',
-        'create the JetStream streams if missing (local use; in a cluster the operator owns them)',
-      ).env('DFN_CREATE_STREAMS'),
+        'create the JetStream streams if missing (local use; in a cluster the operator owns them) ' +
+          '(env: DFN_CREATE_STREAMS=true|false)',
+      ),
     )
     .addHelpText('after', HELP_AFTER)
     .action(async (flags: GatewayFlags, cmd: Command) => {
@@ -185,7 +186,7 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       prefix: flags.prefix,
       publishTimeoutMs: flags.publishTimeout,
       maxInFlightEvents: flags.maxInFlight,
-      createStreams: flags.createStreams === true,
+      createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
       logger: {
         level: flags.logLevel,
         ...pinoLineOptions('gateway'),
@@ -243,4 +244,18 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/**
+ * A true/false environment switch. Commander turns a flag on whenever its env variable exists, even
+ * when it says "false", so switches are read here, strictly.
+ */
+function envSwitch(name: string, cmd: Command): boolean {
+  const value = process.env[name]?.trim() ?? '';
+  if (value === '' || /^(0|false|no|off)$/i.test(value)) return false;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  cmd.error(`dfn gateway: ${name} must be true or false, not "${value}"`, {
+    exitCode: 2,
+    code: 'dfn.envSwitch',
+  });
 }

@@ -85,6 +85,12 @@ describe('usage errors exit 2 with a message', () => {
     expect(run.stderr).toContain('cannot be used in a NATS subject');
   });
 
+  it('reads DFN_CREATE_STREAMS strictly as true or false', async () => {
+    const run = await dfn(['gateway', '-w', keysFile], { DFN_CREATE_STREAMS: 'maybe' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('DFN_CREATE_STREAMS must be true or false, not "maybe"');
+  });
+
   it('applies the same checks to env values', async () => {
     const run = await dfn(['gateway'], { DFN_WRITE_KEYS_FILE: keysFile, DFN_GATEWAY_PORT: '-1' });
     expect(run.code).toBe(2);
@@ -138,6 +144,41 @@ describe('running', () => {
       expect(logs.lines.some((l) => l.msg === 'shutting down: finishing in-flight requests')).toBe(true);
       expect(logs.raw()).not.toContain('cli_key_1');
       expect(logs.raw()).not.toContain(basic('cli_key_1'));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('DFN_CREATE_STREAMS', () => {
+  let nats: NatsServer;
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+  });
+  afterAll(async () => {
+    await nats.dispose();
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+  ])('=%s creates the streams: %s', async (value, created) => {
+    const prefix = `envswitch${value}`;
+    const child = spawnDfn(['gateway', '--host', '127.0.0.1', '--port', '0', '-w', keysFile], {
+      env: { DFN_NATS_URL: nats.url, DFN_PREFIX: prefix, DFN_CREATE_STREAMS: value },
+    });
+    const logs = collectLines(child);
+    try {
+      await logs.waitFor((l) => l.msg === 'NATS connected');
+      if (created) await logs.waitFor((l) => l.msg === 'JetStream streams ready');
+      const nc = await nats.connect();
+      try {
+        const names: string[] = [];
+        for await (const name of (await nc.jetstreamManager()).streams.names()) names.push(name);
+        expect(names.includes(`${prefix.toUpperCase()}_EVENTS`)).toBe(created);
+      } finally {
+        await nc.close();
+      }
     } finally {
       child.kill('SIGKILL');
     }
