@@ -113,6 +113,9 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   storage: 'file',
 };
 
+/** How long a dead letter's message id is remembered, so one event is never dead-lettered twice. */
+export const DEAD_LETTER_DEDUPE_WINDOW_MS = 24 * 3600_000;
+
 export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): Partial<StreamConfig>[] {
   const l = { ...DEFAULT_STREAM_LIMITS, ...limits };
   const storage = l.storage === 'memory' ? StorageType.Memory : StorageType.File;
@@ -135,6 +138,9 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       subjects: [`${t.prefix}.dlq.>`],
       retention: RetentionPolicy.Limits,
       max_age: nanos(l.deadLetterMaxAgeMs),
+      // A dead letter's message id is fixed per event; the long window makes a second publish of it
+      // (a runner killed between publish and term, or an ack lost in transit) a no-op.
+      duplicate_window: nanos(Math.min(DEAD_LETTER_DEDUPE_WINDOW_MS, l.deadLetterMaxAgeMs)),
       storage,
     },
     {

@@ -23,6 +23,9 @@ export interface AttemptReport {
 }
 
 /** For an event no handler ran for (not an event, or the sandbox failed): nothing to report. */
+/** When a dead letter could not be published, the event comes back this soon to try again. */
+const DEAD_LETTER_RETRY_DELAY_MS = 10_000;
+
 export const NO_REPORT: AttemptReport = { logs: [], requests: [], durationMs: 0, batch: false };
 
 export interface OutcomeHandlerDeps {
@@ -105,9 +108,9 @@ export class OutcomeHandler {
     message: string,
     report: AttemptReport,
     attempt: number,
+    delay = this.deps.schedule.delayAfter(attempt),
   ) {
     if (held.settled) return;
-    const delay = this.deps.schedule.delayAfter(attempt);
     answer(held.msg, (m) => m.nak(delay), this.deps.log);
     if (!this.deps.inFlight.settle(held)) return;
     this.deps.stats.counters.retried++;
@@ -137,12 +140,13 @@ export class OutcomeHandler {
         buildDeadLetter({ ...identity, msg: held.msg, lastError: { errorType, message } }),
       );
     } catch (err) {
-      // Never term what is not safely dead-lettered: hand it back and dead-letter it on its next attempt.
+      // Never term what is not safely dead-lettered: hand it back soon (not after the schedule's longest
+      // delay) and dead-letter it on its next attempt; if the publish did land, its message id dedupes it.
       log.error('could not publish a dead letter; the event will be attempted again', {
         seq: held.msg.seq,
         error: err,
       });
-      this.retry(held, errorType, message, report, attempt);
+      this.retry(held, errorType, message, report, attempt, DEAD_LETTER_RETRY_DELAY_MS);
       return;
     }
     if (held.settled) return;
