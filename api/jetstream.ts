@@ -18,6 +18,8 @@ import { EVENT_TYPES, type EventType, type SegmentEvent } from './events.js';
 import type { ErrorType } from './outcome.js';
 
 export const DEFAULT_PREFIX = 'dfn';
+/** Where every dfn process looks for NATS unless told otherwise (a local nats-server). */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
 export interface Topology {
   /** Subject prefix, also the stem of stream names: lets several installs share one NATS. */

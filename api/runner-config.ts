@@ -4,7 +4,12 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { EVENT_TYPES } from './events.js';
-import { DEFAULT_ACK_WAIT_MS, DEFAULT_MAX_ACK_PENDING, DEFAULT_PREFIX } from './jetstream.js';
+import {
+  DEFAULT_ACK_WAIT_MS,
+  DEFAULT_MAX_ACK_PENDING,
+  DEFAULT_NATS_URL,
+  DEFAULT_PREFIX,
+} from './jetstream.js';
 import { SettingDefinitionSchema } from './settings.js';
 
 export const RUNNER_CONFIG_API_VERSION = 'dfn.dev/v1alpha1';
@@ -149,7 +154,7 @@ const NatsSchema = z
   .strictObject({
     url: z
       .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
-      .default('nats://127.0.0.1:4222')
+      .default(DEFAULT_NATS_URL)
       .describe('NATS server URL, or a list of them (a cluster).'),
     prefix: z
       .string()

@@ -3,6 +3,7 @@
 
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import {
+  DEFAULT_NATS_URL,
   DEFAULT_PREFIX,
   ensureStreams,
   type StreamLimits,
@@ -30,7 +31,7 @@ import { WriteKeys } from './write-keys.js';
 export const GATEWAY_DEFAULTS = {
   port: 8080,
   host: '0.0.0.0',
-  natsUrl: 'nats://127.0.0.1:4222',
+  natsUrl: DEFAULT_NATS_URL,
   prefix: DEFAULT_PREFIX,
   publishTimeoutMs: 5000,
   maxInFlightEvents: 20_000,

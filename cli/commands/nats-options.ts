@@ -4,10 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from 'nats';
-import { type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
+import { DEFAULT_NATS_URL, type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
 import { displayServers } from '../../lib/nats-url.js';
-
-export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
 export interface NatsFlags {
   natsUrl: string;
