@@ -40,6 +40,8 @@ export class JetStreamPublisher {
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private readonly sweeper: NodeJS.Timeout;
+  /** Why acks cannot arrive (the reply inbox denied by NATS permissions); set until the process restarts. */
+  inboxError: string | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -47,10 +49,12 @@ export class JetStreamPublisher {
   ) {
     // The subscription is restored by the client after a reconnect, like any other. An error (the inbox
     // denied by NATS permissions) comes with an empty message, and nats.js stops reading the connection
-    // for good if a callback throws: ignore it, and the publishes time out into 503s.
+    // for good if a callback throws: remember it instead, so the gateway reports itself unready.
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
-        if (!err) this.onAck(msg);
+        if (err)
+          this.inboxError = `cannot receive JetStream acknowledgements on ${this.inbox}.*: ${err.message}`;
+        else this.onAck(msg);
       },
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, timeoutMs / 10)));

@@ -2,6 +2,7 @@
 // the HTTP side can answer at once (503, not a hang) while NATS is away and /readyz can tell the truth.
 
 import { connect, credsAuthenticator, type NatsConnection } from 'nats';
+import { natsUrlCredentials } from '../lib/nats-url.js';
 import { JetStreamPublisher } from './jetstream-publisher.js';
 
 export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -57,7 +58,7 @@ export class NatsLink {
       if (this.closing) throw new Error('closed before NATS was reached');
       try {
         const nc = await connect({
-          servers: this.servers(),
+          ...natsUrlCredentials(this.servers()),
           name: this.options.name ?? 'dfn-gateway',
           maxReconnectAttempts: -1,
           reconnectTimeWait: wait,
@@ -109,9 +110,15 @@ export class NatsLink {
     return this.stateValue;
   }
 
-  /** The publisher while connected; undefined means "answer 503 now". */
+  /** The publisher while connected and able to receive acks; undefined means "answer 503 now". */
   get publisher(): JetStreamPublisher | undefined {
-    return this.stateValue === 'connected' ? this.publisherValue : undefined;
+    if (this.stateValue !== 'connected' || this.publisherValue?.inboxError) return undefined;
+    return this.publisherValue;
+  }
+
+  /** Why the gateway cannot publish although connected, if it cannot. */
+  get publishProblem(): string | undefined {
+    return this.publisherValue?.inboxError;
   }
 
   /** Resolves with the connection once it is first established. */

@@ -20,12 +20,14 @@ export function registerProbes(app: FastifyInstance, { link, metrics, isClosing 
     return reply.code(dead ? 503 : 200).send({ status: dead ? 'nats connection closed' : 'ok' });
   });
 
-  // Ready when events can be accepted: a gateway without NATS would only answer 503s.
+  // Ready when events can be accepted: a gateway without NATS, or without its acks, would only answer 503s.
   app.get('/readyz', async (_req, reply) => {
-    const ready = link.state === 'connected' && !isClosing();
+    const problem = link.publishProblem;
+    const ready = link.state === 'connected' && !problem && !isClosing();
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'not ready',
       nats: link.state,
+      ...(problem ? { publish: problem } : {}),
       ...(isClosing() ? { shuttingDown: true } : {}),
     });
   });

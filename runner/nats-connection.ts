@@ -3,7 +3,7 @@
 
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection, NatsError } from 'nats';
 import type { Logger } from '../lib/log.js';
-import { displayServers } from '../lib/nats-url.js';
+import { displayServers, natsUrlCredentials } from '../lib/nats-url.js';
 import type { NatsAuth } from './config-loader.js';
 
 export class NatsUnreachableError extends Error {
@@ -53,7 +53,7 @@ function isAuthError(err: unknown): boolean {
 export function connectionOptions(target: NatsTarget): ConnectionOptions {
   const { auth } = target;
   return {
-    servers: target.servers,
+    ...natsUrlCredentials(target.servers),
     name: target.name,
     timeout: Math.min(5000, target.connectTimeoutMs),
     // After the first contact: reconnect forever, buffering acks and publishes meanwhile.

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { DEFAULT_NATS_URL, type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
-import { displayServers } from '../../lib/nats-url.js';
+import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
 
 export interface NatsFlags {
   natsUrl: string;
@@ -58,11 +58,12 @@ export function parseInstanceRef(value: string): InstanceRef {
 
 /** One connection attempt with a short timeout: a CLI should say quickly that NATS is not there. */
 export async function connectForCli(flags: NatsFlags): Promise<NatsConnection> {
-  const servers = flags.natsUrl
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const options: ConnectionOptions = { servers, timeout: 5000, reconnect: false, name: 'dfn cli' };
+  const options: ConnectionOptions = {
+    ...natsUrlCredentials(flags.natsUrl),
+    timeout: 5000,
+    reconnect: false,
+    name: 'dfn cli',
+  };
   if (flags.natsCreds) {
     let creds: Uint8Array;
     try {
@@ -79,7 +80,7 @@ export async function connectForCli(flags: NatsFlags): Promise<NatsConnection> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     const reason = code === 'CONNECTION_REFUSED' ? 'connection refused' : (err as Error).message;
-    throw new Error(`cannot reach NATS at ${displayServers(servers)} (--nats-url): ${reason}`);
+    throw new Error(`cannot reach NATS at ${displayServers(flags.natsUrl)} (--nats-url): ${reason}`);
   }
 }
 

@@ -10,11 +10,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureStreams, topology } from '../../api/jetstream.js';
 import { JetStreamPublisher, PublishError } from '../../gateway/jetstream-publisher.js';
 import { classifyPublishError } from '../../gateway/publish.js';
+import { createGateway } from '../../gateway/server.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { freePort } from '../helpers/ports.js';
 import { natsServerPath } from '../helpers/tools.js';
 import { waitFor } from '../helpers/wait.js';
-import { GatewayHarness, WRITE_KEY } from './harness.js';
+import { basic, GatewayHarness, WRITE_KEY } from './harness.js';
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -138,6 +139,30 @@ describe('JetStreamPublisher without permission to its reply inbox', () => {
       await waitFor('the permissions violation', () => errors.includes('PERMISSIONS_VIOLATION'), 5000);
       const err = await publisher.publish('jspub.events.s.track', data('x'), 'p').catch((e) => e);
       expect(err.code).toBe('TIMEOUT');
+      expect(publisher.inboxError).toMatch(/cannot receive JetStream acknowledgements/);
+
+      // A gateway in that position says so on /readyz and answers 503 at once instead of timing out.
+      const keys = join(dir, 'keys.yaml');
+      writeFileSync(keys, `${WRITE_KEY}: web\n`);
+      const gw = await createGateway({ writeKeysFile: keys, natsUrl: `nats://gw:pw@127.0.0.1:${port}` });
+      try {
+        const ready = await waitFor('the gateway to notice', async () => {
+          const r = await gw.app.inject({ method: 'GET', url: '/readyz' });
+          return r.json().publish ? r : undefined;
+        });
+        expect(ready.statusCode).toBe(503);
+        expect(ready.json()).toMatchObject({ status: 'not ready', nats: 'connected' });
+        const res = await gw.app.inject({
+          method: 'POST',
+          url: '/v1/track',
+          headers: { authorization: basic(WRITE_KEY), 'content-type': 'application/json' },
+          payload: { userId: 'u', event: 'E' },
+        });
+        expect(res.statusCode).toBe(503);
+        expect(res.json().code).toBe('GW_NATS_UNAVAILABLE');
+      } finally {
+        await gw.close();
+      }
     } finally {
       await denied?.close();
       server.kill();
