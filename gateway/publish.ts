@@ -18,6 +18,12 @@ export interface PreparedEvent {
 export interface PublisherOptions {
   /** Events awaiting acknowledgement across all requests; beyond this, requests get 503 at once. */
   maxInFlight: number;
+  /**
+   * Bytes of events awaiting acknowledgement before new requests get 503. A batch context is copied
+   * into each of up to 2,500 events, so the event count alone does not bound memory. A request is
+   * always let through when nothing else is in flight, so no valid request can be refused forever.
+   */
+  maxInFlightBytes: number;
 }
 
 export interface PublishResult {
@@ -70,6 +76,7 @@ const FAILURE_RANK: GatewayErrorCode[] = [
 
 export class EventPublisher {
   private inFlight = 0;
+  private inFlightBytes = 0;
   private readonly subjects = new Map<string, string>();
 
   constructor(
@@ -100,15 +107,22 @@ export class EventPublisher {
     if (this.inFlight + events.length > this.options.maxInFlight) {
       throw this.fail('GW_OVERLOADED', `${this.inFlight} events awaiting acknowledgement`);
     }
+    let bytes = 0;
+    for (const e of events) bytes += e.data.length;
+    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.options.maxInFlightBytes) {
+      throw this.fail('GW_OVERLOADED', `${this.inFlightBytes} bytes of events awaiting acknowledgement`);
+    }
 
     const started = performance.now();
     this.inFlight += events.length;
+    this.inFlightBytes += bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
     const idPrefix = eventMsgId(source, '');
     const acks = events.map((e) => js.publish(this.subject(source, e.type), e.data, idPrefix + e.messageId));
     // Wait for every answer, even after a failure, so in-flight accounting and metrics stay exact.
     const results = await Promise.allSettled(acks);
     this.inFlight -= events.length;
+    this.inFlightBytes -= bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
 
     let duplicates = 0;

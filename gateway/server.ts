@@ -35,6 +35,7 @@ export const GATEWAY_DEFAULTS = {
   prefix: DEFAULT_PREFIX,
   publishTimeoutMs: 5000,
   maxInFlightEvents: 20_000,
+  maxInFlightBytes: 64 * 1024 * 1024,
   writeKeysPollMs: 5000,
   natsReconnectWaitMs: 2000,
 } as const;
@@ -50,6 +51,7 @@ export interface GatewayOptions {
   prefix?: string;
   publishTimeoutMs?: number;
   maxInFlightEvents?: number;
+  maxInFlightBytes?: number;
   writeKeysPollMs?: number;
   natsReconnectWaitMs?: number;
   /**
@@ -151,7 +153,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const publisher = new EventPublisher(
     link,
     t,
-    { maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents },
+    {
+      maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
+      maxInFlightBytes: options.maxInFlightBytes ?? GATEWAY_DEFAULTS.maxInFlightBytes,
+    },
     metrics,
   );
 

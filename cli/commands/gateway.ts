@@ -19,6 +19,7 @@ interface GatewayFlags {
   prefix: string;
   publishTimeout: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   logLevel: string;
   createStreams?: boolean;
 }
@@ -149,6 +150,15 @@ export function registerGatewayCommand(program: Command): void {
         .argParser(integer(LIMITS.batchEvents, 10_000_000, 'the in-flight limit')),
     )
     .addOption(
+      new Option(
+        '--max-in-flight-bytes <bytes>',
+        'bytes of events awaiting acknowledgement before new requests get 503 (bounds memory)',
+      )
+        .env('DFN_GATEWAY_MAX_IN_FLIGHT_BYTES')
+        .default(GATEWAY_DEFAULTS.maxInFlightBytes)
+        .argParser(integer(LIMITS.batchBytes, 2 ** 40, 'the in-flight byte limit')),
+    )
+    .addOption(
       new Option('--log-level <level>', 'least severe log level written; "debug" logs every accepted request')
         .env('DFN_LOG_LEVEL')
         .choices(['debug', 'info', 'warn', 'error', 'silent'])
@@ -186,6 +196,7 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       prefix: flags.prefix,
       publishTimeoutMs: flags.publishTimeout,
       maxInFlightEvents: flags.maxInFlight,
+      maxInFlightBytes: flags.maxInFlightBytes,
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
       logger: {
         level: flags.logLevel,

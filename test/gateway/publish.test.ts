@@ -106,6 +106,30 @@ describe('when JetStream cannot take the events', () => {
   });
 });
 
+describe('the in-flight byte bound', () => {
+  it('answers 503 GW_OVERLOADED while other requests hold more than --max-in-flight-bytes', async () => {
+    h = await gw.start({ streams: false, gateway: { maxInFlightBytes: 4096, publishTimeoutMs: 3000 } });
+    // Something answers the subjects (no "no responders") but never acknowledges: requests stay in flight.
+    const silent = h.nc.subscribe(`${h.prefix}.events.>`);
+    try {
+      const first = h.post('/v1/batch', { batch: events(10, 600) }, { writeKey: WRITE_KEY });
+      await waitFor(
+        'the first request in flight',
+        async () => (await h.metric('dfn_gateway_events_in_flight')) > 0,
+      );
+      const second = await h.post('/v1/batch', { batch: events(2) }, { writeKey: WRITE_KEY });
+      expect(second.status).toBe(503);
+      expect(second.body).toMatchObject({ code: 'GW_OVERLOADED' });
+      expect(second.body.message ?? JSON.stringify(second.body)).toMatch(
+        /bytes of events awaiting acknowledgement/,
+      );
+      expect((await first).status).toBe(503); // timed out: never acknowledged
+    } finally {
+      silent.unsubscribe();
+    }
+  });
+});
+
 describe('nats-server outage', () => {
   it('answers 503 GW_NATS_UNAVAILABLE while NATS is down, turns unready, and recovers after restart', async () => {
     const own = await NatsServer.start();
