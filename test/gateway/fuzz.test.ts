@@ -2,10 +2,9 @@
 // nothing reaches the stream, and the gateway still serves a valid request afterwards.
 
 import { Agent, request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES } from '../../api/events.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { basic, GatewayHarness, WRITE_KEY } from './harness.js';
+import { basic, sharedGateway, WRITE_KEY } from './harness.js';
 
 const ITERATIONS = 400;
 const SEED = 0x5e9e17;
@@ -243,17 +242,7 @@ function send(url: string, agent: Agent, c: Case): Promise<number> {
 }
 
 describe('fuzz', () => {
-  let nats: NatsServer;
-  let h: GatewayHarness;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    h = await GatewayHarness.start(nats);
-  });
-  afterAll(async () => {
-    await h.close();
-    await nats.dispose();
-  });
+  const shared = sharedGateway();
 
   it(`answers ${ITERATIONS} malformed requests with 4xx only, publishes nothing, and stays up`, async () => {
     const r = prng(SEED);
@@ -264,7 +253,7 @@ describe('fuzz', () => {
       for (let i = 0; i < ITERATIONS; i++) {
         const c = generate(r);
         kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
-        const status = await send(h.url, agent, c);
+        const status = await send(shared.h.url, agent, c);
         if (status < 400 || status >= 500)
           unexpected.push(`#${i} ${c.kind} ${c.path} → ${status}: ${c.body.toString().slice(0, 200)}`);
       }
@@ -274,10 +263,14 @@ describe('fuzz', () => {
     expect(unexpected).toEqual([]);
     // Every category was exercised, so the loop cannot silently degenerate to one kind of input.
     expect(kinds.size).toBe(12);
-    expect(await h.count()).toBe(0);
-    expect((await h.get('/healthz')).status).toBe(200);
-    const ok = await h.post('/v1/track', { userId: 'u', event: 'After the storm' }, { writeKey: WRITE_KEY });
+    expect(await shared.h.count()).toBe(0);
+    expect((await shared.h.get('/healthz')).status).toBe(200);
+    const ok = await shared.h.post(
+      '/v1/track',
+      { userId: 'u', event: 'After the storm' },
+      { writeKey: WRITE_KEY },
+    );
     expect(ok.status).toBe(200);
-    expect(await h.count()).toBe(1);
+    expect(await shared.h.count()).toBe(1);
   });
 });

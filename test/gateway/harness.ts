@@ -196,3 +196,32 @@ export function gatewayFixture() {
     },
   };
 }
+
+/**
+ * One nats-server and one gateway shared by every test of a file (or describe block), for tests that
+ * each leave the stream as they found it.
+ */
+export function sharedGateway(options?: HarnessOptions) {
+  let nats: NatsServer | undefined;
+  let gateway: GatewayHarness | undefined;
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    gateway = await GatewayHarness.start(nats, options);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await nats?.dispose();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (!value) throw new Error('sharedGateway: not started yet (use it inside tests or hooks)');
+    return value;
+  };
+  return {
+    get nats(): NatsServer {
+      return started(nats);
+    },
+    get h(): GatewayHarness {
+      return started(gateway);
+    },
+  };
+}

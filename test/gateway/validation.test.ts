@@ -2,26 +2,15 @@
 // identity and per-type required fields; a batch accepts its valid events and lists the rejected ones.
 
 import { deflateSync, gzipSync } from 'node:zlib';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { LIMITS } from '../../gateway/validate.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { GatewayHarness, WRITE_KEY } from './harness.js';
+import { GatewayHarness, sharedGateway, WRITE_KEY } from './harness.js';
 
-let nats: NatsServer;
-let h: GatewayHarness;
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-  h = await GatewayHarness.start(nats);
-});
-afterAll(async () => {
-  await h.close();
-  await nats.dispose();
-});
+const shared = sharedGateway();
 
 // One gateway for the file: every test here expects nothing published, and checks it.
 afterEach(async () => {
-  expect(await h.count()).toBe(0);
+  expect(await shared.h.count()).toBe(0);
 });
 
 const auth = { writeKey: WRITE_KEY };
@@ -35,7 +24,7 @@ function eventOfSize(bytes: number): Record<string, unknown> {
 
 describe('the request body', () => {
   it('rejects a form-encoded body with 415 GW_UNSUPPORTED_MEDIA_TYPE', async () => {
-    const res = await h.post('/v1/track', 'userId=u1&event=E', {
+    const res = await shared.h.post('/v1/track', 'userId=u1&event=E', {
       ...auth,
       raw: true,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -46,7 +35,7 @@ describe('the request body', () => {
   });
 
   it('rejects a body without Content-Type with 415, saying the header is missing', async () => {
-    const res = await fetch(`${h.url}/v1/track`, {
+    const res = await fetch(`${shared.h.url}/v1/track`, {
       method: 'POST',
       headers: { authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}` },
       body: new Uint8Array(Buffer.from('{"userId":"u1","event":"E"}')),
@@ -56,14 +45,14 @@ describe('the request body', () => {
   });
 
   it('rejects malformed JSON with 400 GW_MALFORMED_JSON and the parser message', async () => {
-    const res = await h.post('/v1/track', '{"userId": "u1",', { ...auth, raw: true });
+    const res = await shared.h.post('/v1/track', '{"userId": "u1",', { ...auth, raw: true });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_MALFORMED_JSON');
     expect(res.body.message).toMatch(/not valid JSON: .+/);
   });
 
   it('rejects an empty JSON body with 400 GW_MALFORMED_JSON', async () => {
-    const res = await h.post('/v1/track', '', { ...auth, raw: true });
+    const res = await shared.h.post('/v1/track', '', { ...auth, raw: true });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'GW_MALFORMED_JSON', message: expect.stringContaining('empty') });
   });
@@ -71,14 +60,14 @@ describe('the request body', () => {
   it.each([['[1,2]'], ['"text"'], ['42'], ['null']])(
     'rejects the JSON value %s with 400 GW_BODY_NOT_OBJECT',
     async (raw) => {
-      const res = await h.post('/v1/track', raw, { ...auth, raw: true });
+      const res = await shared.h.post('/v1/track', raw, { ...auth, raw: true });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('GW_BODY_NOT_OBJECT');
     },
   );
 
   it('rejects an unsupported Content-Encoding with 415 GW_UNSUPPORTED_ENCODING', async () => {
-    const res = await h.post('/v1/track', '{}', {
+    const res = await shared.h.post('/v1/track', '{}', {
       ...auth,
       raw: true,
       headers: { 'content-encoding': 'br' },
@@ -88,7 +77,7 @@ describe('the request body', () => {
   });
 
   it('rejects a corrupt gzip body with 400 GW_MALFORMED_BODY', async () => {
-    const res = await h.post('/v1/track', new Uint8Array([0x1f, 0x8b, 1, 2, 3, 4]), {
+    const res = await shared.h.post('/v1/track', new Uint8Array([0x1f, 0x8b, 1, 2, 3, 4]), {
       ...auth,
       raw: true,
       headers: { 'content-encoding': 'gzip' },
@@ -103,7 +92,7 @@ describe('the request body', () => {
     });
     const compressed = gzipSync(huge);
     expect(compressed.length).toBeLessThan(LIMITS.batchBytes / 10);
-    const res = await h.post('/v1/batch', new Uint8Array(compressed), {
+    const res = await shared.h.post('/v1/batch', new Uint8Array(compressed), {
       ...auth,
       raw: true,
       headers: { 'content-encoding': 'gzip' },
@@ -115,7 +104,7 @@ describe('the request body', () => {
 
 describe('size limits', () => {
   it(`rejects a single event over ${LIMITS.eventBytes} bytes with 400 GW_EVENT_TOO_LARGE`, async () => {
-    const res = await h.post('/v1/track', eventOfSize(LIMITS.eventBytes + 1), auth);
+    const res = await shared.h.post('/v1/track', eventOfSize(LIMITS.eventBytes + 1), auth);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_EVENT_TOO_LARGE');
     expect(res.body.message).toContain(String(LIMITS.eventBytes));
@@ -124,7 +113,7 @@ describe('size limits', () => {
   it(`rejects a batch body over ${LIMITS.batchBytes} bytes with 400 GW_REQUEST_TOO_LARGE`, async () => {
     const event = eventOfSize(20_000);
     const batch = Array.from({ length: Math.ceil(LIMITS.batchBytes / 20_000) + 1 }, () => event);
-    const res = await h.post('/v1/batch', { batch }, auth);
+    const res = await shared.h.post('/v1/batch', { batch }, auth);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_REQUEST_TOO_LARGE');
     expect(res.body.message).toContain(String(LIMITS.batchBytes));
@@ -132,14 +121,14 @@ describe('size limits', () => {
 
   it(`rejects a batch of ${LIMITS.batchEvents + 1} events with 400 GW_BATCH_TOO_MANY_EVENTS`, async () => {
     const batch = Array.from({ length: LIMITS.batchEvents + 1 }, () => ({ type: 'identify', userId: 'u' }));
-    const res = await h.post('/v1/batch', { batch }, auth);
+    const res = await shared.h.post('/v1/batch', { batch }, auth);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_BATCH_TOO_MANY_EVENTS');
     expect(res.body.message).toContain('2501 events, at most 2500');
   });
 
   it('rejects one event over 32 KB inside a batch and accepts the others', async () => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const ok = { type: 'identify', userId: 'u', messageId: 'ok' };
       const big = { ...eventOfSize(LIMITS.eventBytes + 1), messageId: 'big' };
@@ -161,7 +150,7 @@ describe('size limits', () => {
   });
 
   it('accepts an event of exactly 32 KB inside a batch', async () => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const event = eventOfSize(LIMITS.eventBytes);
       expect(Buffer.byteLength(JSON.stringify(event))).toBe(LIMITS.eventBytes);
@@ -174,7 +163,7 @@ describe('size limits', () => {
   });
 
   it("counts the batch's context and integrations toward each event's 32 KB, as they are merged into it", async () => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const context = { pad: 'c'.repeat(20_000) };
       const small = { type: 'identify', userId: 'u', messageId: 'small' };
@@ -199,7 +188,7 @@ describe('size limits', () => {
   it('does not fan a 500 KB batch out into one copy of its context per event', async () => {
     const batch = Array.from({ length: 2000 }, () => ({ type: 'identify', userId: 'u' }));
     const context = { pad: 'c'.repeat(LIMITS.batchBytes - JSON.stringify({ batch }).length - 100) };
-    const res = await h.post('/v1/batch', { batch, context }, auth);
+    const res = await shared.h.post('/v1/batch', { batch, context }, auth);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_BATCH_ALL_REJECTED');
     expect(res.body.rejected[0].code).toBe('GW_EVENT_TOO_LARGE');
@@ -208,7 +197,7 @@ describe('size limits', () => {
   it('rejects an event nested too deeply to serialize with 400 GW_EVENT_TOO_DEEP', async () => {
     const depth = 15_000;
     const raw = `{"userId":"u","event":"E","properties":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
-    const res = await h.post('/v1/track', raw, { ...auth, raw: true });
+    const res = await shared.h.post('/v1/track', raw, { ...auth, raw: true });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_EVENT_TOO_DEEP');
   });
@@ -217,7 +206,7 @@ describe('size limits', () => {
 describe('hostile values in error messages', () => {
   it('names a deeply nested "type" without serializing it (400, not 500)', async () => {
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
-    const res = await h.post('/v1/batch', `{"batch":[{"type":${deep},"userId":"u"}]}`, {
+    const res = await shared.h.post('/v1/batch', `{"batch":[{"type":${deep},"userId":"u"}]}`, {
       ...auth,
       raw: true,
     });
@@ -231,13 +220,17 @@ describe('hostile values in error messages', () => {
   it('rejects a batch context nested too deeply to serialize with 400 GW_EVENT_TOO_DEEP', async () => {
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
     const raw = `{"batch":[{"type":"identify","userId":"u"}],"context":{"x":${deep}}}`;
-    const res = await h.post('/v1/batch', raw, { ...auth, raw: true });
+    const res = await shared.h.post('/v1/batch', raw, { ...auth, raw: true });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('GW_EVENT_TOO_DEEP');
   });
 
   it('quotes at most 64 characters of a bad value', async () => {
-    const res = await h.post('/v1/track', { userId: 'u', event: 'E', timestamp: 'x'.repeat(5000) }, auth);
+    const res = await shared.h.post(
+      '/v1/track',
+      { userId: 'u', event: 'E', timestamp: 'x'.repeat(5000) },
+      auth,
+    );
     expect(res.status).toBe(400);
     expect(res.body.message).toBe(`a timestamp is not an ISO-8601 date: "timestamp" is "${'x'.repeat(64)}…"`);
   });
@@ -321,7 +314,7 @@ describe('event rules', () => {
   ];
   for (const [what, path, body, code] of cases) {
     it(`rejects ${what} with 400 ${code}`, async () => {
-      const res = await h.post(path, body, auth);
+      const res = await shared.h.post(path, body, auth);
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ success: false, code });
       expect(res.body.message.length).toBeGreaterThan(10);
@@ -329,7 +322,7 @@ describe('event rules', () => {
   }
 
   it('names the offending field in the message', async () => {
-    const res = await h.post('/v1/track', { userId: 'u', event: 'E', traits: 'x' }, auth);
+    const res = await shared.h.post('/v1/track', { userId: 'u', event: 'E', traits: 'x' }, auth);
     expect(res.body.message).toBe('a field has the wrong type: "traits" must be an object');
   });
 });
@@ -343,13 +336,13 @@ describe('batch envelope', () => {
     [{ batch: [{ type: 'identify', userId: 'u' }], integrations: 'all' }, 'GW_FIELD_INVALID'],
     [{ batch: [{ type: 'identify', userId: 'u' }], sentAt: 'soon' }, 'GW_TIMESTAMP_INVALID'],
   ])('rejects %j with 400 %s', async (body, code) => {
-    const res = await h.post('/v1/batch', body, auth);
+    const res = await shared.h.post('/v1/batch', body, auth);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe(code);
   });
 
   it('rejects a batch whose every event is invalid with 400 GW_BATCH_ALL_REJECTED listing each', async () => {
-    const res = await h.post('/v1/batch', { batch: [{ type: 'track', userId: 'u' }, 'nope'] }, auth);
+    const res = await shared.h.post('/v1/batch', { batch: [{ type: 'track', userId: 'u' }, 'nope'] }, auth);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({
       success: false,
@@ -364,7 +357,7 @@ describe('batch envelope', () => {
 
 describe('batch partial rejects', () => {
   it('publishes the valid events and says which were rejected and why', async () => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const batch = [
         { type: 'track', userId: 'u', event: 'Good 1', messageId: 'g1' },
@@ -404,7 +397,7 @@ describe('compressed bodies', () => {
     ['gzip', gzipSync],
     ['deflate', deflateSync],
   ])('accepts a %s-encoded body', async (encoding, compress) => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const body = compress(JSON.stringify({ batch: [{ type: 'track', userId: 'u', event: 'Zipped' }] }));
       const res = await h2.post('/v1/batch', new Uint8Array(body), {
@@ -420,7 +413,7 @@ describe('compressed bodies', () => {
   });
 
   it('accepts text/plain JSON, as analytics.js sends to avoid a CORS preflight', async () => {
-    const h2 = await GatewayHarness.start(nats);
+    const h2 = await GatewayHarness.start(shared.nats);
     try {
       const res = await h2.post(
         '/v1/t',
