@@ -1,6 +1,8 @@
 // Runner throughput against raw JetStream, same stream, same run: (a) a bare consume+ack loop, (b) the runner
-// with a trivial onTrack, (c) the runner with onBatch of 100. The last line is JSON for CI to read.
+// with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
+// waiting for their next attempt against the same with none. The last line is JSON for CI to read.
 
+import { createServer } from 'node:http';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import {
   ensureInstanceConsumer,
@@ -16,6 +18,9 @@ import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
+/** New events timed in each latency phase, and events in retry during the backlog phase. */
+const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 300);
+const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
@@ -68,21 +73,26 @@ function runnerConfig(
   instance: InstanceRef,
   source: string,
   batching: boolean,
+  extra: { eventSource?: string; settings?: Record<string, unknown>; retryDelayMs?: number } = {},
 ): LoadedRunnerConfig {
   return {
     dir: '(bench)',
     config: parseRunnerConfig({
       apiVersion: 'dfn.dev/v1alpha1',
       kind: 'RunnerConfig',
-      instance: { ...instance, source: SOURCE },
+      instance: { ...instance, source: extra.eventSource ?? SOURCE },
       function: { revision: 'bench' },
       nats: { url },
       limits: { concurrency: MAX_ACK_PENDING },
       batching: { enabled: batching, maxSize: 100, maxWaitMs: 1000 },
       stats: { intervalMs: 60_000 },
+      network: { allowPrivateNetwork: true },
+      ...(extra.retryDelayMs
+        ? { retry: { maxAttempts: 10, delaysMs: [extra.retryDelayMs], jitter: 0 } }
+        : {}),
     }),
     source,
-    settings: {},
+    settings: extra.settings ?? {},
     sensitiveKeys: [],
     sensitiveValues: [],
     natsAuth: {},
@@ -113,6 +123,95 @@ async function runnerConsume(
   if (c.delivered !== N || c.retried || c.deadLettered)
     throw new Error(`unexpected counters: ${JSON.stringify(c)}`);
   return eps;
+}
+
+/** The function of the latency phases: events marked `fail` throw RetryError, the others report their arrival. */
+const LATENCY_FUNCTION = `
+async function onTrack(event, settings) {
+  if (event.properties.fail) throw new RetryError('destination down');
+  await fetch(settings.url, { method: 'POST', body: event.messageId });
+}`;
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/**
+ * Delivery latency of new events (publish → the function's request arrives) for a fresh instance, with
+ * `backlog` events of the same instance first sent into retry (next attempt in an hour), in this process.
+ */
+async function latencyPhase(
+  nc: NatsConnection,
+  url: string,
+  name: string,
+  backlog: number,
+): Promise<{ p50: number; p99: number }> {
+  const js = nc.jetstream();
+  const source = `lat_${name}`;
+  const subject = eventSubject(t, source, 'track');
+  const arrived = new Map<string, number>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      arrived.set(body, performance.now());
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const instance: InstanceRef = { namespace: 'bench', name: `latency-${name}` };
+  const jsm = await nc.jetstreamManager();
+  await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
+  const runner = await Runner.load(
+    runnerConfig(url, instance, LATENCY_FUNCTION, false, {
+      eventSource: source,
+      settings: { url: `http://127.0.0.1:${port}/` },
+      retryDelayMs: 3_600_000,
+    }),
+    { log: silentLogger, replica: 'bench' },
+  );
+  try {
+    await runner.start();
+    const failing = Array.from({ length: backlog }, (_, i) =>
+      js.publish(
+        subject,
+        JSON.stringify({ ...event(i), messageId: `${name}-fail-${i}`, properties: { fail: true } }),
+      ),
+    );
+    await Promise.all(failing);
+    const deadline = Date.now() + 120_000;
+    while (runner.stats.counters.retried < backlog) {
+      if (Date.now() > deadline)
+        throw new Error(`backlog not in retry: ${JSON.stringify(runner.stats.counters)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const latencies: number[] = [];
+    for (let i = 0; i < LATENCY_EVENTS; i++) {
+      const id = `${name}-new-${i}`;
+      const sent = performance.now();
+      await js.publish(subject, JSON.stringify({ ...event(i), messageId: id }));
+      const waitUntil = Date.now() + 30_000;
+      while (!arrived.has(id)) {
+        if (Date.now() > waitUntil) throw new Error(`new event ${id} not delivered within 30 s (${name})`);
+        await new Promise((r) => setImmediate(r));
+      }
+      latencies.push(arrived.get(id)! - sent);
+    }
+    latencies.sort((a, b) => a - b);
+    // The last request has arrived; its handler's return (and ack) follows.
+    const settleBy = Date.now() + 10_000;
+    while (runner.stats.counters.delivered < LATENCY_EVENTS && Date.now() < settleBy)
+      await new Promise((r) => setTimeout(r, 5));
+    const { retried, delivered } = runner.stats.counters;
+    if (retried !== backlog || delivered !== LATENCY_EVENTS)
+      throw new Error(`unexpected counters: ${JSON.stringify(runner.stats.counters)}`);
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  } finally {
+    await runner.stop();
+    server.closeAllConnections();
+    server.close();
+  }
 }
 
 const nats = await NatsServer.start();
@@ -179,6 +278,19 @@ try {
   console.log(
     `(c) runner, onBatch of 100:     ${Math.round(best.batch)} events/s (${(best.batch / best.raw).toFixed(2)} of raw)`,
   );
+
+  // (d) The same runner, a fresh instance each: no retry backlog, then RETRY_BACKLOG events waiting.
+  const clean = await latencyPhase(nc, nats.url, 'clean', 0);
+  const backlogged = await latencyPhase(nc, nats.url, 'backlog', RETRY_BACKLOG);
+  const ms = (v: number) => Number(v.toFixed(2));
+  console.log(
+    `(d) new-event latency, ${LATENCY_EVENTS} events one at a time (publish → the function's request):`,
+  );
+  console.log(`    no retry backlog:            p50 ${ms(clean.p50)} ms, p99 ${ms(clean.p99)} ms`);
+  console.log(
+    `    ${RETRY_BACKLOG} events in retry:        p50 ${ms(backlogged.p50)} ms, p99 ${ms(backlogged.p99)} ms` +
+      ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
+  );
   await nc.close();
   console.log(
     JSON.stringify({
@@ -187,6 +299,10 @@ try {
       runner_batch_eps: Math.round(best.batch),
       ratio: Number((best.runner / best.raw).toFixed(3)),
       ratio_batch: Number((best.batch / best.raw).toFixed(3)),
+      no_backlog_p50_ms: ms(clean.p50),
+      retry_backlog_p50_ms: ms(backlogged.p50),
+      no_backlog_p99_ms: ms(clean.p99),
+      retry_backlog_p99_ms: ms(backlogged.p99),
     }),
   );
 } finally {
