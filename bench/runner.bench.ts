@@ -18,7 +18,7 @@ import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
-/** New events timed in each latency phase, and events in retry during the backlog phase. */
+/** New events timed per instance in the latency phase, and events in retry on the backlog instance. */
 const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 300);
 const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -136,19 +136,22 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** One instance of the latency phase: its own source and runner (in this process). */
+interface LatencyInstance {
+  name: string;
+  subject: string;
+  runner: Runner;
+  latencies: number[];
+}
+
 /**
- * Delivery latency of new events (publish → the function's request arrives) for a fresh instance, with
- * `backlog` events of the same instance first sent into retry (next attempt in an hour), in this process.
+ * New-event delivery latency (publish → the function's request arrives) of two instances measured side by
+ * side, so the machine's load hits both alike: one with RETRY_BACKLOG events of its own waiting for their
+ * next attempt (due in an hour), one with none. New events alternate between them, one at a time.
  */
-async function latencyPhase(
-  nc: NatsConnection,
-  url: string,
-  name: string,
-  backlog: number,
-): Promise<{ p50: number; p99: number }> {
+async function latencyPhase(nc: NatsConnection, url: string) {
   const js = nc.jetstream();
-  const source = `lat_${name}`;
-  const subject = eventSubject(t, source, 'track');
+  const jsm = await nc.jetstreamManager();
   const arrived = new Map<string, number>();
   const server = createServer((req, res) => {
     let body = '';
@@ -160,55 +163,66 @@ async function latencyPhase(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const instance: InstanceRef = { namespace: 'bench', name: `latency-${name}` };
-  const jsm = await nc.jetstreamManager();
-  await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
-  const runner = await Runner.load(
-    runnerConfig(url, instance, LATENCY_FUNCTION, false, {
-      eventSource: source,
-      settings: { url: `http://127.0.0.1:${port}/` },
-      retryDelayMs: 3_600_000,
-    }),
-    { log: silentLogger, replica: 'bench' },
-  );
+  const instances: LatencyInstance[] = [];
   try {
-    await runner.start();
-    const failing = Array.from({ length: backlog }, (_, i) =>
-      js.publish(
-        subject,
-        JSON.stringify({ ...event(i), messageId: `${name}-fail-${i}`, properties: { fail: true } }),
+    for (const name of ['clean', 'backlog']) {
+      const source = `lat_${name}`;
+      const instance: InstanceRef = { namespace: 'bench', name: `latency-${name}` };
+      await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
+      const runner = await Runner.load(
+        runnerConfig(url, instance, LATENCY_FUNCTION, false, {
+          eventSource: source,
+          settings: { url: `http://127.0.0.1:${port}/` },
+          retryDelayMs: 3_600_000,
+        }),
+        { log: silentLogger, replica: 'bench' },
+      );
+      instances.push({ name, subject: eventSubject(t, source, 'track'), runner, latencies: [] });
+      await runner.start();
+    }
+    const [clean, backlog] = instances as [LatencyInstance, LatencyInstance];
+    await Promise.all(
+      Array.from({ length: RETRY_BACKLOG }, (_, i) =>
+        js.publish(
+          backlog.subject,
+          JSON.stringify({ ...event(i), messageId: `fail-${i}`, properties: { fail: true } }),
+        ),
       ),
     );
-    await Promise.all(failing);
     const deadline = Date.now() + 120_000;
-    while (runner.stats.counters.retried < backlog) {
+    while (backlog.runner.stats.counters.retried < RETRY_BACKLOG) {
       if (Date.now() > deadline)
-        throw new Error(`backlog not in retry: ${JSON.stringify(runner.stats.counters)}`);
+        throw new Error(`backlog not in retry: ${JSON.stringify(backlog.runner.stats.counters)}`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    const latencies: number[] = [];
-    for (let i = 0; i < LATENCY_EVENTS; i++) {
-      const id = `${name}-new-${i}`;
+    for (let i = 0; i < 2 * LATENCY_EVENTS; i++) {
+      const target = i % 2 ? backlog : clean;
+      const id = `${target.name}-new-${i}`;
       const sent = performance.now();
-      await js.publish(subject, JSON.stringify({ ...event(i), messageId: id }));
+      await js.publish(target.subject, JSON.stringify({ ...event(i), messageId: id }));
       const waitUntil = Date.now() + 30_000;
       while (!arrived.has(id)) {
-        if (Date.now() > waitUntil) throw new Error(`new event ${id} not delivered within 30 s (${name})`);
+        if (Date.now() > waitUntil) throw new Error(`new event ${id} not delivered within 30 s`);
         await new Promise((r) => setImmediate(r));
       }
-      latencies.push(arrived.get(id)! - sent);
+      target.latencies.push(arrived.get(id)! - sent);
     }
-    latencies.sort((a, b) => a - b);
     // The last request has arrived; its handler's return (and ack) follows.
     const settleBy = Date.now() + 10_000;
-    while (runner.stats.counters.delivered < LATENCY_EVENTS && Date.now() < settleBy)
+    while (instances.some((x) => x.runner.stats.counters.delivered < LATENCY_EVENTS) && Date.now() < settleBy)
       await new Promise((r) => setTimeout(r, 5));
-    const { retried, delivered } = runner.stats.counters;
-    if (retried !== backlog || delivered !== LATENCY_EVENTS)
-      throw new Error(`unexpected counters: ${JSON.stringify(runner.stats.counters)}`);
-    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+    for (const x of instances) {
+      const { retried, delivered } = x.runner.stats.counters;
+      if (retried !== (x === backlog ? RETRY_BACKLOG : 0) || delivered !== LATENCY_EVENTS)
+        throw new Error(`unexpected counters (${x.name}): ${JSON.stringify(x.runner.stats.counters)}`);
+    }
+    const figures = (x: LatencyInstance) => {
+      const sorted = [...x.latencies].sort((a, b) => a - b);
+      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+    };
+    return { clean: figures(clean), backlogged: figures(backlog) };
   } finally {
-    await runner.stop();
+    for (const x of instances) await x.runner.stop();
     server.closeAllConnections();
     server.close();
   }
@@ -279,12 +293,11 @@ try {
     `(c) runner, onBatch of 100:     ${Math.round(best.batch)} events/s (${(best.batch / best.raw).toFixed(2)} of raw)`,
   );
 
-  // (d) The same runner, a fresh instance each: no retry backlog, then RETRY_BACKLOG events waiting.
-  const clean = await latencyPhase(nc, nats.url, 'clean', 0);
-  const backlogged = await latencyPhase(nc, nats.url, 'backlog', RETRY_BACKLOG);
+  // (d) Two instances side by side: one with RETRY_BACKLOG events waiting for their next attempt, one with none.
+  const { clean, backlogged } = await latencyPhase(nc, nats.url);
   const ms = (v: number) => Number(v.toFixed(2));
   console.log(
-    `(d) new-event latency, ${LATENCY_EVENTS} events one at a time (publish → the function's request):`,
+    `(d) new-event latency, ${LATENCY_EVENTS} events per instance, alternating (publish → the function's request):`,
   );
   console.log(`    no retry backlog:            p50 ${ms(clean.p50)} ms, p99 ${ms(clean.p99)} ms`);
   console.log(
