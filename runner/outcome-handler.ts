@@ -211,7 +211,7 @@ export class OutcomeHandler {
   ) {
     answer(msg, (m) => m.term(`${errorType}: ${message}`.slice(0, 256)), this.deps.log);
     this.deps.stats.discarded(errorType);
-    this.recordFor(msg, event, history, 'discard', errorType, message, report);
+    this.record({ msg, event }, history, 'discard', errorType, message, report);
   }
 
   private async retry(
@@ -273,20 +273,7 @@ export class OutcomeHandler {
   }
 
   private record(
-    held: HeldEvent,
-    history: DeliveryHistory,
-    disposition: Disposition,
-    errorType: ErrorType,
-    message: string,
-    report: AttemptReport,
-    nextAttemptAt?: string,
-  ): void {
-    this.recordFor(held.msg, held.event, history, disposition, errorType, message, report, nextAttemptAt);
-  }
-
-  private recordFor(
-    msg: JsMsg,
-    event: SegmentEvent,
+    { msg, event }: { msg: JsMsg; event: SegmentEvent },
     history: DeliveryHistory,
     disposition: Disposition,
     errorType: ErrorType,

@@ -2,7 +2,7 @@
 // consumer (filter → invoke → outcome), with stats, lease keeping and a graceful stop. main.ts runs it.
 
 import { hostname } from 'node:os';
-import type { Consumer, JetStreamClient, JsMsg, NatsConnection } from 'nats';
+import type { Consumer, JetStreamClient, JetStreamManager, JsMsg, NatsConnection } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
 import {
   consumerName,
@@ -292,7 +292,7 @@ export class Runner {
 
   /** The max_deliver backstop, on the instance's advisory consumer (created with the instance consumer). */
   private async startBackstop(
-    jsm: Awaited<ReturnType<NatsConnection['jetstreamManager']>>,
+    jsm: JetStreamManager,
     identity: { instance: InstanceRef; replica: string; revision: string },
   ): Promise<MaxDeliveriesBackstop | undefined> {
     let consumer: Consumer;
@@ -397,6 +397,8 @@ export class Runner {
     const wasConsuming = this.state === 'consuming';
     this.state = 'stopping';
     const releasedBefore = this.stats.counters.released;
+    // Stops after its pull under way, like the consumer loop (it may have started before a stop at startup).
+    const backstopStopped = this.backstop?.stop();
     if (wasConsuming) {
       // The grace period counts from the signal; the last pull (up to PULL_EXPIRES_MS) runs meanwhile.
       let timer: NodeJS.Timeout | undefined;
@@ -404,7 +406,6 @@ export class Runner {
         timer = setTimeout(() => r(false), gracePeriodMs);
       });
       const loopStopped = this.loop!.stop();
-      const backstopStopped = this.backstop?.stop();
       this.invoker!.flushBatches();
       const finished = await Promise.race([
         loopStopped.then(async () => {
@@ -429,11 +430,11 @@ export class Runner {
       }
       // Copies and dead letters still being published (bounded: each publish has its own timeout).
       await this.outcomes!.drain(6000);
-      await backstopStopped;
       clearInterval(this.leaseTimer);
       await this.records!.flush(2000);
       await this.publisher!.stop();
     }
+    await backstopStopped;
     if (this.nc && !this.nc.isClosed()) {
       // drain() flushes the acks still buffered; bounded, since a dead server would hold it forever.
       await Promise.race([this.nc.drain().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
