@@ -1,5 +1,5 @@
-// The JetStream topology: stream names, subjects, and the per-instance consumer, defined once.
-// The gateway publishes to it, runners consume from it, the operator owns its lifecycle.
+// The JetStream topology: stream names, subjects, the per-instance consumers and the headers an event's copies
+// carry, defined once. The gateway publishes to it, runners consume from it, the operator owns its lifecycle.
 
 import {
   AckPolicy,
@@ -8,8 +8,10 @@ import {
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamManager,
+  type MsgHdrs,
   NatsError,
   nanos,
+  headers as natsHeaders,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
@@ -25,8 +27,12 @@ export interface Topology {
   /** Subject prefix, also the stem of stream names: lets several installs share one NATS. */
   prefix: string;
   eventsStream: string;
+  /** Events waiting for a later attempt (message schedules), sourced back into the events stream when due. */
+  retryStream: string;
   deadLetterStream: string;
   deliveriesStream: string;
+  /** JetStream's max-deliveries advisories of the events stream's consumers, kept until a runner handles them. */
+  advisoryStream: string;
 }
 
 export function topology(prefix: string = DEFAULT_PREFIX): Topology {
@@ -37,8 +43,10 @@ export function topology(prefix: string = DEFAULT_PREFIX): Topology {
   return {
     prefix,
     eventsStream: `${stem}_EVENTS`,
+    retryStream: `${stem}_RETRIES`,
     deadLetterStream: `${stem}_DLQ`,
     deliveriesStream: `${stem}_DELIVERIES`,
+    advisoryStream: `${stem}_ADVISORIES`,
   };
 }
 
@@ -81,6 +89,17 @@ export const deadLetterSubject = (t: Topology, ref: InstanceRef) => `${t.prefix}
  * dead-lettered them receives them again (re-publishing under the source would reach every instance).
  */
 export const replaySubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.replay.${instanceTokens(ref)}`;
+/**
+ * Where an instance's re-enqueued copies land (a retry schedule that fired, a crash or shutdown hand-back):
+ * a subject of the retry stream, which the events stream sources, so the instance consumer receives them.
+ */
+export const retrySubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.retry.${instanceTokens(ref)}`;
+/**
+ * The schedule of one pending retry. JetStream keeps one schedule per subject, so each copy gets its own,
+ * named for the events-stream sequence of the copy it follows: publishing it twice replaces, never adds.
+ */
+export const retryScheduleSubject = (t: Topology, ref: InstanceRef, afterSeq: number) =>
+  `${t.prefix}.sched.${instanceTokens(ref)}.${afterSeq}`;
 export const deliveriesSubject = (t: Topology, ref: InstanceRef) =>
   `${t.prefix}.deliveries.${instanceTokens(ref)}`;
 /** Runner stats are core NATS (not stored): the operator only needs the latest counters. */
@@ -90,6 +109,69 @@ export const statsWildcard = (t: Topology) => `${t.prefix}.stats.>`;
 /** Durable consumer name of a FunctionInstance; consumer names may not contain '.'. */
 export function consumerName(ref: InstanceRef): string {
   return `fi_${subjectToken(ref.namespace)}__${subjectToken(ref.name)}`;
+}
+
+/** Subject of JetStream's advisory that a message of `stream` reached `consumer`'s max_deliver. */
+export const maxDeliveriesAdvisorySubject = (stream: string, consumer: string) =>
+  `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`;
+
+/** The body of that advisory (the fields dfn reads). */
+export interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+// ---- An event's history, carried on each re-enqueued copy ---------------------------------------------
+
+/** The delivery attempt a copy is (1 when absent). Set on every retry copy; a replay starts again at 1. */
+export const ATTEMPT_HEADER = 'Dfn-Attempt';
+/** Crashes charged to the event before this copy was published (0 when absent). */
+export const CRASHES_HEADER = 'Dfn-Crashes';
+
+/**
+ * Crashes an event may cause: sandbox deaths it was found guilty of, and redeliveries after the runner
+ * died or handed it back. The one that reaches this count dead-letters it as `Crashed`.
+ */
+export const MAX_CRASHES = 3;
+/**
+ * The instance consumer's max_deliver: only a backstop. The runner dead-letters an event by its
+ * (MAX_CRASHES + 1)th delivery; the rest leave room for dead-letter publishes that failed. An event that
+ * still reaches it is dead-lettered from JetStream's advisory (the advisory stream keeps it for a runner).
+ */
+export const MAX_DELIVER = MAX_CRASHES + 5;
+
+export interface DeliveryHistory {
+  /** The attempt this is, 1-based. */
+  attempt: number;
+  /** Crashes charged to the event so far. */
+  crashes: number;
+}
+
+function headerCount(h: MsgHdrs | undefined, name: string, min: number): number {
+  const raw = h?.get(name) ?? '';
+  // A malformed value (anyone can publish to the stream) counts as absent rather than failing the event.
+  return /^\d{1,6}$/.test(raw) ? Math.max(min, Number(raw)) : min;
+}
+
+/**
+ * An event's history from its copy's headers and NATS's delivery count of that copy: every delivery after
+ * the first is a redelivery after the runner died, stopped or could not answer, so it counts as a crash.
+ */
+export function deliveryHistory(h: MsgHdrs | undefined, deliveryCount = 1): DeliveryHistory {
+  return {
+    attempt: headerCount(h, ATTEMPT_HEADER, 1),
+    crashes: headerCount(h, CRASHES_HEADER, 0) + Math.max(0, deliveryCount - 1),
+  };
+}
+
+/** Headers of a copy carrying `history`. */
+export function historyHeaders(history: DeliveryHistory): MsgHdrs {
+  const h = natsHeaders();
+  h.set(ATTEMPT_HEADER, String(history.attempt));
+  h.set(CRASHES_HEADER, String(history.crashes));
+  return h;
 }
 
 export interface StreamLimits {
@@ -122,10 +204,30 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
   const l = { ...DEFAULT_STREAM_LIMITS, ...limits };
   const storage = l.storage === 'memory' ? StorageType.Memory : StorageType.File;
   return [
+    // First: the events stream sources it. Message schedules cannot live in the events stream, which must
+    // refuse publishes when full (discard new) where schedules need discard old; this stream has no size
+    // limit, so nothing is ever discarded from it, and a retry waits here without holding a consumer slot.
+    {
+      name: t.retryStream,
+      description:
+        'Events waiting for their next attempt (one message schedule each); due copies flow to the events stream',
+      subjects: [`${t.prefix}.sched.>`, `${t.prefix}.retry.>`],
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(l.eventsMaxAgeMs),
+      // A copy's id names the copy it follows: a runner that published it and then died does not add another.
+      duplicate_window: nanos(l.duplicateWindowMs),
+      allow_rollup_hdrs: true,
+      allow_msg_schedules: true,
+      storage,
+    } as Partial<StreamConfig>, // the nats 2.x client's StreamConfig type has no allow_msg_schedules; the server reads it
     {
       name: t.eventsStream,
       description: 'Segment events accepted by the gateway, awaiting delivery',
       subjects: [`${t.prefix}.events.>`, `${t.prefix}.replay.>`],
+      // Due retry copies come back here, so one consumer per instance sees new events and retries alike.
+      // When this stream is full, sourcing waits and retries: nothing is dropped.
+      sources: [{ name: t.retryStream, filter_subject: `${t.prefix}.retry.>` }],
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.New,
       max_age: nanos(l.eventsMaxAgeMs),
@@ -153,6 +255,16 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       max_msgs_per_subject: l.deliveryRecordsPerInstance,
       storage,
     },
+    {
+      name: t.advisoryStream,
+      description:
+        'Max-deliveries advisories of the instance consumers, until a runner dead-letters the event',
+      subjects: [maxDeliveriesAdvisorySubject(t.eventsStream, '*')],
+      // Each instance's advisory consumer filters its own subject; a handled advisory is removed.
+      retention: RetentionPolicy.Workqueue,
+      max_age: nanos(l.eventsMaxAgeMs),
+      storage,
+    },
   ];
 }
 
@@ -163,7 +275,7 @@ function isApiError(err: unknown, errCode: number): boolean {
   return err instanceof NatsError && err.api_error?.err_code === errCode;
 }
 
-/** Creates the three streams, or brings their config up to date. Idempotent. */
+/** Creates the streams, or brings their config up to date. Idempotent. */
 export async function ensureStreams(
   jsm: JetStreamManager,
   t: Topology,
@@ -193,9 +305,9 @@ export interface InstanceConsumerSpec extends InstanceRef {
 export const DEFAULT_MAX_ACK_PENDING = 1000;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 
-/** Subjects an instance consumes: its source's events (or the listed types) and its own replays. */
+/** Subjects an instance consumes: its source's events (or the listed types), its replays and retries. */
 export function instanceSubjects(t: Topology, spec: InstanceConsumerSpec): string[] {
-  return [...sourceSubjects(t, spec.source, spec.eventTypes), replaySubject(t, spec)];
+  return [...sourceSubjects(t, spec.source, spec.eventTypes), replaySubject(t, spec), retrySubject(t, spec)];
 }
 
 export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec): Partial<ConsumerConfig> {
@@ -204,21 +316,42 @@ export function instanceConsumerConfig(t: Topology, spec: InstanceConsumerSpec):
     description: `FunctionInstance ${spec.namespace}/${spec.name} (source ${spec.source})`,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.New,
-    // The runner counts attempts with the message's delivery count and dead-letters itself.
-    max_deliver: -1,
+    // Attempts travel in a header; deliveries count crashes, which the runner bounds itself (MAX_CRASHES).
+    max_deliver: MAX_DELIVER,
     ack_wait: nanos(spec.ackWaitMs ?? DEFAULT_ACK_WAIT_MS),
     max_ack_pending: spec.maxAckPending ?? DEFAULT_MAX_ACK_PENDING,
-    // Never a single filter_subject: the replay subject always joins the source's.
+    // Never a single filter_subject: the replay and retry subjects always join the source's.
     filter_subjects: instanceSubjects(t, spec),
   };
 }
 
-/** Creates or updates an instance's durable consumer. Idempotent. */
+/** The instance's consumer of its max-deliveries advisories (in the advisory stream, same durable name). */
+export function instanceAdvisoryConsumerConfig(t: Topology, ref: InstanceRef): Partial<ConsumerConfig> {
+  const name = consumerName(ref);
+  return {
+    durable_name: name,
+    description: `Max-deliveries advisories of FunctionInstance ${ref.namespace}/${ref.name}`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(DEFAULT_ACK_WAIT_MS),
+    max_deliver: -1,
+    filter_subject: maxDeliveriesAdvisorySubject(t.eventsStream, name),
+  };
+}
+
+/** Creates or updates an instance's durable consumers (events, advisories). Idempotent. */
 export async function ensureInstanceConsumer(
   jsm: JetStreamManager,
   t: Topology,
   spec: InstanceConsumerSpec,
 ): Promise<ConsumerInfo> {
+  const advisory = instanceAdvisoryConsumerConfig(t, spec);
+  try {
+    await jsm.consumers.info(t.advisoryStream, advisory.durable_name!);
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+    await jsm.consumers.add(t.advisoryStream, advisory);
+  }
   const cfg = instanceConsumerConfig(t, spec);
   try {
     const existing = await jsm.consumers.info(t.eventsStream, cfg.durable_name!);
@@ -238,12 +371,14 @@ export async function ensureInstanceConsumer(
   }
 }
 
-/** Removes an instance's consumer (finalizer path). Missing is fine. */
+/** Removes an instance's consumers (finalizer path). Missing is fine. */
 export async function deleteInstanceConsumer(jsm: JetStreamManager, t: Topology, ref: InstanceRef) {
-  try {
-    await jsm.consumers.delete(t.eventsStream, consumerName(ref));
-  } catch (err) {
-    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+  for (const stream of [t.eventsStream, t.advisoryStream]) {
+    try {
+      await jsm.consumers.delete(stream, consumerName(ref));
+    } catch (err) {
+      if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+    }
   }
 }
 
@@ -277,9 +412,11 @@ export interface DeliveryRecord {
   disposition: Disposition;
   errorType: ErrorType;
   message: string;
-  /** This attempt's number, from the message's delivery count. */
+  /** This attempt's number (the copy's Dfn-Attempt header). */
   attempt: number;
   maxAttempts: number;
+  /** Crashes charged to the event so far (sandbox deaths and redeliveries), of MAX_CRASHES. */
+  crashes?: number;
   /** When the next attempt is due (retry only), ISO 8601. */
   nextAttemptAt?: string;
   /** Whether the attempt was an onBatch call. */
@@ -300,11 +437,14 @@ export interface DeadLetter {
   revision: string;
   /** The event as it was published, before data control. */
   event: SegmentEvent;
-  /** Subject and sequence it had in the events stream. */
+  /** Subject and sequence of the copy dead-lettered (`<prefix>.retry.<ns>.<name>` for a re-enqueued one). */
   subject: string;
   streamSequence: number;
   lastError: { errorType: ErrorType; message: string };
+  /** The attempt it reached. */
   attempts: number;
+  /** Crashes charged to it. */
+  crashes?: number;
   publishedAt: string;
   deadLetteredAt: string;
 }
@@ -323,6 +463,11 @@ export interface RunnerCounters {
   deadLettered: number;
   /** Handed back unprocessed at shutdown. */
   released: number;
+  /**
+   * Dead-lettered from JetStream's max-deliveries advisory: events this replica never received, so not
+   * part of the sum of the others.
+   */
+  deadLetteredFromAdvisory: number;
   /** Handler calls: one per single-event invocation, one per onBatch call. */
   invocations: number;
   /** Time spent in handlers (ms). */

@@ -11,6 +11,9 @@ export const ERROR_TYPES = {
   UnsupportedEventType: { outcome: 'discard', label: 'Unsupported Event Type' },
   Retry: { outcome: 'retry', label: 'Retry' },
   Timeout: { outcome: 'retry', label: 'Timeout' },
+  // Not an attempt's result but the runner's: the event's sandbox or runner died while it was in flight.
+  // Re-enqueued without using an attempt, and dead-lettered once it has crashed MAX_CRASHES times.
+  Crashed: { outcome: 'retry', label: 'Crashed' },
 } as const satisfies Record<string, { outcome: Exclude<OutcomeKind, 'success'>; label: string }>;
 
 export type ErrorType = keyof typeof ERROR_TYPES;

@@ -1,6 +1,8 @@
 // Runner throughput against raw JetStream, same stream, same run: (a) a bare consume+ack loop, (b) the runner
-// with a trivial onTrack, (c) the runner with onBatch of 100. The last line is JSON for CI to read.
+// with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
+// waiting for their next attempt against the same with none. The last line is JSON for CI to read.
 
+import { createServer } from 'node:http';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import {
   ensureInstanceConsumer,
@@ -16,6 +18,9 @@ import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
+/** New events timed per instance in the latency phase, and events in retry on the backlog instance. */
+const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 300);
+const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
@@ -68,21 +73,26 @@ function runnerConfig(
   instance: InstanceRef,
   source: string,
   batching: boolean,
+  extra: { eventSource?: string; settings?: Record<string, unknown>; retryDelayMs?: number } = {},
 ): LoadedRunnerConfig {
   return {
     dir: '(bench)',
     config: parseRunnerConfig({
       apiVersion: 'dfn.dev/v1alpha1',
       kind: 'RunnerConfig',
-      instance: { ...instance, source: SOURCE },
+      instance: { ...instance, source: extra.eventSource ?? SOURCE },
       function: { revision: 'bench' },
       nats: { url },
       limits: { concurrency: MAX_ACK_PENDING },
       batching: { enabled: batching, maxSize: 100, maxWaitMs: 1000 },
       stats: { intervalMs: 60_000 },
+      network: { allowPrivateNetwork: true },
+      ...(extra.retryDelayMs
+        ? { retry: { maxAttempts: 10, delaysMs: [extra.retryDelayMs], jitter: 0 } }
+        : {}),
     }),
     source,
-    settings: {},
+    settings: extra.settings ?? {},
     sensitiveKeys: [],
     sensitiveValues: [],
     natsAuth: {},
@@ -113,6 +123,109 @@ async function runnerConsume(
   if (c.delivered !== N || c.retried || c.deadLettered)
     throw new Error(`unexpected counters: ${JSON.stringify(c)}`);
   return eps;
+}
+
+/** The function of the latency phases: events marked `fail` throw RetryError, the others report their arrival. */
+const LATENCY_FUNCTION = `
+async function onTrack(event, settings) {
+  if (event.properties.fail) throw new RetryError('destination down');
+  await fetch(settings.url, { method: 'POST', body: event.messageId });
+}`;
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** One instance of the latency phase: its own source and runner (in this process). */
+interface LatencyInstance {
+  name: string;
+  subject: string;
+  runner: Runner;
+  latencies: number[];
+}
+
+/**
+ * New-event delivery latency (publish → the function's request arrives) of two instances measured side by
+ * side, so the machine's load hits both alike: one with RETRY_BACKLOG events of its own waiting for their
+ * next attempt (due in an hour), one with none. New events alternate between them, one at a time.
+ */
+async function latencyPhase(nc: NatsConnection, url: string) {
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const arrived = new Map<string, number>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      arrived.set(body, performance.now());
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const instances: LatencyInstance[] = [];
+  try {
+    for (const name of ['clean', 'backlog']) {
+      const source = `lat_${name}`;
+      const instance: InstanceRef = { namespace: 'bench', name: `latency-${name}` };
+      await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
+      const runner = await Runner.load(
+        runnerConfig(url, instance, LATENCY_FUNCTION, false, {
+          eventSource: source,
+          settings: { url: `http://127.0.0.1:${port}/` },
+          retryDelayMs: 3_600_000,
+        }),
+        { log: silentLogger, replica: 'bench' },
+      );
+      instances.push({ name, subject: eventSubject(t, source, 'track'), runner, latencies: [] });
+      await runner.start();
+    }
+    const [clean, backlog] = instances as [LatencyInstance, LatencyInstance];
+    await Promise.all(
+      Array.from({ length: RETRY_BACKLOG }, (_, i) =>
+        js.publish(
+          backlog.subject,
+          JSON.stringify({ ...event(i), messageId: `fail-${i}`, properties: { fail: true } }),
+        ),
+      ),
+    );
+    const deadline = Date.now() + 120_000;
+    while (backlog.runner.stats.counters.retried < RETRY_BACKLOG) {
+      if (Date.now() > deadline)
+        throw new Error(`backlog not in retry: ${JSON.stringify(backlog.runner.stats.counters)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (let i = 0; i < 2 * LATENCY_EVENTS; i++) {
+      const target = i % 2 ? backlog : clean;
+      const id = `${target.name}-new-${i}`;
+      const sent = performance.now();
+      await js.publish(target.subject, JSON.stringify({ ...event(i), messageId: id }));
+      const waitUntil = Date.now() + 30_000;
+      while (!arrived.has(id)) {
+        if (Date.now() > waitUntil) throw new Error(`new event ${id} not delivered within 30 s`);
+        await new Promise((r) => setImmediate(r));
+      }
+      target.latencies.push(arrived.get(id)! - sent);
+    }
+    // The last request has arrived; its handler's return (and ack) follows.
+    const settleBy = Date.now() + 10_000;
+    while (instances.some((x) => x.runner.stats.counters.delivered < LATENCY_EVENTS) && Date.now() < settleBy)
+      await new Promise((r) => setTimeout(r, 5));
+    for (const x of instances) {
+      const { retried, delivered } = x.runner.stats.counters;
+      if (retried !== (x === backlog ? RETRY_BACKLOG : 0) || delivered !== LATENCY_EVENTS)
+        throw new Error(`unexpected counters (${x.name}): ${JSON.stringify(x.runner.stats.counters)}`);
+    }
+    const figures = (x: LatencyInstance) => {
+      const sorted = [...x.latencies].sort((a, b) => a - b);
+      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+    };
+    return { clean: figures(clean), backlogged: figures(backlog) };
+  } finally {
+    for (const x of instances) await x.runner.stop();
+    server.closeAllConnections();
+    server.close();
+  }
 }
 
 const nats = await NatsServer.start();
@@ -179,6 +292,18 @@ try {
   console.log(
     `(c) runner, onBatch of 100:     ${Math.round(best.batch)} events/s (${(best.batch / best.raw).toFixed(2)} of raw)`,
   );
+
+  // (d) Two instances side by side: one with RETRY_BACKLOG events waiting for their next attempt, one with none.
+  const { clean, backlogged } = await latencyPhase(nc, nats.url);
+  const ms = (v: number) => Number(v.toFixed(2));
+  console.log(
+    `(d) new-event latency, ${LATENCY_EVENTS} events per instance, alternating (publish → the function's request):`,
+  );
+  console.log(`    no retry backlog:            p50 ${ms(clean.p50)} ms, p99 ${ms(clean.p99)} ms`);
+  console.log(
+    `    ${RETRY_BACKLOG} events in retry:        p50 ${ms(backlogged.p50)} ms, p99 ${ms(backlogged.p99)} ms` +
+      ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
+  );
   await nc.close();
   console.log(
     JSON.stringify({
@@ -187,6 +312,10 @@ try {
       runner_batch_eps: Math.round(best.batch),
       ratio: Number((best.runner / best.raw).toFixed(3)),
       ratio_batch: Number((best.batch / best.raw).toFixed(3)),
+      no_backlog_p50_ms: ms(clean.p50),
+      retry_backlog_p50_ms: ms(backlogged.p50),
+      no_backlog_p99_ms: ms(clean.p99),
+      retry_backlog_p99_ms: ms(backlogged.p99),
     }),
   );
 } finally {

@@ -116,13 +116,12 @@ export class DeliveryRecorder {
 
 /** An instance's recent failed deliveries, newest first. */
 export async function readDeliveryRecords(
-  js: JetStreamClient,
   jsm: JetStreamManager,
   topology: Topology,
   ref: InstanceRef,
 ): Promise<DeliveryRecord[]> {
   const records: DeliveryRecord[] = [];
-  for await (const m of readSubject(js, jsm, topology.deliveriesStream, deliveriesSubject(topology, ref))) {
+  for await (const m of readSubject(jsm, topology.deliveriesStream, deliveriesSubject(topology, ref))) {
     try {
       records.push(JSON.parse(new TextDecoder().decode(m.data)) as DeliveryRecord);
     } catch {

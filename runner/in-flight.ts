@@ -3,13 +3,19 @@
 
 import type { JsMsg } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
+import { type DeliveryHistory, deliveryHistory } from '../api/jetstream.js';
 
 export interface HeldEvent {
   readonly msg: JsMsg;
   /** The event as the function sees it (after data control). */
   readonly event: SegmentEvent;
+  /** Its attempt (from the copy's header) and crash count (header + this copy's redeliveries). */
+  readonly history: DeliveryHistory;
+  readonly receivedAt: number;
   /** Last time NATS heard about this message from us (receipt or working()), for the lease keeper. */
   leaseAt: number;
+  /** An outcome is being carried out (a copy or dead letter being published): nothing else may answer it. */
+  answering: boolean;
   settled: boolean;
 }
 
@@ -29,7 +35,16 @@ export class InFlight {
   }
 
   add(msg: JsMsg, event: SegmentEvent): HeldEvent {
-    const held: HeldEvent = { msg, event, leaseAt: Date.now(), settled: false };
+    const now = Date.now();
+    const held: HeldEvent = {
+      msg,
+      event,
+      history: deliveryHistory(msg.headers, msg.info.deliveryCount),
+      receivedAt: now,
+      leaseAt: now,
+      answering: false,
+      settled: false,
+    };
     this.held.add(held);
     return held;
   }

@@ -50,8 +50,16 @@ function isAuthError(err: unknown): boolean {
   );
 }
 
+/** Connection options for the credentials of a config directory (or the CLI's flags): one of the three forms. */
+export function authOptions(auth: NatsAuth): Partial<ConnectionOptions> {
+  return {
+    ...(auth.creds ? { authenticator: credsAuthenticator(auth.creds) } : {}),
+    ...(auth.token ? { token: auth.token } : {}),
+    ...(auth.user ? { user: auth.user, pass: auth.pass } : {}),
+  };
+}
+
 export function connectionOptions(target: NatsTarget): ConnectionOptions {
-  const { auth } = target;
   return {
     ...natsUrlCredentials(target.servers),
     name: target.name,
@@ -63,9 +71,7 @@ export function connectionOptions(target: NatsTarget): ConnectionOptions {
     reconnectJitter: 250,
     pingInterval: 10_000,
     maxPingOut: 3,
-    ...(auth.creds ? { authenticator: credsAuthenticator(auth.creds) } : {}),
-    ...(auth.token ? { token: auth.token } : {}),
-    ...(auth.user ? { user: auth.user, pass: auth.pass } : {}),
+    ...authOptions(target.auth),
   };
 }
 

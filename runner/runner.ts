@@ -2,13 +2,14 @@
 // consumer (filter → invoke → outcome), with stats, lease keeping and a graceful stop. main.ts runs it.
 
 import { hostname } from 'node:os';
-import type { Consumer, JetStreamClient, JsMsg, NatsConnection } from 'nats';
+import type { Consumer, JetStreamClient, JetStreamManager, JsMsg, NatsConnection } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
 import {
   consumerName,
   ensureInstanceConsumer,
   ensureStreams,
   type InstanceRef,
+  MAX_CRASHES,
   topology as makeTopology,
   type Topology,
 } from '../api/jetstream.js';
@@ -19,11 +20,13 @@ import { DeliveryRecorder } from './delivery-records.js';
 import { compileEventFilter, type EventFilter } from './filters.js';
 import { InFlight } from './in-flight.js';
 import { Invoker } from './invoker.js';
+import { MaxDeliveriesBackstop } from './max-deliveries.js';
 import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
+import { Requeuer } from './requeue.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { loadFunction, Redactor } from './sandbox/index.js';
-import type { FunctionSandbox, SandboxLimits } from './sandbox/types.js';
+import { DEFAULT_LIMITS, type FunctionSandbox, type SandboxLimits } from './sandbox/types.js';
 import { type Gauges, Stats, StatsPublisher } from './stats.js';
 
 export type RunnerState =
@@ -36,6 +39,8 @@ export type RunnerState =
 
 /** How long one pull request waits for messages; short enough that a stop never waits long on it. */
 const PULL_EXPIRES_MS = 5000;
+/** Past its time limit, the sandbox's own backstop ends an invocation within this; later means it is stuck. */
+const SANDBOX_BACKSTOP_MARGIN_MS = 1000;
 
 export function defaultReplicaName(): string {
   return process.env.DFN_REPLICA || process.env.POD_NAME || process.env.HOSTNAME || hostname();
@@ -61,6 +66,7 @@ export class Runner {
   private invoker: Invoker | undefined;
   private records: DeliveryRecorder | undefined;
   private publisher: StatsPublisher | undefined;
+  private backstop: MaxDeliveriesBackstop | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private readonly filter: EventFilter;
   private readonly decoder = new TextDecoder();
@@ -219,8 +225,11 @@ export class Runner {
       stats: this.stats,
       inFlight,
       records: this.records,
+      requeue: new Requeuer(this.js, this.topology, this.instance),
       log: this.log,
     });
+    this.backstop = await this.startBackstop(jsm, identity);
+    if (stopped()) return;
     this.invoker = new Invoker(this.sandbox, this.outcomes, this.stats, config.batching);
     if (config.batching.enabled && !this.invoker.batching) {
       this.log.warn('batching.enabled is set but the function defines no onBatch: using its single handlers');
@@ -276,7 +285,41 @@ export class Runner {
       this.outcomes!.filtered(msg);
       return;
     }
-    this.invoker!.submit(this.inFlight!.add(msg, verdict.event));
+    const held = this.inFlight!.add(msg, verdict.event);
+    if (held.history.crashes >= MAX_CRASHES) this.outcomes!.crashLimitReached(held);
+    else this.invoker!.submit(held);
+  }
+
+  /** The max_deliver backstop, on the instance's advisory consumer (created with the instance consumer). */
+  private async startBackstop(
+    jsm: JetStreamManager,
+    identity: { instance: InstanceRef; replica: string; revision: string },
+  ): Promise<MaxDeliveriesBackstop | undefined> {
+    let consumer: Consumer;
+    try {
+      consumer = await this.js!.consumers.get(this.topology.advisoryStream, this.consumerName);
+    } catch (err) {
+      this.log.warn(
+        'no advisory consumer for this instance: events that reach max_deliver will not be dead-lettered',
+        { stream: this.topology.advisoryStream, consumer: this.consumerName, error: err },
+      );
+      return undefined;
+    }
+    const backstop = new MaxDeliveriesBackstop(
+      consumer,
+      { js: this.js!, jsm, topology: this.topology, identity, stats: this.stats, log: this.log },
+      PULL_EXPIRES_MS,
+    );
+    backstop.start();
+    return backstop;
+  }
+
+  /** Held longer than the sandbox lets an invocation run: the sandbox did not end it, so it may be the cause. */
+  private overdue(held: { receivedAt: number }, now: number): boolean {
+    const { limits, batching } = this.loaded.config;
+    const wait = this.invoker?.batching ? batching.maxWaitMs : 0;
+    const limit = (limits.timeoutMs ?? DEFAULT_LIMITS.timeoutMs) + SANDBOX_BACKSTOP_MARGIN_MS + wait;
+    return now - held.receivedAt > limit;
   }
 
   private async waitForConsumer(): Promise<Consumer | undefined> {
@@ -354,6 +397,8 @@ export class Runner {
     const wasConsuming = this.state === 'consuming';
     this.state = 'stopping';
     const releasedBefore = this.stats.counters.released;
+    // Stops after its pull under way, like the consumer loop (it may have started before a stop at startup).
+    const backstopStopped = this.backstop?.stop();
     if (wasConsuming) {
       // The grace period counts from the signal; the last pull (up to PULL_EXPIRES_MS) runs meanwhile.
       let timer: NodeJS.Timeout | undefined;
@@ -375,13 +420,21 @@ export class Runner {
         // Not before the last pull has ended: handed back while it is open, events would come straight back.
         await loopStopped;
         const left = [...this.inFlight!];
-        this.log.warn('grace period over: handing unfinished events back to NATS', { events: left.length });
-        for (const held of left) this.outcomes!.release(held);
+        const now = Date.now();
+        const overdue = left.filter((held) => this.overdue(held, now)).length;
+        this.log.warn('grace period over: handing unfinished events back to NATS', {
+          events: left.length,
+          overdue,
+        });
+        await Promise.all(left.map((held) => this.outcomes!.release(held, this.overdue(held, now))));
       }
+      // Copies and dead letters still being published (bounded: each publish has its own timeout).
+      await this.outcomes!.drain(6000);
       clearInterval(this.leaseTimer);
       await this.records!.flush(2000);
       await this.publisher!.stop();
     }
+    await backstopStopped;
     if (this.nc && !this.nc.isClosed()) {
       // drain() flushes the acks still buffered; bounded, since a dead server would hold it forever.
       await Promise.race([this.nc.drain().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);

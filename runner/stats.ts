@@ -29,6 +29,7 @@ export class Stats {
     discarded: {},
     deadLettered: 0,
     released: 0,
+    deadLetteredFromAdvisory: 0,
     invocations: 0,
     executionMs: 0,
   };
@@ -107,10 +108,15 @@ export function prometheusText(stats: Stats, gauges: Gauges): string {
   }
   counter(
     'dfn_runner_events_dead_lettered_total',
-    'Events dead-lettered after their last attempt.',
+    'Events dead-lettered after their last attempt or crash.',
     c.deadLettered,
   );
   counter('dfn_runner_events_released_total', 'Events handed back unprocessed at shutdown.', c.released);
+  counter(
+    'dfn_runner_events_dead_lettered_from_advisory_total',
+    "Events dead-lettered from JetStream's max-deliveries advisory (the max_deliver backstop).",
+    c.deadLetteredFromAdvisory,
+  );
   counter('dfn_runner_invocations_total', 'Handler calls (single-event or onBatch).', c.invocations);
   counter('dfn_runner_execution_seconds_total', 'Time spent in handlers.', c.executionMs / 1000);
   counter(

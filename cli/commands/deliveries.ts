@@ -2,7 +2,13 @@
 // error, the function's logs and its request traces; read straight from the deliveries stream in NATS.
 
 import { type Command, InvalidArgumentError } from 'commander';
-import { type DeliveryRecord, deadLetterSubject, type InstanceRef, topology } from '../../api/jetstream.js';
+import {
+  type DeliveryRecord,
+  deadLetterSubject,
+  type InstanceRef,
+  MAX_CRASHES,
+  topology,
+} from '../../api/jetstream.js';
 import { ERROR_TYPES } from '../../api/outcome.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
 import { countSubject } from '../../runner/stream-reader.js';
@@ -33,7 +39,7 @@ export function formatDeliveryRecord(r: DeliveryRecord): string {
     `${r.at}  ${label}  ${DISPOSITION_TEXT[r.disposition] ?? r.disposition}${r.nextAttemptAt ? ` (next attempt ${r.nextAttemptAt})` : ''}`,
     `  event     ${what}, messageId ${r.messageId ?? '(none)'}${r.batch ? ', in an onBatch call' : ''}`,
     `  error     ${r.message}`,
-    `  attempt   ${r.attempt} of ${r.maxAttempts}, ${r.durationMs} ms, revision ${r.revision}, replica ${r.replica}`,
+    `  attempt   ${r.attempt} of ${r.maxAttempts}${r.crashes ? `, crashes ${r.crashes} (${MAX_CRASHES} allowed)` : ''}, ${r.durationMs} ms, revision ${r.revision}, replica ${r.replica}`,
   ];
   if (r.logs.length) {
     lines.push('  logs');
@@ -63,6 +69,8 @@ export function registerDeliveriesCommand(program: Command): void {
       `
 Each failed attempt of an event is one record: retried, discarded (Bad Request, Message
 Rejected, Unsupported Event Type, Invalid Settings) or dead-lettered after the last attempt.
+Crashed: the event was in flight when its sandbox or runner died; it is delivered again
+without using an attempt, and dead-lettered once it has crashed ${MAX_CRASHES} times.
 Records are kept per instance in NATS (the most recent 200 by default); sensitive settings
 are redacted. Dead-lettered events can be sent again with \`dfn replay\`.
 
@@ -78,9 +86,8 @@ Examples:
         const nc = await connectForCli(flags);
         try {
           const t = topology(flags.prefix);
-          const js = nc.jetstream();
           const jsm = await nc.jetstreamManager();
-          let records = await readDeliveryRecords(js, jsm, t, ref);
+          let records = await readDeliveryRecords(jsm, t, ref);
           if (flags.messageId) records = records.filter((r) => r.messageId === flags.messageId);
           const shown = records.slice(0, flags.limit);
           if (flags.json) {

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { type InstanceRef, topology } from '../../api/jetstream.js';
-import { replayDeadLetters } from '../../runner/dead-letters.js';
+import { replayDeadLetters, type StoredDeadLetter } from '../../runner/dead-letters.js';
 import { addNatsOptions, connectForCli, type NatsFlags, parseInstanceRef, runCli } from './nats-options.js';
 
 interface ReplayFlags extends NatsFlags {
@@ -37,8 +37,13 @@ not receive it twice, and removes it from the dead-letter stream once NATS store
 dead-lettered again. Replaying the same dead letter twice within the dedupe window (1 h)
 delivers it once.
 
-Exit status: 0 replayed (or nothing to replay), 1 NATS unreachable or a requested
---message-id is not dead-lettered, 2 usage error.
+Every dead letter selected is replayed once in one run, however many there are; only those
+stored when the run began are read, so an event that fails again meanwhile waits for the next
+run. The counts add up: replayed + not replayed = selected.
+
+Exit status: 0 every selected dead letter replayed (or nothing to replay), 1 NATS
+unreachable, a publish or removal failed, or a requested --message-id is not
+dead-lettered, 2 usage error.
 
 Examples:
   dfn replay default/slack-alerts
@@ -57,15 +62,20 @@ Examples:
           });
           const name = `${ref.namespace}/${ref.name}`;
           const n = result.replayed.length;
+          const idOf = (stored: StoredDeadLetter) => stored.deadLetter.event.messageId ?? null;
           if (flags.json) {
             process.stdout.write(
               `${JSON.stringify(
                 {
                   instance: ref,
-                  replayed: n,
                   dryRun: Boolean(flags.dryRun),
                   subject: result.subject,
-                  messageIds: result.replayed.map((r) => r.deadLetter.event.messageId ?? null),
+                  selected: result.selected,
+                  replayed: n,
+                  failed: result.failed.length,
+                  notRemoved: result.notRemoved.length,
+                  messageIds: result.replayed.map(idOf),
+                  failures: result.failed.map((f) => ({ messageId: idOf(f.stored), error: f.error })),
                   notFound: result.notFound,
                 },
                 null,
@@ -73,9 +83,9 @@ Examples:
               )}\n`,
             );
           } else {
-            const events = `${n} dead-lettered event${n === 1 ? '' : 's'}`;
+            const events = (k: number) => `${k} dead-lettered event${k === 1 ? '' : 's'}`;
             if (flags.dryRun) {
-              process.stdout.write(`Would replay ${events} of ${name}:\n`);
+              process.stdout.write(`Would replay ${events(n)} of ${name}:\n`);
               for (const r of result.replayed) {
                 const e = r.deadLetter.event;
                 process.stdout.write(
@@ -83,23 +93,39 @@ Examples:
                     `${r.deadLetter.lastError.errorType}: ${r.deadLetter.lastError.message}\n`,
                 );
               }
-            } else if (n === 0 && result.notFound.length === 0) {
+            } else if (result.selected === 0 && result.notFound.length === 0) {
               process.stdout.write(`No dead-lettered events for ${name}: nothing to replay.\n`);
             } else {
+              const where =
+                n === 0
+                  ? ''
+                  : flags.keep
+                    ? ' (kept in the dead-letter stream)'
+                    : ' (removed from the dead-letter stream)';
               process.stdout.write(
-                `Replayed ${events} of ${name}` +
-                  (n > 0
-                    ? flags.keep
-                      ? ' (kept in the dead-letter stream).\n'
-                      : ' (removed from the dead-letter stream).\n'
-                    : '.\n'),
+                `Replayed ${n} of ${events(result.selected)} selected for ${name}${where}.\n`,
+              );
+            }
+            if (flags.messageId && !flags.dryRun) {
+              const requested = new Set(flags.messageId).size;
+              process.stdout.write(
+                `Requested ${requested} messageId${requested === 1 ? '' : 's'}: ` +
+                  `${requested - result.notFound.length} dead-lettered, ${result.notFound.length} not.\n`,
+              );
+            }
+            for (const f of result.failed) {
+              process.stderr.write(`Not replayed: ${idOf(f.stored) ?? '(no messageId)'}: ${f.error}\n`);
+            }
+            if (result.notRemoved.length) {
+              process.stderr.write(
+                `Replayed but still in the dead-letter stream (removal failed): ${result.notRemoved.map(idOf).join(', ')}\n`,
               );
             }
             if (result.notFound.length) {
               process.stderr.write(`Not dead-lettered for ${name}: ${result.notFound.join(', ')}\n`);
             }
           }
-          return result.notFound.length ? 1 : 0;
+          return result.failed.length || result.notFound.length || result.notRemoved.length ? 1 : 0;
         } finally {
           await nc.close();
         }

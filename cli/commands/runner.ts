@@ -27,9 +27,14 @@ Minimal ${F.config}:
 Delivery: success acks; RetryError, timeouts and 429/5xx batch results are retried with
 randomized exponential backoff (10 attempts over ~4 h by default), then dead-lettered
 (see \`dfn replay\`); other errors are discarded. Failures are recorded (\`dfn deliveries\`).
+A retry waits as a NATS message schedule, holding no consumer slot; its attempt number
+travels with it, so restarts neither repeat nor skip attempts. An event in flight when its
+runner or sandbox dies is delivered again without using an attempt; at its third crash
+it is dead-lettered as Crashed.
 
 Signals: SIGTERM or SIGINT stops pulling, lets in-flight events finish within
-shutdown.gracePeriodMs (the rest go back to NATS), flushes stats and exits 0.
+shutdown.gracePeriodMs (the rest go back to NATS at once, at no cost to them), flushes
+stats and exits 0.
 
 Exit status: 0 stopped cleanly (or --check passed), 1 NATS unreachable or another runtime
 failure, 2 usage error or invalid config directory (nothing is consumed).

@@ -1,17 +1,14 @@
 // The whole data path as separate processes: Segment's analytics-node client → `dfn gateway` → JetStream →
 // `dfn runner` (the example webhook function) → a destination API on 127.0.0.1.
 
-import type { ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Analytics } from '@segment/analytics-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Destination } from '../helpers/destination.js';
-import { runDfn, spawnDfn } from '../helpers/dfn.js';
+import { runDfn } from '../helpers/dfn.js';
+import { GatewayProcess } from '../helpers/gateway-process.js';
 import { NatsServer } from '../helpers/nats-server.js';
-import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { RunnerProcess, removeDir, writeConfigDir } from '../runner/harness.js';
 
@@ -22,37 +19,16 @@ const webhook = readFileSync(new URL('../../examples/webhook/function.js', impor
 describe('analytics-node → gateway → JetStream → runner → destination', () => {
   let nats: NatsServer;
   let dest: Destination;
-  let gateway: ChildProcess;
+  let gateway: GatewayProcess;
   let gatewayUrl: string;
   let runner: RunnerProcess;
-  let dir: string;
   let runnerDir: string;
 
   beforeAll(async () => {
     nats = await NatsServer.start();
     dest = await Destination.start();
-    dir = mkdtempSync(join(tmpdir(), 'dfn-e2e-'));
-    writeFileSync(join(dir, 'write-keys.yaml'), `${WRITE_KEY}: web\n`);
-    const port = await freePort();
-    gatewayUrl = `http://127.0.0.1:${port}`;
-    gateway = spawnDfn([
-      'gateway',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--write-keys',
-      join(dir, 'write-keys.yaml'),
-      '--nats-url',
-      nats.url,
-      '--create-streams',
-    ]);
-    await waitFor(
-      'the gateway to be ready',
-      async () => (await fetch(`${gatewayUrl}/readyz`)).ok,
-      60_000,
-      100,
-    );
+    gateway = await GatewayProcess.start(nats.url, { [WRITE_KEY]: 'web' });
+    gatewayUrl = gateway.url;
 
     runnerDir = writeConfigDir({
       natsUrl: nats.url,
@@ -68,14 +44,9 @@ describe('analytics-node → gateway → JetStream → runner → destination', 
 
   afterAll(async () => {
     await runner?.dispose();
-    if (gateway && gateway.exitCode === null) {
-      const exited = new Promise((r) => gateway.once('exit', r));
-      gateway.kill('SIGTERM');
-      await exited;
-    }
+    await gateway?.stop();
     await dest?.close();
     await nats?.dispose();
-    if (dir) rmSync(dir, { recursive: true, force: true });
     if (runnerDir) removeDir(runnerDir);
   });
 

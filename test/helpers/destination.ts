@@ -10,9 +10,9 @@ export interface RecordedRequest {
   json(): any;
 }
 
-export type Responder = (
-  req: RecordedRequest,
-) => { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
+type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
+/** An answer now, or later (a promise: the request is held open until it settles, as a slow API would). */
+export type Responder = (req: RecordedRequest) => Answer | Promise<Answer>;
 
 export class Destination {
   readonly requests: RecordedRequest[] = [];
@@ -33,7 +33,7 @@ export class Destination {
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
+      req.on('end', async () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const recorded: RecordedRequest = {
           method: req.method ?? 'GET',
@@ -43,7 +43,8 @@ export class Destination {
           json: () => JSON.parse(body),
         };
         dest.requests.push(recorded);
-        const answer = dest.respond(recorded) ?? { status: 200, body: { ok: true } };
+        const answer = (await dest.respond(recorded)) ?? { status: 200, body: { ok: true } };
+        if (res.destroyed) return;
         const payload = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? {});
         res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
         res.end(payload);

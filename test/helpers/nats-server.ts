@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import { type ConnectionOptions, connect, type NatsConnection } from 'nats';
 import { freePort } from './ports.js';
 import { natsServerPath } from './tools.js';
 
@@ -15,14 +15,25 @@ export class NatsServer {
   private constructor(
     readonly port: number,
     readonly storeDir: string,
+    /** Extra nats-server flags (e.g. `--auth <token>`) and the client options they then require. */
+    private readonly extraArgs: readonly string[] = [],
+    readonly clientOptions: Partial<ConnectionOptions> = {},
   ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'dfn-nats-')));
+  static async start(
+    extraArgs: readonly string[] = [],
+    clientOptions: Partial<ConnectionOptions> = {},
+  ): Promise<NatsServer> {
+    const server = new NatsServer(
+      await freePort(),
+      mkdtempSync(join(tmpdir(), 'dfn-nats-')),
+      extraArgs,
+      clientOptions,
+    );
     await server.restart();
     return server;
   }
@@ -33,7 +44,7 @@ export class NatsServer {
     this.output = '';
     const proc = spawn(
       natsServerPath(),
-      ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir],
+      ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.extraArgs],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -48,7 +59,12 @@ export class NatsServer {
     for (let i = 0; i < 200; i++) {
       if (this.proc?.exitCode !== null) throw new Error(`nats-server exited:\n${this.output}`);
       try {
-        const nc = await connect({ servers: this.url, reconnect: false, timeout: 500 });
+        const nc = await connect({
+          ...this.clientOptions,
+          servers: this.url,
+          reconnect: false,
+          timeout: 500,
+        });
         try {
           await nc.jetstreamManager({ timeout: 2000 });
           return;
@@ -72,7 +88,7 @@ export class NatsServer {
   }
 
   async connect(): Promise<NatsConnection> {
-    return connect({ servers: this.url });
+    return connect({ ...this.clientOptions, servers: this.url });
   }
 
   async dispose(): Promise<void> {

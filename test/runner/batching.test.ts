@@ -137,7 +137,7 @@ describe('batching', () => {
         1,
       ]);
     }
-    const records = await readDeliveryRecords(f.js, f.jsm, f.t, TEST_INSTANCE);
+    const records = await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE);
     expect(records.find((r) => r.messageId === flaky)).toMatchObject({
       disposition: 'retry',
       errorType: 'Retry',

@@ -237,7 +237,10 @@ describe('dfn deliveries and dfn replay', () => {
     );
     const unknown = await runDfn(['replay', 'default/crm', '--message-id', 'nope', '--nats-url', nats.url]);
     expect(unknown.code).toBe(1);
-    expect(unknown.stdout).toBe('Replayed 0 dead-lettered events of default/crm.\n');
+    expect(unknown.stdout).toBe(
+      'Replayed 0 of 0 dead-lettered events selected for default/crm.\n' +
+        'Requested 1 messageId: 0 dead-lettered, 1 not.\n',
+    );
     expect(unknown.stderr).toBe('Not dead-lettered for default/crm: nope\n');
   });
 

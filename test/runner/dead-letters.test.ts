@@ -31,7 +31,7 @@ describe('dead-letter stream', () => {
     await publishDeadLetter(w.f.js, w.f.t, deadLetter);
     await publishDeadLetter(w.f.js, w.f.t, { ...deadLetter, replica: 'r2' });
     const stored = [];
-    for await (const d of readDeadLetters(w.f.js, w.f.jsm, w.f.t, TEST_INSTANCE)) stored.push(d);
+    for await (const d of readDeadLetters(w.f.jsm, w.f.t, TEST_INSTANCE)) stored.push(d);
     expect(stored.map((s) => s.deadLetter.replica)).toEqual(['r1']);
     const info = await w.f.jsm.streams.info(w.f.t.deadLetterStream);
     expect(info.config.duplicate_window).toBe(DEAD_LETTER_DEDUPE_WINDOW_MS * 1e6);

@@ -54,7 +54,7 @@ describe('settings schema', () => {
       const event = track({});
       await publish(w.f, [event]);
       const [record] = await waitFor('the Invalid Settings record', async () => {
-        const records = await readDeliveryRecords(w.f.js, w.f.jsm, w.f.t, TEST_INSTANCE);
+        const records = await readDeliveryRecords(w.f.jsm, w.f.t, TEST_INSTANCE);
         const mine = records.filter((r) => r.messageId === event.messageId);
         return mine.length ? mine : undefined;
       });
