@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // One Kubernetes control plane per run, started in the background (test/helpers/kube.ts waits for it).
+    globalSetup: ['test/setup/control-plane.ts'],
     pool: 'forks',
     execArgv: ['--no-node-snapshot'],
     testTimeout: 60_000,

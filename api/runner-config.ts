@@ -10,7 +10,7 @@ import {
   DEFAULT_NATS_URL,
   DEFAULT_PREFIX,
 } from './jetstream.js';
-import { SettingDefinitionSchema } from './settings.js';
+import { SettingDefinitionListSchema } from './settings.js';
 
 export const RUNNER_CONFIG_API_VERSION = 'dfn.dev/v1alpha1';
 export const RUNNER_CONFIG_KIND = 'RunnerConfig';
@@ -30,8 +30,8 @@ export const RUNNER_CONFIG_FILES = {
   secrets: 'secrets',
 } as const;
 
-const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const K8S_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const K8S_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const SUBJECT_SAFE = /^[A-Za-z0-9_.-]+$/;
 const NATS_NAME = /^[A-Za-z0-9_-]+$/;
 
@@ -111,7 +111,7 @@ const ConditionSchema = z
 
 export type Condition = z.infer<typeof ConditionSchema>;
 
-const InstanceSchema = z
+export const InstanceSchema = z
   .strictObject({
     namespace: z
       .string()
@@ -140,13 +140,10 @@ const FunctionSchema = z
       .describe(
         'Revision of the function code (a hash). Reported in stats, delivery records and dead letters.',
       ),
-    settingsSchema: z
-      .array(SettingDefinitionSchema)
-      .default([])
-      .describe(
-        "The function's declared settings. When settings.json and secrets/ do not satisfy it, every event is " +
-          'discarded as Invalid Settings (as in Segment) instead of running the function.',
-      ),
+    settingsSchema: SettingDefinitionListSchema.default([]).describe(
+      "The function's declared settings. When settings.json and secrets/ do not satisfy it, every event is " +
+        'discarded as Invalid Settings (as in Segment) instead of running the function.',
+    ),
   })
   .describe('The function whose code is in function.js.');
 
@@ -210,7 +207,7 @@ const NatsSchema = z
   })
   .describe('Where the events are, and how to authenticate.');
 
-const ConsumerSchema = z
+export const ConsumerSchema = z
   .strictObject({
     maxAckPending: z
       .number()
@@ -229,7 +226,7 @@ const ConsumerSchema = z
   })
   .describe('The durable consumer, when the runner creates it.');
 
-const FiltersSchema = z
+export const FiltersSchema = z
   .strictObject({
     eventTypes: z
       .array(z.enum(EVENT_TYPES))
@@ -259,7 +256,7 @@ const FiltersSchema = z
   })
   .describe('Destination filters: events that fail them are acknowledged and counted as filtered.');
 
-const DataControlSchema = z
+export const DataControlSchema = z
   .strictObject({
     dropProperties: z
       .array(z.string().min(1))
@@ -280,7 +277,7 @@ const DataControlSchema = z
 
 export const MAX_BATCH_SIZE = 400;
 
-const BatchingSchema = z
+export const BatchingSchema = z
   .strictObject({
     enabled: z
       .boolean()
@@ -301,7 +298,7 @@ const BatchingSchema = z
   })
   .describe('onBatch batching, as Segment: flush on size or wait, mixed event types in one batch.');
 
-const RetrySchema = z
+export const RetrySchema = z
   .strictObject({
     maxAttempts: z
       .number()
@@ -333,7 +330,7 @@ const RetrySchema = z
       "Segment's: 10 attempts over about 4 hours, randomized exponential backoff.",
   );
 
-const LimitsSchema = z
+export const LimitsSchema = z
   .strictObject({
     concurrency: z
       .number()
@@ -375,7 +372,7 @@ const LimitsSchema = z
   })
   .describe('Concurrency and the sandbox limits.');
 
-const NetworkSchema = z
+export const NetworkSchema = z
   .strictObject({
     allowPrivateNetwork: z
       .boolean()
@@ -456,19 +453,32 @@ export const RunnerConfigSchema = z
         }
       }
     }
-    // A batch can only fill if the replica may hold that many events at once.
-    if (
-      c.batching.enabled &&
-      c.batching.maxSize <= MAX_BATCH_SIZE &&
-      c.batching.maxSize > c.limits.concurrency
-    ) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['limits', 'concurrency'],
-        message: `must be at least batching.maxSize (${c.batching.maxSize}) when batching is enabled (got ${c.limits.concurrency})`,
-      });
-    }
+    checkBatchFitsConcurrency(c, ctx);
   });
+
+/**
+ * A batch can only fill if the replica may hold that many events at once. Shared with the FunctionInstance
+ * spec, which carries both fields (before defaults, hence the fallbacks to the schemas' own defaults).
+ */
+export function checkBatchFitsConcurrency(
+  c: { batching?: { enabled?: boolean; maxSize?: number }; limits?: { concurrency?: number } },
+  ctx: z.RefinementCtx,
+): void {
+  const enabled = c.batching?.enabled ?? BATCHING_DEFAULTS.enabled;
+  const maxSize = c.batching?.maxSize ?? BATCHING_DEFAULTS.maxSize;
+  const concurrency = c.limits?.concurrency ?? LIMITS_DEFAULTS.concurrency;
+  if (enabled && maxSize <= MAX_BATCH_SIZE && maxSize > concurrency) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['limits', 'concurrency'],
+      message: `must be at least batching.maxSize (${maxSize}) when batching is enabled (got ${concurrency})`,
+    });
+  }
+}
+
+/** The defaults the refinement above (and its CEL mirror in the FunctionInstance CRD) falls back to. */
+export const BATCHING_DEFAULTS = BatchingSchema.parse({});
+export const LIMITS_DEFAULTS = LimitsSchema.parse({});
 
 /** config.yaml after validation, defaults applied. */
 export type RunnerConfig = z.infer<typeof RunnerConfigSchema>;

@@ -12,6 +12,7 @@ import {
   type RunnerConfig,
   RunnerConfigError,
 } from '../api/runner-config.js';
+import { withSettingDefaults } from '../api/settings.js';
 
 export interface NatsAuth {
   token?: string;
@@ -213,7 +214,11 @@ export async function loadRunnerConfig(dirArg: string): Promise<LoadedRunnerConf
     dir,
     config,
     source,
-    settings: { ...plain, ...Object.fromEntries(secrets) },
+    // Defaults of the function's settings schema fill what the instance left out (never a sensitive one).
+    settings: withSettingDefaults(config.function.settingsSchema, {
+      ...plain,
+      ...Object.fromEntries(secrets),
+    }),
     sensitiveKeys: [...secrets.keys()],
     sensitiveValues: [...secrets.values()].filter((v) => v.length > 0),
     natsAuth,

@@ -14,7 +14,10 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install 
 step "build (TypeScript → dist/)"
 npm run build
 
-command -v go >/dev/null || { echo "setup: Go is needed to build the test binaries (nats-server)" >&2; exit 1; }
+command -v go >/dev/null || {
+  echo "setup: Go is needed to build the test binaries (nats-server, Kubernetes, helm)" >&2
+  exit 1
+}
 
 # go_tool NAME VERSION MODULE: go install MODULE@VERSION into $TOOLS_DIR/NAME-VERSION unless already there.
 go_tool() {
@@ -33,5 +36,8 @@ go_tool() {
 step "test binaries in $TOOLS_DIR"
 go_tool nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2
 "$TOOLS_DIR/nats-server-$NATS_SERVER_VERSION/nats-server" --version
+
+step "Kubernetes control plane and helm (scripts/kube-tools.sh)"
+bash scripts/kube-tools.sh
 
 step "set-up complete"

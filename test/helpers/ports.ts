@@ -1,15 +1,3 @@
-// Free loopback ports for the services a test starts.
+// Free loopback ports for the services a test starts (the lookup is shared with the product: lib/free-port.ts).
 
-import { createServer } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../lib/free-port.js';

@@ -1,0 +1,157 @@
+// FunctionInstance (dfn.dev/v1alpha1): one deployment of a DestinationFunction, connected to one source.
+// Its delivery parts are the runner config's own schemas (api/runner-config.ts), so the two cannot disagree.
+
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { z } from 'zod';
+import {
+  type API_GROUP_VERSION,
+  ConditionListSchema,
+  ObjectNameSchema,
+  ResourceRequirementsSchema,
+  SecretKeyRefSchema,
+} from './kube-types.js';
+import {
+  BatchingSchema,
+  ConsumerSchema,
+  checkBatchFitsConcurrency,
+  DataControlSchema,
+  FiltersSchema,
+  InstanceSchema,
+  LimitsSchema,
+  NetworkSchema,
+  RetrySchema,
+} from './runner-config.js';
+import { SettingNameSchema } from './settings.js';
+
+export const FUNCTION_INSTANCE_KIND = 'FunctionInstance';
+
+const count = (description: string) => z.number().int().min(0).describe(description);
+
+export const FunctionInstanceSpecSchema = z
+  .strictObject({
+    functionRef: z
+      .strictObject({
+        name: ObjectNameSchema.describe('Name of the DestinationFunction, in the same namespace.'),
+        revision: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe(
+            "A revision of the function to run (Segment's Save without deploying). Unset: the latest, " +
+              'and every new one as it comes (Save & Deploy).',
+          ),
+      })
+      .describe('The function this instance runs.'),
+    source: InstanceSchema.shape.source,
+    // Keys are not constrained here: the operator checks them against the function's settings schema
+    // (an unknown name is reported there), and the API server could not check them (see crd/refinements.ts).
+    settings: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        "Values of the function's non-sensitive settings, by name (any JSON type: checked against the " +
+          "function's settings schema, reported in the SettingsValid condition).",
+      ),
+    secretSettings: z
+      .record(
+        SettingNameSchema,
+        z
+          .strictObject({
+            secretKeyRef: SecretKeyRefSchema.describe('The Secret key holding the value.'),
+          })
+          .describe('Where one sensitive setting is.'),
+      )
+      .optional()
+      .describe("Values of the function's sensitive settings: Secret keys, by setting name."),
+    filters: FiltersSchema.optional(),
+    dataControl: DataControlSchema.optional(),
+    batching: BatchingSchema.optional(),
+    retry: RetrySchema.optional(),
+    network: NetworkSchema.optional(),
+    consumer: z
+      .strictObject({
+        maxAckPending: ConsumerSchema.shape.maxAckPending.describe(
+          'Unacknowledged events allowed across all replicas of this instance.',
+        ),
+        ackWaitMs: ConsumerSchema.shape.ackWaitMs.describe(
+          'How long a runner may hold an event without a sign of life before NATS redelivers it. The ' +
+            'runner signals progress on events it holds longer.',
+        ),
+      })
+      .optional()
+      .describe("The instance's durable JetStream consumer, which the operator creates."),
+    limits: LimitsSchema.omit({ timeoutMs: true, memoryMb: true })
+      .optional()
+      .describe(
+        'Limits of each runner replica: concurrency, console output, fetch() and cache bounds (time and ' +
+          "memory of an invocation are the function's spec.limits).",
+      ),
+    replicas: z.number().int().min(0).default(1).describe('Runner replicas (all share the consumer).'),
+    resources: ResourceRequirementsSchema.optional(),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe('Stop delivering (no runner runs) while events keep waiting in the consumer.'),
+  })
+  .superRefine((spec, ctx) => {
+    checkBatchFitsConcurrency(spec, ctx);
+    for (const name of Object.keys(spec.secretSettings ?? {})) {
+      if (spec.settings && name in spec.settings) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secretSettings', name],
+          message: `setting "${name}" is also in settings: a setting is either sensitive (secretSettings) or not`,
+        });
+      }
+    }
+  })
+  .describe('One deployment of a function: its source, settings and delivery behaviour.');
+
+export const FunctionInstanceStatusSchema = z
+  .strictObject({
+    observedGeneration: count('The .metadata.generation this status describes.').optional(),
+    revision: z.number().int().min(1).optional().describe('The function revision the runners run.'),
+    readyReplicas: count('Runner replicas that are ready.').optional(),
+    delivered: count('Events delivered.').optional(),
+    retrying: count('Events waiting for another attempt.').optional(),
+    failed: count('Events discarded (an error that is not retried).').optional(),
+    deadLettered: count('Events that used up their attempts, kept in the dead-letter stream.').optional(),
+    filtered: count('Events the filters kept from the function.').optional(),
+    backlog: count('Events waiting in the consumer, not yet delivered to a runner.').optional(),
+    lastError: z
+      .strictObject({
+        type: z.string().min(1).describe('Error type, as in delivery records (e.g. Timeout, BadRequest).'),
+        message: z.string().describe('Its message (sensitive setting values redacted).'),
+        time: z.iso.datetime().describe('When it happened.'),
+      })
+      .optional()
+      .describe('The most recent failed delivery.'),
+    conditions: ConditionListSchema.optional(),
+  })
+  .describe('What the operator observed: revision, replicas, delivery counts, health, conditions.');
+
+export type FunctionInstanceSpecInput = z.input<typeof FunctionInstanceSpecSchema>;
+export type FunctionInstanceSpec = z.output<typeof FunctionInstanceSpecSchema>;
+export type FunctionInstanceStatus = z.infer<typeof FunctionInstanceStatusSchema>;
+
+export interface FunctionInstance {
+  apiVersion: typeof API_GROUP_VERSION;
+  kind: typeof FUNCTION_INSTANCE_KIND;
+  metadata: V1ObjectMeta;
+  spec: FunctionInstanceSpecInput;
+  status?: FunctionInstanceStatus;
+}
+
+/** Condition types and reasons of a FunctionInstance. */
+export const FunctionInstanceConditions = {
+  Ready: 'Ready',
+  /** False (reason InvalidSettings, the message naming the field) when settings fail the schema. */
+  SettingsValid: 'SettingsValid',
+  /** False when deliveries fail consistently: Segment's Connection Health. */
+  Healthy: 'Healthy',
+} as const;
+
+export const FunctionInstanceReasons = {
+  InvalidSettings: 'InvalidSettings',
+} as const;

@@ -1,0 +1,43 @@
+// vitest global set-up: one Kubernetes control plane for the whole run, with our CRDs applied before
+// kube-controller-manager starts. It starts in the background, so files that never touch it do not wait.
+
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadAllYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import type { TestProject } from 'vitest/node';
+import { ControlPlane } from '../../local/control-plane/control-plane.js';
+import { repoRoot } from '../../local/tools.js';
+import { FAILED_FILE, READY_FILE, type ReadyInfo } from '../helpers/kube-state.js';
+
+async function crds(): Promise<V1CustomResourceDefinition[]> {
+  const dir = join(repoRoot(), 'crds');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
+  return (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap((t) => loadAllYaml(t));
+}
+
+/** Written whole, then renamed: a worker polling for the file never reads half of it. */
+async function publish(path: string, content: string): Promise<void> {
+  await writeFile(`${path}.tmp`, content);
+  await rename(`${path}.tmp`, path);
+}
+
+export default async function setup(project: TestProject) {
+  const stateDir = await mkdtemp(join(tmpdir(), 'dfn-test-kube-'));
+  project.provide('kubeStateDir', stateDir);
+  const starting = (async () => {
+    try {
+      const cp = await ControlPlane.start({ crds: await crds(), dir: join(stateDir, 'control-plane') });
+      const info: ReadyInfo = { kubeconfigPath: cp.kubeconfigPath, server: cp.endpoints.server };
+      await publish(join(stateDir, READY_FILE), JSON.stringify(info));
+      return cp;
+    } catch (err) {
+      await publish(join(stateDir, FAILED_FILE), String((err as Error).stack ?? err));
+      return undefined;
+    }
+  })();
+  return async () => {
+    await (await starting)?.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  };
+}
