@@ -13,6 +13,7 @@ import {
   type Topology,
 } from '../api/jetstream.js';
 import type { Logger } from '../lib/log.js';
+import { type FunctionSandbox, loadFunction, Redactor, type SandboxLimits } from '../sandbox/index.js';
 import type { LoadedRunnerConfig } from './config-loader.js';
 import { ConsumerLoop } from './consumer-loop.js';
 import { DeliveryRecorder } from './delivery-records.js';
@@ -22,8 +23,6 @@ import { Invoker } from './invoker.js';
 import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { loadFunction, Redactor } from './sandbox/index.js';
-import type { FunctionSandbox, SandboxLimits } from './sandbox/types.js';
 import { type Gauges, Stats, StatsPublisher } from './stats.js';
 
 export type RunnerState =
