@@ -3,7 +3,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { SegmentEvent } from '../api/events.js';
-import { loadFunction } from '../runner/sandbox/index.js';
+import { loadFunction } from '../sandbox/index.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const MICRO_BATCH = 100;

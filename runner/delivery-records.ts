@@ -11,8 +11,7 @@ import {
   type Topology,
 } from '../api/jetstream.js';
 import type { Logger } from '../lib/log.js';
-import type { Redactor } from './sandbox/index.js';
-import type { RequestTrace } from './sandbox/types.js';
+import type { Redactor, RequestTrace } from '../sandbox/index.js';
 import { readSubject } from './stream-reader.js';
 
 /** Record publishes allowed in flight; past this a failure storm drops records rather than slow delivery. */

@@ -3,10 +3,10 @@
 
 import { type EventType, HANDLER_FOR_TYPE } from '../api/events.js';
 import type { BatchingConfig } from '../api/runner-config.js';
+import type { BatchReport, FunctionSandbox, InvocationReport } from '../sandbox/index.js';
 import { Batcher } from './batcher.js';
 import type { HeldEvent } from './in-flight.js';
 import { type AttemptReport, NO_REPORT, type OutcomeHandler, sandboxFailure } from './outcome-handler.js';
-import type { BatchReport, FunctionSandbox, InvocationReport } from './sandbox/types.js';
 import type { Stats } from './stats.js';
 
 /**

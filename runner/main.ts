@@ -6,10 +6,10 @@ import { RunnerConfigError } from '../api/runner-config.js';
 import { settingsProblems } from '../api/settings.js';
 import { createLogger } from '../lib/log.js';
 import { displayServers } from '../lib/nats-url.js';
+import { FunctionLoadError } from '../sandbox/index.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
 import { Runner } from './runner.js';
-import { FunctionLoadError } from './sandbox/types.js';
 import { prometheusText } from './stats.js';
 
 export interface RunRunnerOptions {

@@ -7,12 +7,12 @@ import type { SegmentEvent } from '../api/events.js';
 import { type DeliveryHistory, type Disposition, MAX_CRASHES, type Topology } from '../api/jetstream.js';
 import { type ErrorType, failure, type Outcome } from '../api/outcome.js';
 import type { Logger } from '../lib/log.js';
+import type { RequestTrace } from '../sandbox/index.js';
 import { buildDeadLetter, nanosToIso, publishDeadLetter } from './dead-letters.js';
 import type { DeliveryRecorder, RecordIdentity } from './delivery-records.js';
 import type { HeldEvent, InFlight } from './in-flight.js';
 import type { Requeuer } from './requeue.js';
 import type { RetrySchedule } from './retry-schedule.js';
-import type { RequestTrace } from './sandbox/types.js';
 import type { Stats } from './stats.js';
 
 /** What an attempt left behind, for its delivery record. */

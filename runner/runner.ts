@@ -14,6 +14,13 @@ import {
   type Topology,
 } from '../api/jetstream.js';
 import type { Logger } from '../lib/log.js';
+import {
+  DEFAULT_LIMITS,
+  type FunctionSandbox,
+  loadFunction,
+  Redactor,
+  type SandboxLimits,
+} from '../sandbox/index.js';
 import type { LoadedRunnerConfig } from './config-loader.js';
 import { ConsumerLoop } from './consumer-loop.js';
 import { DeliveryRecorder } from './delivery-records.js';
@@ -25,8 +32,6 @@ import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
 import { Requeuer } from './requeue.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { loadFunction, Redactor } from './sandbox/index.js';
-import { DEFAULT_LIMITS, type FunctionSandbox, type SandboxLimits } from './sandbox/types.js';
 import { type Gauges, Stats, StatsPublisher } from './stats.js';
 
 export type RunnerState =

@@ -5,8 +5,7 @@ import { basename } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { FunctionSettings, SegmentEvent } from '../../api/events.js';
 import type { Outcome } from '../../api/outcome.js';
-import { FunctionLoadError, loadFunction } from '../../runner/sandbox/index.js';
-import type { RequestTrace } from '../../runner/sandbox/types.js';
+import { FunctionLoadError, loadFunction, type RequestTrace } from '../../sandbox/index.js';
 import { parseJson, readInput, UsageError } from '../input.js';
 
 interface TestOptions {

@@ -1,7 +1,7 @@
 // Loading functions for sandbox tests, disposed after each test.
 
 import { afterEach } from 'vitest';
-import { type FunctionSandbox, loadFunction, type SandboxOptions } from '../../runner/sandbox/index.js';
+import { type FunctionSandbox, loadFunction, type SandboxOptions } from '../../sandbox/index.js';
 
 export function sandboxes() {
   const loaded: FunctionSandbox[] = [];

@@ -21,8 +21,8 @@ import { InFlight } from '../../runner/in-flight.js';
 import { OutcomeHandler } from '../../runner/outcome-handler.js';
 import { Requeuer } from '../../runner/requeue.js';
 import { RetrySchedule } from '../../runner/retry-schedule.js';
-import { Redactor } from '../../runner/sandbox/index.js';
 import { Stats } from '../../runner/stats.js';
+import { Redactor } from '../../sandbox/index.js';
 import type { Destination } from '../helpers/destination.js';
 import {
   consumerState,

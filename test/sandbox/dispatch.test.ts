@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES, HANDLER_FOR_TYPE, type SegmentEvent } from '../../api/events.js';
-import { FunctionLoadError, loadFunction } from '../../runner/sandbox/index.js';
+import { FunctionLoadError, loadFunction } from '../../sandbox/index.js';
 import { sandboxes } from '../helpers/sandbox.js';
 
 const sandbox = sandboxes();

@@ -2,14 +2,14 @@
 // is given (fetch, timers, URL parsing, crypto), limits, and the rebuild after memory or time runs out.
 
 import { createHash, createHmac, getHashes, randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
-import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../../api/events.js';
-import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../../api/outcome.js';
-import { settingsProblems } from '../../api/settings.js';
+import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../api/events.js';
+import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../api/outcome.js';
+import { settingsProblems } from '../api/settings.js';
 import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
+import { LIBRARIES } from './libraries.js';
+import { preludeSource } from './prelude.js';
 import { Redactor } from './redact.js';
 import {
   type BatchReport,
@@ -21,9 +21,6 @@ import {
   type SandboxLimits,
   type SandboxOptions,
 } from './types.js';
-
-const PRELUDE_SOURCE = readFileSync(new URL('./prelude.js', import.meta.url), 'utf8');
-const LODASH_SOURCE = readFileSync(createRequire(import.meta.url).resolve('lodash/lodash.min.js'), 'utf8');
 
 /** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
 const STUCK_GRACE_MS = 500;
@@ -277,9 +274,11 @@ class IsolatedFunction implements FunctionSandbox {
     });
     try {
       const context = await isolate.createContext();
-      const lodash = await isolate.compileScript(LODASH_SOURCE, { filename: 'lodash.js' });
-      await lodash.run(context);
-      const prelude: ivm.Reference<any> = await context.eval(PRELUDE_SOURCE, {
+      for (const library of LIBRARIES) {
+        const script = await isolate.compileScript(library.source, { filename: library.filename });
+        await script.run(context);
+      }
+      const prelude: ivm.Reference<any> = await context.eval(preludeSource(), {
         filename: 'prelude.js',
         reference: true,
       });

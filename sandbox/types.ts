@@ -1,8 +1,8 @@
 // The sandbox's public contract: how a loaded function is invoked and what each invocation reports.
 
-import type { FunctionSettings, HandlerName, SegmentEvent } from '../../api/events.js';
-import type { Outcome } from '../../api/outcome.js';
-import type { SettingDefinition } from '../../api/settings.js';
+import type { FunctionSettings, HandlerName, SegmentEvent } from '../api/events.js';
+import type { Outcome } from '../api/outcome.js';
+import type { SettingDefinition } from '../api/settings.js';
 
 export interface SandboxLimits {
   /** Heap limit of the isolate (MiB). */

@@ -1,0 +1,49 @@
+// The globals of user code: exactly these, and V8's own built-ins (README.md lists them). Installed
+// as writable, non-enumerable properties, as Node's own globals are.
+
+import { Buffer } from './buffer.js';
+import { atob, btoa, TextDecoder, TextEncoder } from './bytes.js';
+import { cache } from './cache.js';
+import { console } from './console.js';
+import { crypto } from './crypto.js';
+import { EventNotSupported, InvalidEventPayload, RetryError, ValidationError } from './errors.js';
+import { fetch, Request, Response } from './fetch.js';
+import { Headers } from './headers.js';
+import { defineProperty, objectKeys } from './intrinsics.js';
+import { clearTimeout, setTimeout } from './timers.js';
+import { URL, URLSearchParams } from './url.js';
+
+export function installGlobals() {
+  const globals = {
+    console,
+    fetch,
+    Headers,
+    Request,
+    Response,
+    URL,
+    URLSearchParams,
+    Buffer,
+    TextEncoder,
+    TextDecoder,
+    btoa,
+    atob,
+    crypto,
+    cache,
+    setTimeout,
+    clearTimeout,
+    // lodash, evaluated in the isolate just before the prelude (sandbox/libraries.ts)
+    _: globalThis._,
+    EventNotSupported,
+    InvalidEventPayload,
+    ValidationError,
+    RetryError,
+  };
+  for (const name of objectKeys(globals)) {
+    defineProperty(globalThis, name, {
+      value: globals[name],
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
+}

@@ -1,0 +1,15 @@
+// The in-isolate side of the sandbox: entry of the modules in this folder, which the build bundles into
+// one script (sandbox/prelude.ts) evaluated in every isolate before the function's code. Plain
+// JavaScript on purpose: it runs in V8 inside the isolate, not in Node.
+
+import { takeLoadLogs } from './console.js';
+import { dispatch, setHandlers } from './dispatcher.js';
+import { installGlobals } from './globals.js';
+import { connect } from './host.js';
+
+/** Called once by the host with its capabilities; returns what the host calls afterwards. */
+export function prelude(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
+  connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson);
+  installGlobals();
+  return { dispatch, setHandlers, takeLoadLogs };
+}
