@@ -412,6 +412,32 @@ describe('delivery tracker', { timeout: 240_000 }, () => {
     }
   });
 
+  it('a nats-server restart loses no count and adds none: polls fail meanwhile, values are kept, counting resumes', async () => {
+    const ref = await instance('outage');
+    const t = await TrackerUnderTest.start(f);
+    try {
+      t.tracker.seed(ref, EMPTY);
+      const r = runner(ref, 'outage-0');
+      await r.consuming();
+      await publish(f, events(20), 'outage');
+      await t.until('20 delivered', ref, (x) => x.delivered === 20 && x.backlog === 0);
+      await w.nats.stop();
+      await waitFor(
+        'a poll failing',
+        async () => ((await t.metric('dfn_operator_delivery_poll_errors_total', {})) ?? 0) > 0,
+      );
+      expect(t.tracker.current(ref)).toMatchObject({ delivered: 20, backlog: 0 });
+      await w.nats.restart();
+      await waitFor('the runner consuming again', () => r.log('reconnected to NATS'), 60_000);
+      await waitFor('the test connection back', () => !f.nc.isClosed() && f.nc.info !== undefined);
+      await publish(f, events(20), 'outage');
+      await t.until('40 delivered', ref, (x) => x.delivered === 40 && x.backlog === 0);
+      expect(nonDecreasing(t.changesOf(ref).map((c) => c.delivery!.delivered))).toBe(true);
+    } finally {
+      await t.tracker.stop();
+    }
+  });
+
   it('hostile stats cannot crash it, move a count back, or make one explode; what it holds stays bounded', async () => {
     const ref = await instance('hostile');
     const t = await TrackerUnderTest.start(f, {
