@@ -3,6 +3,7 @@
 
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { HealthReasons } from './delivery-status.js';
 import {
   type API_GROUP_VERSION,
   ConditionListSchema,
@@ -112,21 +113,40 @@ export const FunctionInstanceStatusSchema = z
   .strictObject({
     observedGeneration: count('The .metadata.generation this status describes.').optional(),
     revision: z.number().int().min(1).optional().describe('The function revision the runners run.'),
+    replicas: count(
+      "Runner Pods of the instance (its Deployment's status.replicas); read by the scale subresource.",
+    ).optional(),
     readyReplicas: count('Runner replicas that are ready.').optional(),
-    delivered: count('Events delivered.').optional(),
-    retrying: count('Events waiting for another attempt.').optional(),
-    failed: count('Events discarded (an error that is not retried).').optional(),
-    deadLettered: count('Events that used up their attempts, kept in the dead-letter stream.').optional(),
-    filtered: count('Events the filters kept from the function.').optional(),
-    backlog: count('Events waiting in the consumer, not yet delivered to a runner.').optional(),
+    selector: z
+      .string()
+      .optional()
+      .describe('Label selector of the runner Pods, for the scale subresource (HPA, KEDA).'),
+    delivered: count(
+      'Events the function handled successfully, counted once each over all replicas and restarts.',
+    ).optional(),
+    retrying: count(
+      'Events waiting for their next attempt now (their retries scheduled in the retry stream).',
+    ).optional(),
+    failed: count(
+      'Events that failed for good: discarded (an error that is not retried) or dead-lettered.',
+    ).optional(),
+    deadLettered: count(
+      'Events that used up their attempts (or crashes), kept in the dead-letter stream for dfn replay.',
+    ).optional(),
+    filtered: count('Events the filters or integrations kept from the function.').optional(),
+    backlog: count(
+      "Events waiting in the instance's consumer, not yet delivered to a runner: scale replicas on it.",
+    ).optional(),
     lastError: z
       .strictObject({
         type: z.string().min(1).describe('Error type, as in delivery records (e.g. Timeout, BadRequest).'),
-        message: z.string().describe('Its message (sensitive setting values redacted).'),
-        time: z.iso.datetime().describe('When it happened.'),
+        message: z
+          .string()
+          .describe('Its message (sensitive setting values redacted, at most 512 characters).'),
+        time: z.iso.datetime().describe('When the attempt ended.'),
       })
       .optional()
-      .describe('The most recent failed delivery.'),
+      .describe('The most recent failed delivery attempt (retried, discarded or dead-lettered).'),
     conditions: ConditionListSchema.optional(),
   })
   .describe('What the operator observed: revision, replicas, delivery counts, health, conditions.');
@@ -148,10 +168,14 @@ export const FunctionInstanceConditions = {
   Ready: 'Ready',
   /** False (reason InvalidSettings, the message naming the field) when settings fail the schema. */
   SettingsValid: 'SettingsValid',
-  /** False when deliveries fail consistently: Segment's Connection Health. */
+  /**
+   * Segment's Connection Health: False when most recent delivery attempts fail, True again when they
+   * succeed (api/delivery-status.ts: judgeHealth, reasons DeliveriesFailing / DeliveriesSucceeding).
+   */
   Healthy: 'Healthy',
 } as const;
 
 export const FunctionInstanceReasons = {
   InvalidSettings: 'InvalidSettings',
+  ...HealthReasons,
 } as const;

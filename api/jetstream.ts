@@ -16,8 +16,9 @@ import {
   StorageType,
   type StreamConfig,
 } from 'nats';
+import { z } from 'zod';
 import { EVENT_TYPES, type EventType, type SegmentEvent } from './events.js';
-import type { ErrorType } from './outcome.js';
+import { ERROR_TYPES, type ErrorType } from './outcome.js';
 
 export const DEFAULT_PREFIX = 'dfn';
 /** Where every dfn process looks for NATS unless told otherwise (a local nats-server). */
@@ -100,6 +101,9 @@ export const retrySubject = (t: Topology, ref: InstanceRef) => `${t.prefix}.retr
  */
 export const retryScheduleSubject = (t: Topology, ref: InstanceRef, afterSeq: number) =>
   `${t.prefix}.sched.${instanceTokens(ref)}.${afterSeq}`;
+/** Every pending retry schedule of an instance: how many there are is its `retrying` count. */
+export const retrySchedulesWildcard = (t: Topology, ref: InstanceRef) =>
+  `${t.prefix}.sched.${instanceTokens(ref)}.>`;
 export const deliveriesSubject = (t: Topology, ref: InstanceRef) =>
   `${t.prefix}.deliveries.${instanceTokens(ref)}`;
 /** Runner stats are core NATS (not stored): the operator only needs the latest counters. */
@@ -339,19 +343,39 @@ export function instanceAdvisoryConsumerConfig(t: Topology, ref: InstanceRef): P
   };
 }
 
-/** Creates or updates an instance's durable consumers (events, advisories). Idempotent. */
+/**
+ * The instance's counter of waiting retries: a consumer of the retry stream filtering the instance's schedule
+ * subjects, never pulled, so its `num_pending` is the number of schedules stored: events waiting for their
+ * next attempt. The server keeps that count as schedules are stored and as they fire (and are removed).
+ */
+export function instanceRetryCountConsumerConfig(t: Topology, ref: InstanceRef): Partial<ConsumerConfig> {
+  return {
+    durable_name: consumerName(ref),
+    description: `Counts the retries of FunctionInstance ${ref.namespace}/${ref.name} waiting (never pulled)`,
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: retrySchedulesWildcard(t, ref),
+  };
+}
+
+/** Adds a consumer whose config never changes, unless it exists. */
+async function ensureFixedConsumer(jsm: JetStreamManager, stream: string, cfg: Partial<ConsumerConfig>) {
+  try {
+    await jsm.consumers.info(stream, cfg.durable_name!);
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
+    await jsm.consumers.add(stream, cfg);
+  }
+}
+
+/** Creates or updates an instance's durable consumers (events, advisories, retry count). Idempotent. */
 export async function ensureInstanceConsumer(
   jsm: JetStreamManager,
   t: Topology,
   spec: InstanceConsumerSpec,
 ): Promise<ConsumerInfo> {
-  const advisory = instanceAdvisoryConsumerConfig(t, spec);
-  try {
-    await jsm.consumers.info(t.advisoryStream, advisory.durable_name!);
-  } catch (err) {
-    if (!isApiError(err, CONSUMER_NOT_FOUND)) throw err;
-    await jsm.consumers.add(t.advisoryStream, advisory);
-  }
+  await ensureFixedConsumer(jsm, t.advisoryStream, instanceAdvisoryConsumerConfig(t, spec));
+  await ensureFixedConsumer(jsm, t.retryStream, instanceRetryCountConsumerConfig(t, spec));
   const cfg = instanceConsumerConfig(t, spec);
   try {
     const existing = await jsm.consumers.info(t.eventsStream, cfg.durable_name!);
@@ -373,7 +397,7 @@ export async function ensureInstanceConsumer(
 
 /** Removes an instance's consumers (finalizer path). Missing is fine. */
 export async function deleteInstanceConsumer(jsm: JetStreamManager, t: Topology, ref: InstanceRef) {
-  for (const stream of [t.eventsStream, t.advisoryStream]) {
+  for (const stream of [t.eventsStream, t.advisoryStream, t.retryStream]) {
     try {
       await jsm.consumers.delete(stream, consumerName(ref));
     } catch (err) {
@@ -474,14 +498,73 @@ export interface RunnerCounters {
   executionMs: number;
 }
 
+/** A replica's most recent failed attempt: what the instance's `status.lastError` shows. */
+export interface LastError {
+  type: ErrorType;
+  /** Sensitive setting values redacted, at most LAST_ERROR_MESSAGE_MAX characters. */
+  message: string;
+  /** When the attempt ended, ISO 8601. */
+  time: string;
+}
+
+export const LAST_ERROR_MESSAGE_MAX = 512;
+
 /** Published on statsSubject every few seconds and at shutdown. */
 export interface RunnerStats {
   instance: InstanceRef;
   replica: string;
   revision: string;
+  /** When this process started: a new value is a new process, whose counters began again at zero. */
   startedAt: string;
   at: string;
   /** Events held right now (running or waiting in a batch). */
   inFlight: number;
   counters: RunnerCounters;
+  /** The most recent failed attempt of this process, if any. */
+  lastError?: LastError;
 }
+
+const countSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const nameSchema = z.string().min(1).max(253);
+
+/**
+ * How a reader (the operator) parses a stats message: anyone allowed to publish on the stats subjects can
+ * send one, so every number is a bounded non-negative integer and every string bounded. Unknown fields are
+ * dropped and a lastError this reader cannot read is ignored (not the counters), so a newer runner's
+ * message still counts.
+ */
+export const RunnerStatsSchema = z.object({
+  instance: z.object({ namespace: nameSchema, name: nameSchema }),
+  replica: nameSchema,
+  revision: z.string().max(253),
+  startedAt: z.iso.datetime(),
+  at: z.iso.datetime(),
+  inFlight: countSchema,
+  counters: z.object({
+    received: countSchema,
+    delivered: countSchema,
+    filtered: countSchema,
+    retried: countSchema,
+    // Any key: a discard of an error type this reader does not know is still a discard.
+    discarded: z.record(z.string().max(64), countSchema),
+    deadLettered: countSchema,
+    released: countSchema,
+    deadLetteredFromAdvisory: countSchema,
+    invocations: countSchema,
+    executionMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
+  lastError: z
+    .object({
+      type: z.enum(Object.keys(ERROR_TYPES) as [ErrorType, ...ErrorType[]]),
+      message: z.string().max(64 * 1024),
+      time: z.iso.datetime(),
+    })
+    .optional()
+    .catch(undefined),
+});
+
+/** A stats message as a reader has it after parsing (discards keyed by any error type name). */
+export type RunnerStatsMessage = z.output<typeof RunnerStatsSchema>;
+
+// What the runner writes must be what the reader accepts (checked by tsc).
+true satisfies RunnerStats extends z.input<typeof RunnerStatsSchema> ? true : never;

@@ -119,6 +119,7 @@ export class MaxDeliveriesBackstop {
       deliveries: advisory.deliveries,
     });
     stats.counters.deadLetteredFromAdvisory++;
+    stats.failedAttempt('Crashed', deadLetter.lastError.message);
     m.ack();
   }
 }

@@ -281,6 +281,8 @@ export class OutcomeHandler {
     report: AttemptReport,
     nextAttemptAt?: string,
   ): void {
+    // Every failed attempt passes here, so here it becomes the replica's last error.
+    this.deps.stats.failedAttempt(errorType, message);
     this.deps.records.record({
       event,
       disposition,

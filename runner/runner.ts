@@ -92,7 +92,10 @@ export class Runner {
     const base = makeTopology(config.nats.prefix);
     this.topology = config.nats.stream ? { ...base, eventsStream: config.nats.stream } : base;
     this.consumerName = config.nats.consumer ?? consumerName(this.instance);
-    this.stats = new Stats({ instance: this.instance, replica, revision: config.function.revision });
+    this.stats = new Stats(
+      { instance: this.instance, replica, revision: config.function.revision },
+      new Redactor(loaded.sensitiveValues),
+    );
     this.filter = compileEventFilter(config.filters, config.dataControl, config.instance.name);
   }
 

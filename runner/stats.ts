@@ -1,9 +1,12 @@
 // Cumulative counters of one replica: published over NATS for the operator, exposed to Prometheus.
-// Counters only grow, so the operator can sum replicas and a restart shows as a new startedAt.
+// Counters only grow, so the operator can sum replicas and a restart shows as a new startedAt. The last
+// failed attempt travels beside them (redacted, bounded) for the instance's status.lastError.
 
 import type { NatsConnection } from 'nats';
 import {
   type InstanceRef,
+  LAST_ERROR_MESSAGE_MAX,
+  type LastError,
   type RunnerCounters,
   type RunnerStats,
   statsSubject,
@@ -11,6 +14,8 @@ import {
 } from '../api/jetstream.js';
 import { ERROR_TYPES, type ErrorType } from '../api/outcome.js';
 import { Histogram, Registry } from '../lib/metrics.js';
+import { truncateText } from '../lib/text.js';
+import { Redactor } from '../sandbox/index.js';
 
 const LABELS = ['namespace', 'function_instance'] as const;
 
@@ -34,6 +39,8 @@ export class Stats {
     executionMs: 0,
   };
   readonly startedAt = new Date().toISOString();
+  /** The most recent failed attempt (retried, discarded, dead-lettered or crashed). */
+  lastError: LastError | undefined;
   /** Duration of each handler call (seconds): the latency users ask about first. Prometheus only. */
   readonly durations = new Histogram(
     'dfn_runner_invocation_duration_seconds',
@@ -42,7 +49,10 @@ export class Stats {
   );
   private readonly labels: { namespace: string; function_instance: string };
 
-  constructor(readonly identity: StatsIdentity) {
+  constructor(
+    readonly identity: StatsIdentity,
+    private readonly redactor: Redactor = new Redactor([]),
+  ) {
     this.labels = { namespace: identity.instance.namespace, function_instance: identity.instance.name };
   }
 
@@ -56,6 +66,15 @@ export class Stats {
     this.counters.discarded[errorType] = (this.counters.discarded[errorType] ?? 0) + 1;
   }
 
+  /** Remembers a failed attempt as the last error: redacted first, then cut, so no secret is cut in two. */
+  failedAttempt(type: ErrorType, message: string, time = new Date()): void {
+    this.lastError = {
+      type,
+      message: truncateText(this.redactor.text(message), LAST_ERROR_MESSAGE_MAX),
+      time: time.toISOString(),
+    };
+  }
+
   snapshot(inFlight: number): RunnerStats {
     return {
       ...this.identity,
@@ -63,6 +82,7 @@ export class Stats {
       at: new Date().toISOString(),
       inFlight,
       counters: { ...this.counters, discarded: { ...this.counters.discarded } },
+      ...(this.lastError ? { lastError: { ...this.lastError } } : {}),
     };
   }
 }

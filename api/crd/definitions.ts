@@ -36,6 +36,8 @@ interface ResourceDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   columns: PrinterColumn[];
+  /** The scale subresource (kubectl scale, HorizontalPodAutoscaler, KEDA), when the kind has one. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string };
 }
 
 const READY: PrinterColumn = {
@@ -103,16 +105,30 @@ export const RESOURCES: readonly ResourceDefinition[] = [
       counter('Revision', 'revision', 'The function revision running.'),
       READY,
       counter('Delivered', 'delivered', 'Events delivered.'),
-      counter('Retrying', 'retrying', 'Events waiting for another attempt.'),
-      counter('Failed', 'failed', 'Events discarded.'),
+      counter('Retrying', 'retrying', 'Events waiting for their next attempt.'),
+      counter('Failed', 'failed', 'Events that failed for good (discarded or dead-lettered).'),
       {
         name: 'Last Error',
         type: 'string',
         jsonPath: '.status.lastError.type',
         description: 'Latest error type.',
       },
+      { ...counter('Backlog', 'backlog', 'Events waiting in the consumer.'), priority: 1 },
+      {
+        name: 'Healthy',
+        type: 'string',
+        jsonPath: '.status.conditions[?(@.type=="Healthy")].status',
+        description: 'The Healthy condition: whether recent delivery attempts succeed.',
+        priority: 1,
+      },
       AGE,
     ],
+    // Autoscalers scale the instance, not its Deployment, which the operator would scale back.
+    scale: {
+      specReplicasPath: '.spec.replicas',
+      statusReplicasPath: '.status.replicas',
+      labelSelectorPath: '.status.selector',
+    },
   },
 ];
 
@@ -177,7 +193,7 @@ export function customResourceDefinition(resource: ResourceDefinition): CrdManif
           name: API_VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: { status: {}, ...(resource.scale ? { scale: resource.scale } : {}) },
           additionalPrinterColumns: resource.columns,
           schema: {
             openAPIV3Schema: {

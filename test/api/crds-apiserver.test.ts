@@ -375,6 +375,45 @@ describe('the dfn.dev API on a real API server', () => {
     expect((await get()).metadata.generation).toBe(before.metadata.generation + 1);
   });
 
+  it('a FunctionInstance scales through its scale subresource (kubectl scale, HPA, KEDA), not its Deployment', async () => {
+    await apply(fi('scaled', { replicas: 1 }));
+    const scale = await kubectl(['scale', 'fi', 'scaled', '--replicas=3'], { namespace: ns.name });
+    expect(scale.stderr).toBe('');
+    const stored = JSON.parse(
+      (await kubectl(['get', 'fi', 'scaled', '-o', 'json'], { namespace: ns.name })).stdout,
+    );
+    expect(stored.spec.replicas).toBe(3);
+    // What an autoscaler reads: the operator writes the running replicas and the Pods' selector into status.
+    const api = ns.kc.makeApiClient(CustomObjectsApi);
+    await api.patchNamespacedCustomObjectStatus(
+      {
+        group: API_GROUP,
+        version: API_VERSION,
+        namespace: ns.name,
+        plural: 'functioninstances',
+        name: 'scaled',
+        body: { status: { replicas: 2, selector: 'dfn.dev/instance=scaled', backlog: 1200 } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const raw = await kubectl(
+      [
+        'get',
+        '--raw',
+        `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns.name}/functioninstances/scaled/scale`,
+      ],
+      { namespace: ns.name },
+    );
+    expect(JSON.parse(raw.stdout)).toMatchObject({
+      kind: 'Scale',
+      spec: { replicas: 3 },
+      status: { replicas: 2, selector: 'dfn.dev/instance=scaled' },
+    });
+    const wide = await kubectl(['get', 'fi', 'scaled', '-o', 'wide'], { namespace: ns.name });
+    expect(wide.stdout.split('\n')[0]).toMatch(/BACKLOG\s+HEALTHY/);
+    expect(wide.stdout).toMatch(/\b1200\b/);
+  });
+
   it('what a DestinationFunction owns is garbage-collected with it (our kinds are known to the collector)', async () => {
     await apply(df('owner', { code: CODE }));
     const owner = JSON.parse(

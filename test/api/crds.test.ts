@@ -49,7 +49,7 @@ describe('generated CRDs', () => {
     }
   });
 
-  it('names, short names, the dfn category and the status subresource', () => {
+  it('names, short names, the dfn category, the status subresource and a FunctionInstance scale', () => {
     const names = customResourceDefinitions().map((c) => c.spec.names);
     expect(names).toEqual([
       expect.objectContaining({ kind: 'DestinationFunction', shortNames: ['destfn'], categories: ['dfn'] }),
@@ -59,7 +59,18 @@ describe('generated CRDs', () => {
       const [version] = crd.spec.versions as { name: string; subresources: unknown }[];
       expect(crd.metadata.name.endsWith('.dfn.dev')).toBe(true);
       expect(version!.name).toBe('v1alpha1');
-      expect(version!.subresources).toEqual({ status: {} });
+      expect(version!.subresources).toEqual(
+        (crd.spec.names as { kind: string }).kind === 'FunctionInstance'
+          ? {
+              status: {},
+              scale: {
+                specReplicasPath: '.spec.replicas',
+                statusReplicasPath: '.status.replicas',
+                labelSelectorPath: '.status.selector',
+              },
+            }
+          : { status: {} },
+      );
     }
   });
 

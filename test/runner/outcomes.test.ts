@@ -34,6 +34,7 @@ async function onTrack(event, settings) {
   });
   if (mode === 'bad') throw new Error('cannot map event with key ' + settings.apiKey);
   if (mode === 'invalid') throw new ValidationError('properties.email is required');
+  if (mode === 'long') throw new Error('key ' + settings.apiKey + ' failed: ' + '🙂'.repeat(2000));
   if (res.status === 429 || res.status >= 500) throw new RetryError('destination answered ' + res.status);
 }
 `;
@@ -117,6 +118,21 @@ describe('outcomes on JetStream', () => {
     expect(record!.requests).toHaveLength(1);
     expect(record!.requests[0]).toMatchObject({ method: 'POST', url: `${dest.url}/track`, status: 200 });
     expect(JSON.stringify(record)).not.toContain(SECRET);
+  });
+
+  it('reports the last failed attempt in its stats: type, time, message redacted and cut to 512 characters', async () => {
+    const before = Date.now();
+    const event = track({ mode: 'long' });
+    await publish(f, [event]);
+    const lastError = await waitFor('the failure in the stats', () => {
+      const e = stats.latest()?.lastError;
+      return e && Date.parse(e.time) >= before - 1000 && e.message.startsWith('key ') ? e : undefined;
+    });
+    expect(lastError.type).toBe('BadRequest');
+    expect(lastError.message.startsWith('key [redacted] failed: 🙂')).toBe(true);
+    expect(lastError.message.length).toBeLessThanOrEqual(512);
+    expect(lastError.message.endsWith('🙂…')).toBe(true); // cut between characters, never inside one
+    expect(JSON.stringify(stats.latest())).not.toContain(SECRET);
   });
 
   it('terminates a ValidationError as Message Rejected', async () => {
@@ -259,7 +275,7 @@ describe('outcomes on JetStream', () => {
     expect(c.received).toBe(
       c.delivered + c.filtered + c.retried + discarded + c.deadLettered + c.released + s.inFlight,
     );
-    expect(c.discarded).toMatchObject({ BadRequest: 1, MessageRejected: 2, UnsupportedEventType: 1 });
+    expect(c.discarded).toMatchObject({ BadRequest: 2, MessageRejected: 2, UnsupportedEventType: 1 });
     expect(c.deadLettered).toBeGreaterThanOrEqual(1);
     expect(c.invocations).toBeGreaterThan(0);
     expect(s).toMatchObject({ instance: TEST_INSTANCE, revision: 'rev-1' });
@@ -275,7 +291,7 @@ describe('outcomes on JetStream', () => {
     expect(metrics).toMatch(
       /^dfn_runner_events_delivered_total\{namespace="default",function_instance="crm"\} [1-9]\d*$/m,
     );
-    expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 1$/m);
+    expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 2$/m);
     expect(metrics).toContain('# TYPE dfn_runner_in_flight_events gauge');
   });
 });
