@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerDeliveriesCommand } from './commands/deliveries.js';
 import { registerGatewayCommand } from './commands/gateway.js';
+import { registerKubeAccessCommand } from './commands/kube-access.js';
 import { registerReplayCommand } from './commands/replay.js';
 import { registerRunnerCommand } from './commands/runner.js';
 import { registerTestCommand } from './commands/test.js';
@@ -20,5 +21,6 @@ registerGatewayCommand(program);
 registerRunnerCommand(program);
 registerDeliveriesCommand(program);
 registerReplayCommand(program);
+registerKubeAccessCommand(program);
 
 await program.parseAsync(process.argv);
