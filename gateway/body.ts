@@ -1,6 +1,7 @@
 // Reading request bodies: JSON only (application/json, or text/plain as browsers send to skip CORS
 // preflight), optionally gzip/deflate-compressed, with the size limit applied to the decompressed bytes.
 
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -24,6 +25,9 @@ function decompressor(encoding: string) {
 
 function parseJson(req: FastifyRequest, body: Buffer, metrics: GatewayMetrics): unknown {
   metrics.requestBytes.inc({ route: req.routeOptions.url ?? 'unmatched' }, body.length);
+  // JSON is UTF-8 (RFC 8259). Decoding other bytes would replace them with U+FFFD, and two events that
+  // differ only there (say, in their messageId) would become one.
+  if (!isUtf8(body)) throw new GatewayError('GW_BODY_NOT_UTF8');
   let text = body.toString('utf8');
   // A UTF-8 byte-order mark is legal in a file but not in JSON.parse's input; some clients send one.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

@@ -29,6 +29,7 @@ export const GATEWAY_ERRORS = {
   },
   GW_MALFORMED_BODY: { status: 400, message: 'the request body could not be read' },
   GW_MALFORMED_JSON: { status: 400, message: 'the request body is not valid JSON' },
+  GW_BODY_NOT_UTF8: { status: 400, message: 'the request body is not valid UTF-8, as JSON must be' },
   GW_BODY_NOT_OBJECT: { status: 400, message: 'the request body must be a JSON object' },
   GW_REQUEST_TOO_LARGE: { status: 400, message: 'the request body is too large' },
   GW_BATCH_NOT_ARRAY: { status: 400, message: '"batch" must be an array of events' },

@@ -31,13 +31,28 @@ export interface PublishResult {
   duplicates: number;
 }
 
+// A UTF-16 code unit of a surrogate pair without its partner. Header values travel as UTF-8, where a
+// lone surrogate has no encoding: TextEncoder writes U+FFFD, so "a\uD800" and "a\uDBFF" would collide.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * `Nats-Msg-Id` of an event. JetStream dedupes per stream, not per subject, so the id is scoped to the
  * source: two sources that happen to reuse a messageId (say "1" from curl) must not drop each other's
  * events. A resent event from the same source still carries the same id and is stored once.
+ *
+ * The mapping is injective, so different messageIds never dedupe against each other: a well-formed
+ * id follows `<source>:` as it is; one with a lone surrogate follows `<source>!` as a JSON string
+ * literal, which escapes the surrogate (`"a\ud800"`) and is ASCII where UTF-8 would be lossy. Source
+ * tokens never contain ':' or '!', so the two forms cannot meet.
  */
 export function eventMsgId(source: string, messageId: string): string {
-  return `${subjectToken(source)}:${messageId}`;
+  return msgIdOf(subjectToken(source), messageId);
+}
+
+function msgIdOf(sourceToken: string, messageId: string): string {
+  return LONE_SURROGATE.test(messageId)
+    ? `${sourceToken}!${JSON.stringify(messageId)}`
+    : `${sourceToken}:${messageId}`;
 }
 
 // JetStream's "store failed" API error; its description says which limit was hit.
@@ -117,8 +132,10 @@ export class EventPublisher {
     this.inFlight += events.length;
     this.inFlightBytes += bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
-    const idPrefix = eventMsgId(source, '');
-    const acks = events.map((e) => js.publish(this.subject(source, e.type), e.data, idPrefix + e.messageId));
+    const token = subjectToken(source);
+    const acks = events.map((e) =>
+      js.publish(this.subject(source, e.type), e.data, msgIdOf(token, e.messageId)),
+    );
     // Wait for every answer, even after a failure, so in-flight accounting and metrics stay exact.
     const results = await Promise.allSettled(acks);
     this.inFlight -= events.length;
