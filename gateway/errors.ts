@@ -36,6 +36,13 @@ export const GATEWAY_ERRORS = {
   GW_BATCH_EMPTY: { status: 400, message: '"batch" has no events' },
   GW_BATCH_TOO_MANY_EVENTS: { status: 400, message: 'too many events in one batch' },
   GW_BATCH_ALL_REJECTED: { status: 400, message: 'every event in the batch was rejected' },
+  GW_REQUEST_TIMEOUT: {
+    status: 408,
+    message:
+      'the request did not arrive in time (the headers, then the body, each within the request timeout)',
+  },
+  GW_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },
+  GW_MALFORMED_REQUEST: { status: 400, message: 'not an HTTP/1.1 request' },
   GW_ROUTE_NOT_FOUND: {
     status: 404,
     message:
@@ -72,6 +79,11 @@ export const GATEWAY_ERRORS = {
   GW_PUBLISH_TIMEOUT: { status: 503, message: 'the event store did not acknowledge in time', retryAfter: 5 },
   GW_STREAM_FULL: { status: 429, message: 'the events stream is full', retryAfter: 30 },
   GW_OVERLOADED: { status: 503, message: 'too many events in flight', retryAfter: 1 },
+  GW_SHUTTING_DOWN: {
+    status: 503,
+    message: 'the gateway is stopping: resend (another replica takes it; messageIds make it safe)',
+    retryAfter: 1,
+  },
   GW_PUBLISH_FAILED: { status: 500, message: 'the event store refused the events' },
   GW_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;

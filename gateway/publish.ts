@@ -70,6 +70,8 @@ export function classifyPublishError(err: unknown): GatewayErrorCode {
       return 'GW_STREAM_UNAVAILABLE';
     case 'TIMEOUT':
       return 'GW_PUBLISH_TIMEOUT';
+    case 'SHUTTING_DOWN':
+      return 'GW_SHUTTING_DOWN';
     case 'CONNECTION_CLOSED':
     case 'CONNECTION_DRAINING':
     case 'DISCONNECT':
@@ -86,6 +88,7 @@ const FAILURE_RANK: GatewayErrorCode[] = [
   'GW_STREAM_UNAVAILABLE',
   'GW_NATS_UNAVAILABLE',
   'GW_PUBLISH_TIMEOUT',
+  'GW_SHUTTING_DOWN',
   'GW_PUBLISH_FAILED',
 ];
 

@@ -16,6 +16,7 @@ import { registerCors } from './cors.js';
 import { GatewayError, isRetryable, toGatewayError } from './errors.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { NatsLink } from './nats-link.js';
+import { answerClientError, OpenRequests } from './open-requests.js';
 import { registerProbes } from './probes.js';
 import { EventPublisher } from './publish.js';
 import { decorateRequestState, requestState } from './request-state.js';
@@ -34,6 +35,8 @@ export const GATEWAY_DEFAULTS = {
   natsUrl: DEFAULT_NATS_URL,
   prefix: DEFAULT_PREFIX,
   publishTimeoutMs: 5000,
+  requestTimeoutMs: 30_000,
+  shutdownGraceMs: 15_000,
   maxInFlightEvents: 20_000,
   maxInFlightBytes: 64 * 1024 * 1024,
   writeKeysPollMs: 5000,
@@ -50,6 +53,10 @@ export interface GatewayOptions {
   /** JetStream prefix: events go to `<prefix>.events.<source>.<type>`. */
   prefix?: string;
   publishTimeoutMs?: number;
+  /** Time a client has for a request's headers, and then again for its body (ms). */
+  requestTimeoutMs?: number;
+  /** How long close() lets open requests finish before it answers them 503 and closes their connections. */
+  shutdownGraceMs?: number;
   maxInFlightEvents?: number;
   maxInFlightBytes?: number;
   writeKeysPollMs?: number;
@@ -71,9 +78,15 @@ export interface Gateway {
   readonly topology: Topology;
   /** Starts serving; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(port: number, host: string): Promise<string>;
-  /** Stops accepting requests, finishes those in flight, then drains the NATS connection. */
+  /**
+   * Stops accepting requests, lets those open finish within the shutdown grace period (then answers
+   * them 503 GW_SHUTTING_DOWN and closes their connections), then drains the NATS connection.
+   */
   close(): Promise<void>;
 }
+
+/** How long answers to requests ended by a shutdown may take to be written before connections close. */
+const SHUTDOWN_FLUSH_MS = 1000;
 
 const LOG_LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
 
@@ -89,15 +102,26 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const writeKeys = await WriteKeys.load(options.writeKeysFile);
   const metrics = gatewayMetrics();
   let closing = false;
+  const requestTimeoutMs = options.requestTimeoutMs ?? GATEWAY_DEFAULTS.requestTimeoutMs;
+  const checkIntervalMs = OpenRequests.checkIntervalMs(requestTimeoutMs);
 
   const app = Fastify({
     logger: options.logger ?? false,
     // Each request is logged once, by the onResponse hook below, with what happened to its events.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.batchBytes,
-    // A request arriving on an open keep-alive connection while stopping gets fastify's bare 503 with
-    // Connection: close (it never reaches our hooks); clients retry it against another replica.
-    return503OnClosing: true,
+    // Node cuts off headers that take too long (a connection that sends nothing included) and answers
+    // through answerClientError. Bodies get their own deadline (open-requests.ts), which answers with
+    // a catalogue error; Node's whole-request timeout stays behind it only as a backstop.
+    http: {
+      headersTimeout: requestTimeoutMs,
+      requestTimeout: 0,
+      connectionsCheckingInterval: checkIntervalMs,
+    },
+    requestTimeout: 2 * requestTimeoutMs + 2 * checkIntervalMs,
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
+    // Requests arriving while stopping are answered by our hook below, with a catalogue code.
+    return503OnClosing: false,
   });
   const log = app.log;
 
@@ -162,6 +186,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
   decorateRequestState(app);
   registerBodyParsing(app, metrics);
+  const open = new OpenRequests({ timeoutMs: requestTimeoutMs, metrics });
+  open.register(app);
+
+  // A request on a keep-alive connection that was open before the stop: the client resends it to
+  // another replica (the answer closes the connection). Probes keep answering for Kubernetes.
+  app.addHook('onRequest', (req, _reply, done) => {
+    done(closing && req.method === 'POST' ? new GatewayError('GW_SHUTTING_DOWN') : undefined);
+  });
 
   app.setErrorHandler((err, req, reply) => {
     const config = req.routeOptions.config as Partial<TrackingRouteConfig> | undefined;
@@ -190,7 +222,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
   app.addHook('onResponse', async (req, reply) => {
     const state = requestState(req);
-    state.cleanup?.();
     const status = reply.statusCode;
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status });
     // A full stream (429) is JetStream's refusal, counted with the 503s as a publish failure.
@@ -218,6 +249,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   registerTrackingRoutes(app, { writeKeys, publisher, metrics });
   registerCors(app, [...SINGLE_EVENT_ROUTES.flatMap(([, paths]) => paths), ...BATCH_ROUTES]);
   registerProbes(app, { link, metrics, isClosing: () => closing });
+  let stopped: Promise<void> | undefined;
 
   return {
     app,
@@ -228,12 +260,28 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     async listen(port, host) {
       return app.listen({ port, host });
     },
-    async close() {
-      if (closing) return;
-      closing = true;
-      await app.close();
-      writeKeys.close();
-      await link.close();
+    close() {
+      stopped ??= (async () => {
+        closing = true;
+        const graceMs = options.shutdownGraceMs ?? GATEWAY_DEFAULTS.shutdownGraceMs;
+        // What is still open after the grace period is ended, so the process can exit: bodies still
+        // arriving and events still awaiting their acks are answered 503 GW_SHUTTING_DOWN (the client
+        // resends; messageIds dedupe what was stored), then any connection left is closed.
+        const grace = setTimeout(() => {
+          log.warn({ open: open.size, graceMs }, 'shutdown grace period over: ending open requests');
+          link.failPending('SHUTTING_DOWN', 'the gateway stopped before JetStream acknowledged');
+          void open.endAll(SHUTDOWN_FLUSH_MS).then(() => app.server.closeAllConnections());
+        }, graceMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(grace);
+          open.close();
+        }
+        writeKeys.close();
+        await link.close();
+      })();
+      return stopped;
     },
   };
 }

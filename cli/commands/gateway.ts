@@ -18,6 +18,8 @@ interface GatewayFlags {
   writeKeys: string;
   prefix: string;
   publishTimeout: number;
+  requestTimeout: number;
+  shutdownGrace: number;
   maxInFlight: number;
   maxInFlightBytes: number;
   logLevel: string;
@@ -60,6 +62,9 @@ function natsUrls(value: string): string {
   return urls.join(',');
 }
 
+/** How long after the grace period a shutdown that has not completed is cut short. */
+const SHUTDOWN_BACKSTOP_MS = 10_000;
+
 const kb = (bytes: number) => `${bytes / 1024} KB`;
 
 const HELP_AFTER = `
@@ -74,6 +79,7 @@ Authentication: the write key as the Basic-auth username with an empty password,
 Answers: 200 once JetStream stored every accepted event; 400 with a code and message for
 invalid input (a batch lists rejected events and accepts the rest); 503 or 429 with
 Retry-After when events could not be stored: resend, messageIds make the retry safe.
+A request whose headers, or then its body, take longer than --request-timeout gets 408.
 
 Write-keys file (--write-keys), re-read when it changes:
 ${WRITE_KEYS_FORMAT.replace(/^(?=.)/gm, '  ')}
@@ -144,6 +150,24 @@ export function registerGatewayCommand(program: Command): void {
         .argParser(integer(100, 120_000, 'the publish timeout')),
     )
     .addOption(
+      new Option(
+        '--request-timeout <ms>',
+        'time a client has to send the headers of a request, and then again its body; later: 408',
+      )
+        .env('DFN_GATEWAY_REQUEST_TIMEOUT_MS')
+        .default(GATEWAY_DEFAULTS.requestTimeoutMs)
+        .argParser(integer(100, 600_000, 'the request timeout')),
+    )
+    .addOption(
+      new Option(
+        '--shutdown-grace <ms>',
+        'on SIGTERM, how long open requests may finish before they get 503 and the process exits',
+      )
+        .env('DFN_GATEWAY_SHUTDOWN_GRACE_MS')
+        .default(GATEWAY_DEFAULTS.shutdownGraceMs)
+        .argParser(integer(0, 600_000, 'the shutdown grace period')),
+    )
+    .addOption(
       new Option('--max-in-flight <events>', 'events awaiting acknowledgement before new requests get 503')
         .env('DFN_GATEWAY_MAX_IN_FLIGHT')
         .default(GATEWAY_DEFAULTS.maxInFlightEvents)
@@ -195,6 +219,8 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       ...(natsCreds ? { natsCreds } : {}),
       prefix: flags.prefix,
       publishTimeoutMs: flags.publishTimeout,
+      requestTimeoutMs: flags.requestTimeout,
+      shutdownGraceMs: flags.shutdownGrace,
       maxInFlightEvents: flags.maxInFlight,
       maxInFlightBytes: flags.maxInFlightBytes,
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
@@ -245,6 +271,12 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
+    // close() ends open requests after the grace period itself; this only covers a NATS drain that
+    // hangs, so the process exits before Kubernetes has to kill it.
+    setTimeout(() => {
+      log.error({ signal }, 'shutdown did not complete in time: exiting');
+      process.exit(1);
+    }, flags.shutdownGrace + SHUTDOWN_BACKSTOP_MS).unref();
     gateway.close().then(
       () => process.exit(0),
       (err) => {

@@ -1,0 +1,120 @@
+// Every request has a deadline: headers within the request timeout, then the body within it again.
+// Clients that trickle, or send nothing, are answered with a catalogue code and their connection closed.
+
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.js';
+import { sharedGateway, WRITE_KEY } from './harness.js';
+import { batchBody, slowRequest } from './slow-client.js';
+
+const TIMEOUT_MS = 1000;
+const gw = sharedGateway({ gateway: { requestTimeoutMs: TIMEOUT_MS } });
+
+/** One byte every 200 ms: a body of a few hundred bytes would take a minute or more. */
+const TRICKLE = { bytesPerTick: 1, intervalMs: 200 };
+
+async function timeouts(): Promise<number> {
+  return gw.h.metric('dfn_gateway_rejects_total', { reason: 'GW_REQUEST_TIMEOUT' });
+}
+
+describe('the request deadline', () => {
+  it('answers a body that trickles in with 408 GW_REQUEST_TIMEOUT, closes its connection, stores nothing', async () => {
+    const before = await gw.h.count();
+    const slow = slowRequest(gw.h.url, { body: batchBody(5, 'trickle'), writeKey: WRITE_KEY, ...TRICKLE });
+    const res = await slow.response;
+    expect(res.status).toBe(408);
+    expect(res.body).toMatchObject({ success: false, code: 'GW_REQUEST_TIMEOUT' });
+    expect(res.headers.connection).toBe('close');
+    // Cut off while the client was still sending, not after it finished.
+    expect(res.sent).toBeLessThan(res.total);
+    expect(await gw.h.count()).toBe(before);
+  });
+
+  it('cuts off a gzip body that trickles in the same way', async () => {
+    const slow = slowRequest(gw.h.url, {
+      body: gzipSync(batchBody(50, 'gz')),
+      writeKey: WRITE_KEY,
+      headers: { 'content-encoding': 'gzip' },
+      ...TRICKLE,
+    });
+    const res = await slow.response;
+    expect(res.status).toBe(408);
+    expect(res.body.code).toBe('GW_REQUEST_TIMEOUT');
+    expect(res.sent).toBeLessThan(res.total);
+  });
+
+  it('answers headers that trickle in with 408 GW_REQUEST_TIMEOUT', async () => {
+    const before = await timeouts();
+    const slow = slowRequest(gw.h.url, {
+      body: batchBody(1, 'slow-head'),
+      writeKey: WRITE_KEY,
+      trickleHeaders: true,
+      ...TRICKLE,
+    });
+    const res = await slow.response;
+    expect(res.status).toBe(408);
+    expect(res.body).toMatchObject({ success: false, code: 'GW_REQUEST_TIMEOUT' });
+    expect(res.sent).toBeLessThan(res.total);
+    expect(await timeouts()).toBe(before + 1);
+  });
+
+  it('closes a connection that sends nothing at all', async () => {
+    const res = await slowRequest(gw.h.url, { silent: true }).response;
+    expect(res.sent).toBe(0);
+    // Node counts the idle connection's headers as late: the answer, if the socket still takes one, is ours.
+    if (res.status !== 0) expect(res.body.code).toBe('GW_REQUEST_TIMEOUT');
+  });
+
+  it('closes the connection when it answers before the body arrived, instead of reading the trickle on', async () => {
+    const slow = slowRequest(gw.h.url, {
+      body: batchBody(5, 'unknown-key'),
+      writeKey: 'not-a-key',
+      ...TRICKLE,
+    });
+    const res = await slow.response;
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('GW_WRITE_KEY_UNKNOWN');
+    expect(res.headers.connection).toBe('close');
+    expect(res.sent).toBeLessThan(res.total);
+  });
+
+  it('bounds a trickle to a path that does not exist as well', async () => {
+    const res = await slowRequest(gw.h.url, {
+      path: '/v1/nowhere',
+      body: batchBody(5, 'nowhere'),
+      ...TRICKLE,
+    }).response;
+    expect([404, 408]).toContain(res.status);
+    expect(res.sent).toBeLessThan(res.total);
+  });
+
+  it('ends many trickling connections at once, and keeps serving everyone else meanwhile', async () => {
+    const slow = Array.from({ length: 40 }, (_, i) =>
+      slowRequest(gw.h.url, { body: batchBody(3, `many-${i}`), writeKey: WRITE_KEY, ...TRICKLE }),
+    );
+    await waitFor('the slow requests to be open', () => slow.every((s) => s.bodySent() > 0));
+    const ok = await gw.h.post(
+      '/v1/track',
+      { userId: 'u', event: 'E', messageId: 'beside-the-trickles' },
+      { writeKey: WRITE_KEY },
+    );
+    expect(ok.status).toBe(200);
+    const answers = await Promise.all(slow.map((s) => s.response));
+    expect(answers.map((a) => a.status)).toEqual(slow.map(() => 408));
+  });
+
+  it('accepts a body that arrives in pieces within the deadline', async () => {
+    // Three pieces 50 ms apart against a 1 s deadline.
+    const body = batchBody(2, 'pieces');
+    const slow = slowRequest(gw.h.url, {
+      body,
+      writeKey: WRITE_KEY,
+      bytesPerTick: Math.ceil(body.length / 3),
+      intervalMs: 50,
+      headers: { connection: 'close' },
+    });
+    const res = await slow.response;
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success: true, accepted: 2 });
+  });
+});
