@@ -25,6 +25,7 @@ function decompressor(encoding: string) {
 
 function parseJson(req: FastifyRequest, body: Buffer, metrics: GatewayMetrics): unknown {
   metrics.requestBytes.inc({ route: req.routeOptions.url ?? 'unmatched' }, body.length);
+  requestState(req).bodyBytes = body.length;
   // JSON is UTF-8 (RFC 8259). Decoding other bytes would replace them with U+FFFD, and two events that
   // differ only there (say, in their messageId) would become one.
   if (!isUtf8(body)) throw new GatewayError('GW_BODY_NOT_UTF8');

@@ -36,6 +36,11 @@ export const GATEWAY_ERRORS = {
   GW_BATCH_EMPTY: { status: 400, message: '"batch" has no events' },
   GW_BATCH_TOO_MANY_EVENTS: { status: 400, message: 'too many events in one batch' },
   GW_BATCH_ALL_REJECTED: { status: 400, message: 'every event in the batch was rejected' },
+  GW_BATCH_STORED_TOO_LARGE: {
+    status: 400,
+    message:
+      "the batch's events are too large as stored (the batch's context and integrations are copied into each event)",
+  },
   GW_REQUEST_TIMEOUT: {
     status: 408,
     message:
@@ -78,7 +83,13 @@ export const GATEWAY_ERRORS = {
   },
   GW_PUBLISH_TIMEOUT: { status: 503, message: 'the event store did not acknowledge in time', retryAfter: 5 },
   GW_STREAM_FULL: { status: 429, message: 'the events stream is full', retryAfter: 30 },
-  GW_OVERLOADED: { status: 503, message: 'too many events in flight', retryAfter: 1 },
+  // The in-flight budget (in-flight-budget.ts): shared fairly, so one client cannot starve the others.
+  GW_THROTTLED: {
+    status: 429,
+    message: "this client already holds its fair share of the gateway's in-flight budget",
+    retryAfter: 1,
+  },
+  GW_OVERLOADED: { status: 503, message: 'the gateway holds all the events it can', retryAfter: 1 },
   GW_SHUTTING_DOWN: {
     status: 503,
     message: 'the gateway is stopping: resend (another replica takes it; messageIds make it safe)',

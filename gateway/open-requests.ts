@@ -88,6 +88,7 @@ export class OpenRequests {
     this.open.delete(req);
     const state = requestState(req);
     state.cleanup?.();
+    state.lease?.release();
     if (this.open.size === 0) for (const resolve of this.emptied.splice(0)) resolve();
   }
 

@@ -15,17 +15,6 @@ export interface PreparedEvent {
   data: Uint8Array;
 }
 
-export interface PublisherOptions {
-  /** Events awaiting acknowledgement across all requests; beyond this, requests get 503 at once. */
-  maxInFlight: number;
-  /**
-   * Bytes of events awaiting acknowledgement before new requests get 503. A batch context is copied
-   * into each of up to 2,500 events, so the event count alone does not bound memory. A request is
-   * always let through when nothing else is in flight, so no valid request can be refused forever.
-   */
-  maxInFlightBytes: number;
-}
-
 export interface PublishResult {
   /** Events JetStream had already stored under the same messageId (a client's retry). */
   duplicates: number;
@@ -94,13 +83,11 @@ const FAILURE_RANK: GatewayErrorCode[] = [
 
 export class EventPublisher {
   private inFlight = 0;
-  private inFlightBytes = 0;
   private readonly subjects = new Map<string, string>();
 
   constructor(
     private readonly link: NatsLink,
     private readonly topology: Topology,
-    private readonly options: PublisherOptions,
     private readonly metrics: GatewayMetrics,
   ) {}
 
@@ -118,22 +105,14 @@ export class EventPublisher {
   /**
    * Publishes every event concurrently and waits for all acknowledgements: one round trip's latency
    * per request instead of one per event. Resolves only when JetStream stored (or deduplicated) all.
+   * The caller has admitted the events into the in-flight budget (in-flight-budget.ts).
    */
   async publish(source: string, events: readonly PreparedEvent[]): Promise<PublishResult> {
     const js = this.link.publisher;
     if (!js) throw this.fail('GW_NATS_UNAVAILABLE', `NATS is ${this.link.state}`);
-    if (this.inFlight + events.length > this.options.maxInFlight) {
-      throw this.fail('GW_OVERLOADED', `${this.inFlight} events awaiting acknowledgement`);
-    }
-    let bytes = 0;
-    for (const e of events) bytes += e.data.length;
-    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.options.maxInFlightBytes) {
-      throw this.fail('GW_OVERLOADED', `${this.inFlightBytes} bytes of events awaiting acknowledgement`);
-    }
 
     const started = performance.now();
     this.inFlight += events.length;
-    this.inFlightBytes += bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
     const token = subjectToken(source);
     const acks = events.map((e) =>
@@ -142,7 +121,6 @@ export class EventPublisher {
     // Wait for every answer, even after a failure, so in-flight accounting and metrics stay exact.
     const results = await Promise.allSettled(acks);
     this.inFlight -= events.length;
-    this.inFlightBytes -= bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
 
     let duplicates = 0;

@@ -3,10 +3,17 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { GatewayErrorCode } from './errors.js';
+import type { Lease } from './in-flight-budget.js';
 
 export class RequestState {
   /** Source of the write key, once authenticated. */
   source: string | undefined;
+  /** The write key, once known: the in-flight budget is shared by key. Never logged. */
+  writeKey: string | undefined;
+  /** The request's part of the in-flight budget, from its headers until it ends. */
+  lease: Lease | undefined;
+  /** Bytes of the body as parsed (after decompression). */
+  bodyBytes = 0;
   accepted = 0;
   rejected = 0;
   duplicates = 0;

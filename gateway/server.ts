@@ -14,6 +14,7 @@ import { displayServers } from '../lib/nats-url.js';
 import { registerBodyParsing } from './body.js';
 import { registerCors } from './cors.js';
 import { GatewayError, isRetryable, toGatewayError } from './errors.js';
+import { InFlightBudget } from './in-flight-budget.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { NatsLink } from './nats-link.js';
 import { answerClientError, OpenRequests } from './open-requests.js';
@@ -39,6 +40,7 @@ export const GATEWAY_DEFAULTS = {
   shutdownGraceMs: 15_000,
   maxInFlightEvents: 20_000,
   maxInFlightBytes: 64 * 1024 * 1024,
+  maxRequestStoredBytes: 4 * 1024 * 1024,
   writeKeysPollMs: 5000,
   natsReconnectWaitMs: 2000,
 } as const;
@@ -57,8 +59,16 @@ export interface GatewayOptions {
   requestTimeoutMs?: number;
   /** How long close() lets open requests finish before it answers them 503 and closes their connections. */
   shutdownGraceMs?: number;
+  /** The in-flight budget (events, bytes), shared fairly between clients: see in-flight-budget.ts. */
   maxInFlightEvents?: number;
   maxInFlightBytes?: number;
+  /** Bytes a batch's events may take as stored, each with the batch's context copied in. */
+  maxRequestStoredBytes?: number;
+  /**
+   * Proxies whose X-Forwarded-For names the client (addresses or CIDR ranges): behind a load balancer,
+   * the client address the budget is shared by. Without, the peer's address counts.
+   */
+  trustProxy?: readonly string[];
   writeKeysPollMs?: number;
   natsReconnectWaitMs?: number;
   /**
@@ -74,6 +84,7 @@ export interface Gateway {
   readonly app: FastifyInstance;
   readonly metrics: GatewayMetrics;
   readonly link: NatsLink;
+  readonly budget: InFlightBudget;
   readonly writeKeys: WriteKeys;
   readonly topology: Topology;
   /** Starts serving; resolves with the bound address (e.g. http://127.0.0.1:8080). */
@@ -122,6 +133,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
     // Requests arriving while stopping are answered by our hook below, with a catalogue code.
     return503OnClosing: false,
+    trustProxy: options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
   });
   const log = app.log;
 
@@ -174,14 +186,17 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
     },
   });
-  const publisher = new EventPublisher(
-    link,
-    t,
+  const publisher = new EventPublisher(link, t, metrics);
+  const budget = new InFlightBudget(
     {
-      maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
-      maxInFlightBytes: options.maxInFlightBytes ?? GATEWAY_DEFAULTS.maxInFlightBytes,
+      events: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
+      bytes: options.maxInFlightBytes ?? GATEWAY_DEFAULTS.maxInFlightBytes,
     },
-    metrics,
+    (held, active) => {
+      metrics.inFlightBytes.set(held.bytes);
+      metrics.inFlightKeys.set(active.keys);
+      metrics.inFlightClients.set(active.clients);
+    },
   );
 
   decorateRequestState(app);
@@ -246,7 +261,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     );
   });
 
-  registerTrackingRoutes(app, { writeKeys, publisher, metrics });
+  registerTrackingRoutes(app, {
+    writeKeys,
+    publisher,
+    metrics,
+    budget,
+    maxStoredBytes: options.maxRequestStoredBytes ?? GATEWAY_DEFAULTS.maxRequestStoredBytes,
+  });
   registerCors(app, [...SINGLE_EVENT_ROUTES.flatMap(([, paths]) => paths), ...BATCH_ROUTES]);
   registerProbes(app, { link, metrics, isClosing: () => closing });
   let stopped: Promise<void> | undefined;
@@ -255,6 +276,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     app,
     metrics,
     link,
+    budget,
     writeKeys,
     topology: t,
     async listen(port, host) {

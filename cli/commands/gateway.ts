@@ -2,6 +2,7 @@
 // Every flag has an environment-variable fallback, so the same image runs from a Deployment's env.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
@@ -22,6 +23,8 @@ interface GatewayFlags {
   shutdownGrace: number;
   maxInFlight: number;
   maxInFlightBytes: number;
+  maxRequestStoredBytes: number;
+  trustProxy?: string[];
   logLevel: string;
   createStreams?: boolean;
 }
@@ -65,6 +68,26 @@ function natsUrls(value: string): string {
 /** How long after the grace period a shutdown that has not completed is cut short. */
 const SHUTDOWN_BACKSTOP_MS = 10_000;
 
+/** Addresses and CIDR ranges of trusted proxies, comma-separated. */
+function proxyList(value: string): string[] {
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const entry of entries) {
+    const [address = '', bits, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 6 ? 128 : 32;
+    const badBits = bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > max);
+    if (family === 0 || badBits || rest.length > 0) {
+      throw new InvalidArgumentError(
+        `"${entry}" is not an IP address or CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8).`,
+      );
+    }
+  }
+  return entries;
+}
+
 const kb = (bytes: number) => `${bytes / 1024} KB`;
 
 const HELP_AFTER = `
@@ -80,6 +103,11 @@ Answers: 200 once JetStream stored every accepted event; 400 with a code and mes
 invalid input (a batch lists rejected events and accepts the rest); 503 or 429 with
 Retry-After when events could not be stored: resend, messageIds make the retry safe.
 A request whose headers, or then its body, take longer than --request-timeout gets 408.
+
+Fairness: what the gateway holds for open requests (--max-in-flight, --max-in-flight-bytes)
+is shared between write keys, and within a key between client addresses (IPv6 by /64; behind
+a load balancer, name it with --trust-proxy). A client alone may use all of it; while others
+want their share, a client holding more than its own gets 429 with Retry-After.
 
 Write-keys file (--write-keys), re-read when it changes:
 ${WRITE_KEYS_FORMAT.replace(/^(?=.)/gm, '  ')}
@@ -168,7 +196,10 @@ export function registerGatewayCommand(program: Command): void {
         .argParser(integer(0, 600_000, 'the shutdown grace period')),
     )
     .addOption(
-      new Option('--max-in-flight <events>', 'events awaiting acknowledgement before new requests get 503')
+      new Option(
+        '--max-in-flight <events>',
+        'events awaiting acknowledgement: the in-flight budget, shared fairly between clients',
+      )
         .env('DFN_GATEWAY_MAX_IN_FLIGHT')
         .default(GATEWAY_DEFAULTS.maxInFlightEvents)
         .argParser(integer(LIMITS.batchEvents, 10_000_000, 'the in-flight limit')),
@@ -176,11 +207,29 @@ export function registerGatewayCommand(program: Command): void {
     .addOption(
       new Option(
         '--max-in-flight-bytes <bytes>',
-        'bytes of events awaiting acknowledgement before new requests get 503 (bounds memory)',
+        'bytes held for open requests (bodies, events awaiting acks): the in-flight budget; ' +
+          'clients within their fair share may go beyond, up to twice it (the memory bound)',
       )
         .env('DFN_GATEWAY_MAX_IN_FLIGHT_BYTES')
         .default(GATEWAY_DEFAULTS.maxInFlightBytes)
         .argParser(integer(LIMITS.batchBytes, 2 ** 40, 'the in-flight byte limit')),
+    )
+    .addOption(
+      new Option(
+        '--max-request-stored-bytes <bytes>',
+        "bytes a batch's events may take as stored, its context copied into each; more: 400",
+      )
+        .env('DFN_GATEWAY_MAX_REQUEST_STORED_BYTES')
+        .default(GATEWAY_DEFAULTS.maxRequestStoredBytes)
+        .argParser(integer(LIMITS.batchBytes, 2 ** 40, 'the stored-bytes limit')),
+    )
+    .addOption(
+      new Option(
+        '--trust-proxy <addresses>',
+        'proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For names the client',
+      )
+        .env('DFN_GATEWAY_TRUST_PROXY')
+        .argParser(proxyList),
     )
     .addOption(
       new Option('--log-level <level>', 'least severe log level written; "debug" logs every accepted request')
@@ -223,6 +272,8 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       shutdownGraceMs: flags.shutdownGrace,
       maxInFlightEvents: flags.maxInFlight,
       maxInFlightBytes: flags.maxInFlightBytes,
+      maxRequestStoredBytes: flags.maxRequestStoredBytes,
+      ...(flags.trustProxy ? { trustProxy: flags.trustProxy } : {}),
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
       logger: {
         level: flags.logLevel,
