@@ -2,6 +2,7 @@
 // at a time, or nothing at all. It reads whatever the gateway answers until the connection closes.
 
 import { connect, type Socket } from 'node:net';
+import { waitFor } from '../helpers/wait.js';
 import { basic } from './harness.js';
 
 export interface RawResponse {
@@ -133,4 +134,24 @@ export function batchBody(n: number, tag: string, extra: Record<string, unknown>
     })),
     ...extra,
   });
+}
+
+/** The answer to a request, or undefined once `held()` says the gateway took it in and holds it. */
+export async function answerOrHeld<T>(
+  answer: Promise<T>,
+  held: () => boolean | Promise<boolean>,
+): Promise<T | undefined> {
+  let value: T | undefined;
+  let settled = false;
+  answer.then(
+    (v) => {
+      value = v;
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  await waitFor('an answer, or the request held', async () => settled || (await held()));
+  return value;
 }
