@@ -19,8 +19,11 @@ export const CEILING = 2;
 /** How long a refused client counts as waiting: a few of the Retry-After second it was told. */
 export const WAITING_MS = 3000;
 
-/** Waiting clients remembered at most (the oldest are forgotten first). */
-const MAX_WAITING = 10_000;
+/**
+ * Waiting clients remembered at most (the oldest are forgotten first): an admission looks at each of
+ * them once, so this bounds what an attacker refused from many addresses adds to every request.
+ */
+const MAX_WAITING = 1000;
 
 const DIMENSIONS = ['events', 'bytes'] as const;
 type Dimension = (typeof DIMENSIONS)[number];
@@ -39,6 +42,15 @@ interface Waiting {
   key: string | undefined;
   address: string;
   until: number;
+}
+
+/** Who counts when shares are computed: clients with a request open, and those waiting. */
+interface Census {
+  keys: number;
+  /** Waiting addresses without a request open, by key. */
+  waitingAddresses: Map<string | undefined, number>;
+  /** Waiting clients other than the one asking. */
+  waiters: Waiting[];
 }
 
 const clientId = (key: string | undefined, address: string) => `${key ?? ''}\u0000${address}`;
@@ -85,6 +97,11 @@ export class InFlightBudget {
   /** Clients (write key × address) with a request open. */
   get activeClients(): number {
     return this.clients;
+  }
+
+  /** Clients refused lately that still count as waiting (at most MAX_WAITING). */
+  get waitingClients(): number {
+    return this.waiting.size;
   }
 
   /** Opens a lease, holding nothing yet, for a request from `address` with `key` (if known). */
@@ -139,11 +156,11 @@ export class InFlightBudget {
     const othersHold = this.total.events > held.events || this.total.bytes > held.bytes;
     let verdict: Admission = 'admitted';
     if (grows.length > 0 && othersHold) {
-      const waiting = this.waitingOthers(key, address);
-      const within = () => this.withinShare(key, address, growth, grows, waiting);
+      const census = this.census(key, address);
+      const within = this.withinShare(key, address, growth, grows, census);
       if (this.fits(growth, grows, 1)) {
-        if (waiting.some((w) => this.underShare(w, waiting)) && !within()) verdict = 'throttled';
-      } else if (!within()) verdict = 'throttled';
+        if (!within && census.waiters.some((w) => this.underShare(w, census))) verdict = 'throttled';
+      } else if (!within) verdict = 'throttled';
       else if (!this.fits(growth, grows, CEILING)) verdict = 'overloaded';
     }
     if (verdict !== 'admitted') {
@@ -163,18 +180,34 @@ export class InFlightBudget {
     return grows.every((d) => this.total[d] + growth[d] <= factor * this.limits[d]);
   }
 
-  /** The shares of one key and of one of its addresses, counting active and waiting clients. */
-  private shares(key: string | undefined, waiting: readonly Waiting[]): { key: number; address: number } {
-    const k = this.keys.get(key);
-    const otherKeys = new Set<string | undefined>();
-    const otherAddresses = new Set<string>();
-    for (const w of waiting) {
-      if (!this.keys.has(w.key)) otherKeys.add(w.key);
-      if (w.key === key && !k?.addresses.has(w.address)) otherAddresses.add(w.address);
+  /** One pass over the waiting clients (forgetting those whose wait is over), for the shares. */
+  private census(key: string | undefined, address: string): Census {
+    const census: Census = { keys: this.keys.size, waitingAddresses: new Map(), waiters: [] };
+    if (this.waiting.size === 0) return census;
+    const now = this.now();
+    const self = clientId(key, address);
+    const waitingKeys = new Set<string | undefined>();
+    for (const [id, w] of this.waiting) {
+      if (w.until <= now) {
+        this.waiting.delete(id);
+        continue;
+      }
+      if (id === self) continue;
+      census.waiters.push(w);
+      const k = this.keys.get(w.key);
+      if (!k) waitingKeys.add(w.key);
+      if (!k?.addresses.has(w.address)) {
+        census.waitingAddresses.set(w.key, (census.waitingAddresses.get(w.key) ?? 0) + 1);
+      }
     }
-    const keys = this.keys.size + otherKeys.size + (k || otherKeys.has(key) ? 0 : 1);
-    const addresses = (k?.addresses.size ?? 0) + otherAddresses.size || 1;
-    return { key: 1 / keys, address: 1 / keys / addresses };
+    census.keys += waitingKeys.size;
+    return census;
+  }
+
+  /** A key's share and the share of each of its addresses, as fractions of the budget. */
+  private shares(key: string | undefined, census: Census): { key: number; address: number } {
+    const addresses = (this.keys.get(key)?.addresses.size ?? 0) + (census.waitingAddresses.get(key) ?? 0);
+    return { key: 1 / census.keys, address: 1 / census.keys / Math.max(1, addresses) };
   }
 
   private withinShare(
@@ -182,9 +215,9 @@ export class InFlightBudget {
     address: string,
     growth: Amount,
     grows: readonly Dimension[],
-    waiting: readonly Waiting[],
+    census: Census,
   ): boolean {
-    const share = this.shares(key, waiting);
+    const share = this.shares(key, census);
     const k = this.keys.get(key)!;
     const a = k.addresses.get(address)!;
     return grows.every(
@@ -194,23 +227,10 @@ export class InFlightBudget {
   }
 
   /** Whether a waiting client's address holds less than its share: it would take room if there were any. */
-  private underShare(w: Waiting, waiting: readonly Waiting[]): boolean {
-    const share = this.shares(w.key, waiting);
+  private underShare(w: Waiting, census: Census): boolean {
+    const share = this.shares(w.key, census);
     const a = this.keys.get(w.key)?.addresses.get(w.address);
     return DIMENSIONS.every((d) => (a?.[d] ?? 0) < share.address * this.limits[d]);
-  }
-
-  /** Clients refused lately, other than this one; forgets those whose wait is over. */
-  private waitingOthers(key: string | undefined, address: string): Waiting[] {
-    if (this.waiting.size === 0) return [];
-    const now = this.now();
-    const self = clientId(key, address);
-    const out: Waiting[] = [];
-    for (const [id, w] of this.waiting) {
-      if (w.until <= now) this.waiting.delete(id);
-      else if (id !== self) out.push(w);
-    }
-    return out;
   }
 
   private wait(key: string | undefined, address: string): void {

@@ -78,6 +78,19 @@ describe('InFlightBudget', () => {
     expect(z.hold(bytes(150))).toBe('admitted');
   });
 
+  it('remembers a bounded number of waiting clients, however many addresses are refused', () => {
+    const budget = new InFlightBudget(LIMITS);
+    budget.lease('heavy', 'a').hold(bytes(1000));
+    for (let i = 0; i < 5000; i++) {
+      const lease = budget.lease('attacker', `2001:db8:${i.toString(16)}::/64`);
+      expect(lease.hold(bytes(600))).toBe('throttled');
+      lease.release();
+    }
+    expect(budget.waitingClients).toBe(1000);
+    // Still decided, still fair: a client within its share gets in.
+    expect(budget.lease('light', 'b').hold(bytes(100))).toBe('admitted');
+  });
+
   it('counts events as well as bytes', () => {
     const budget = new InFlightBudget(LIMITS);
     expect(budget.lease('heavy', 'a').hold({ events: 1000, bytes: 10 })).toBe('admitted');
