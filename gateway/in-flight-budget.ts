@@ -156,12 +156,16 @@ export class InFlightBudget {
     const othersHold = this.total.events > held.events || this.total.bytes > held.bytes;
     let verdict: Admission = 'admitted';
     if (grows.length > 0 && othersHold) {
-      const census = this.census(key, address);
-      const within = this.withinShare(key, address, growth, grows, census);
-      if (this.fits(growth, grows, 1)) {
-        if (!within && census.waiters.some((w) => this.underShare(w, census))) verdict = 'throttled';
-      } else if (!within) verdict = 'throttled';
-      else if (!this.fits(growth, grows, CEILING)) verdict = 'overloaded';
+      // The common case, room and nobody waiting, is decided without computing a share.
+      const fits = this.fits(growth, grows, 1);
+      if (!fits || this.waiting.size > 0) {
+        const census = this.census(key, address);
+        const within = this.withinShare(key, address, growth, grows, census);
+        if (fits) {
+          if (!within && census.waiters.some((w) => this.underShare(w, census))) verdict = 'throttled';
+        } else if (!within) verdict = 'throttled';
+        else if (!this.fits(growth, grows, CEILING)) verdict = 'overloaded';
+      }
     }
     if (verdict !== 'admitted') {
       this.wait(key, address);
