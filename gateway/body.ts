@@ -60,13 +60,17 @@ export function registerBodyParsing(app: FastifyInstance, metrics: GatewayMetric
     );
   });
 
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    const header = req.headers['content-encoding'];
-    if (header === undefined) return payload;
-    const encoding = header.trim().toLowerCase();
-    if (encoding === '' || encoding === 'identity') return payload;
-    const inflate = decompressor(encoding);
-    if (!inflate) throw new GatewayError('GW_UNSUPPORTED_ENCODING', `got "${header}"`);
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    const state = requestState(req);
+    const header = req.headers['content-encoding']?.trim().toLowerCase();
+    if (header === undefined || header === '' || header === 'identity') {
+      state.bodyStream = payload;
+      return done(null, payload);
+    }
+    const inflate = decompressor(header);
+    if (!inflate) {
+      return done(new GatewayError('GW_UNSUPPORTED_ENCODING', `got "${req.headers['content-encoding']}"`));
+    }
     // Fastify compares the compressed byte count with Content-Length and the limit through this field.
     const counted = inflate as typeof inflate & { receivedEncodedLength: number };
     counted.receivedEncodedLength = 0;
@@ -77,10 +81,11 @@ export function registerBodyParsing(app: FastifyInstance, metrics: GatewayMetric
     payload.pipe(inflate);
     // Stop inflating once the request is answered (e.g. rejected for size): a small "zip bomb" must
     // not keep the CPU busy after its answer was sent.
-    requestState(req).cleanup = () => {
+    state.cleanup = () => {
       payload.unpipe(inflate);
       inflate.destroy();
     };
-    return inflate as unknown as Readable & typeof payload;
+    state.bodyStream = inflate;
+    done(null, inflate as unknown as Readable & typeof payload);
   });
 }

@@ -3,7 +3,6 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, type GatewayErrorCode } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -13,19 +12,20 @@ interface Open {
   reply: FastifyReply;
   /** performance.now() after which a body still arriving is cut off. */
   deadline: number;
-  /** The stream the body parser reads (after decompression), once it started reading. */
-  body: Readable | undefined;
 }
 
 export interface OpenRequestsOptions {
   /** Time for the headers, and then again for the body (ms). */
   timeoutMs: number;
   metrics: GatewayMetrics;
+  /** True once the gateway is stopping: new POSTs are refused, answers close their connection. */
+  isClosing: () => boolean;
 }
 
 /**
- * Requests still receiving their body, in arrival order. Every entry gets the same timeout, so the
- * expired ones are always at the front and one interval sweeps them (no timer per request).
+ * Requests in arrival order, until their body has arrived. Every entry gets the same timeout, so the
+ * expired ones are always at the front and one interval sweeps them (no timer per request); whether
+ * the body is in is Node's `complete` flag, so no hook has to say so.
  */
 export class OpenRequests {
   private readonly receiving = new Map<FastifyRequest, Open>();
@@ -48,37 +48,25 @@ export class OpenRequests {
     return this.open.size;
   }
 
-  /**
-   * Hooks that track every request from its headers to its end. Register after the body-decoding
-   * hooks, so the stream recorded is the one the parser reads.
-   */
+  /** Hooks that track every request from its headers to its end (register before other hooks). */
   register(app: FastifyInstance): void {
     app.addHook('onRequest', (req, reply, done) => {
       this.open.add(req);
-      this.receiving.set(req, {
-        reply,
-        deadline: performance.now() + this.options.timeoutMs,
-        body: undefined,
-      });
+      this.receiving.set(req, { reply, deadline: performance.now() + this.options.timeoutMs });
       // 'close' comes after the answer is sent and also when the client goes away first, which
       // onResponse does not see: whatever the request holds is released either way.
       reply.raw.once('close', () => this.ended(req));
-      done();
+      // A request on a keep-alive connection opened before the stop: the client resends it to another
+      // replica (the answer closes the connection). Probes keep answering for Kubernetes.
+      done(
+        this.options.isClosing() && req.method === 'POST' ? new GatewayError('GW_SHUTTING_DOWN') : undefined,
+      );
     });
-    app.addHook('preParsing', (req, _reply, payload, done) => {
-      const entry = this.receiving.get(req);
-      if (entry) entry.body = payload;
-      done(null, payload);
-    });
-    // Runs once the body is in (or right away when there is none): the deadline no longer applies.
-    app.addHook('preValidation', (req, _reply, done) => {
-      this.receiving.delete(req);
-      done();
-    });
-    // An answer sent before the body was read (401, 429, a timeout) closes the connection: otherwise
-    // Node would go on reading, and discarding, whatever the client still trickles in.
+    // An answer sent before the body arrived (401, 429, a timeout) closes the connection: otherwise
+    // Node would go on reading, and discarding, whatever the client still trickles in. While stopping,
+    // every answer does, so keep-alive sockets do not hold the stop open and clients move elsewhere.
     app.addHook('onSend', (req, reply, payload, done) => {
-      if (this.receiving.has(req)) void reply.header('connection', 'close');
+      if (!req.raw.complete || this.options.isClosing()) void reply.header('connection', 'close');
       done(null, payload);
     });
   }
@@ -112,9 +100,10 @@ export class OpenRequests {
    */
   private cut(req: FastifyRequest, entry: Open, code: GatewayErrorCode, detail: string): void {
     this.receiving.delete(req);
-    if (entry.reply.sent) return;
-    if (entry.body && entry.body.listenerCount('error') > 0) {
-      entry.body.emit('error', new GatewayError(code, detail));
+    if (entry.reply.sent || req.raw.complete) return;
+    const body = requestState(req).bodyStream;
+    if (body && body.listenerCount('error') > 0) {
+      body.emit('error', new GatewayError(code, detail));
     } else {
       this.options.metrics.rejects.inc({ reason: code });
       req.raw.socket?.destroy();

@@ -1,6 +1,7 @@
 // What the gateway learns about a request while handling it (source, events accepted and rejected),
 // kept on the request so the logging and metrics hooks can report it once the answer is sent.
 
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { GatewayErrorCode } from './errors.js';
 import type { Lease } from './in-flight-budget.js';
@@ -21,6 +22,8 @@ export class RequestState {
   code: GatewayErrorCode | undefined;
   /** Why the events were not stored (retryable errors only: their messages carry no client values). */
   error: string | undefined;
+  /** The stream the body parser reads (decompressed), so a deadline can end the read. */
+  bodyStream: Readable | undefined;
   /** Releases resources tied to the request (a decompression stream) once it is answered. */
   cleanup: (() => void) | undefined;
 }

@@ -200,15 +200,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   );
 
   decorateRequestState(app);
-  registerBodyParsing(app, metrics);
-  const open = new OpenRequests({ timeoutMs: requestTimeoutMs, metrics });
+  const open = new OpenRequests({ timeoutMs: requestTimeoutMs, metrics, isClosing: () => closing });
   open.register(app);
-
-  // A request on a keep-alive connection that was open before the stop: the client resends it to
-  // another replica (the answer closes the connection). Probes keep answering for Kubernetes.
-  app.addHook('onRequest', (req, _reply, done) => {
-    done(closing && req.method === 'POST' ? new GatewayError('GW_SHUTTING_DOWN') : undefined);
-  });
+  registerBodyParsing(app, metrics);
 
   app.setErrorHandler((err, req, reply) => {
     const config = req.routeOptions.config as Partial<TrackingRouteConfig> | undefined;
@@ -227,12 +221,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const gwErr = new GatewayError('GW_ROUTE_NOT_FOUND', `got ${req.method} ${req.url.split('?')[0]}`);
     requestState(req).code = gwErr.code;
     return reply.code(gwErr.statusCode).send(gwErr.toBody());
-  });
-
-  // While stopping, answers close their connection: a keep-alive socket would otherwise hold close()
-  // open until the client's idle timeout, and the client should reconnect to another replica anyway.
-  app.addHook('onSend', async (_req, reply) => {
-    if (closing) void reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (req, reply) => {
