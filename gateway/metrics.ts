@@ -53,6 +53,10 @@ export function gatewayMetrics() {
       'dfn_gateway_in_flight_clients',
       'Clients (write key and address) with a request open, among which a key share is divided',
     ),
+    connectionsDropped: registry.counter(
+      'dfn_gateway_connections_dropped_total',
+      'Connections closed as they arrived because --max-connections were open',
+    ),
     refusals: registry.counter(
       'dfn_gateway_refusals_total',
       'Requests refused a part of the in-flight budget, by reason (GW_THROTTLED, GW_OVERLOADED)',

@@ -38,6 +38,7 @@ export const GATEWAY_DEFAULTS = {
   publishTimeoutMs: 5000,
   requestTimeoutMs: 30_000,
   shutdownGraceMs: 15_000,
+  maxConnections: 10_000,
   maxInFlightEvents: 20_000,
   maxInFlightBytes: 64 * 1024 * 1024,
   maxRequestStoredBytes: 4 * 1024 * 1024,
@@ -59,6 +60,8 @@ export interface GatewayOptions {
   requestTimeoutMs?: number;
   /** How long close() lets open requests finish before it answers them 503 and closes their connections. */
   shutdownGraceMs?: number;
+  /** Open connections at most; more are closed as they arrive (an idle one costs ~6 KB). */
+  maxConnections?: number;
   /** The in-flight budget (events, bytes), shared fairly between clients: see in-flight-budget.ts. */
   maxInFlightEvents?: number;
   maxInFlightBytes?: number;
@@ -136,6 +139,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     trustProxy: options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
   });
   const log = app.log;
+  // Each connection costs memory before it sends a byte; a flood of them must not grow it without end.
+  app.server.maxConnections = options.maxConnections ?? GATEWAY_DEFAULTS.maxConnections;
+  app.server.on('drop', () => metrics.connectionsDropped.inc());
 
   metrics.writeKeys.set(writeKeys.size);
   writeKeys.on('reload', ({ keys, sources }) => {

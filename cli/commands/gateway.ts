@@ -21,6 +21,7 @@ interface GatewayFlags {
   publishTimeout: number;
   requestTimeout: number;
   shutdownGrace: number;
+  maxConnections: number;
   maxInFlight: number;
   maxInFlightBytes: number;
   maxRequestStoredBytes: number;
@@ -196,6 +197,12 @@ export function registerGatewayCommand(program: Command): void {
         .argParser(integer(0, 600_000, 'the shutdown grace period')),
     )
     .addOption(
+      new Option('--max-connections <n>', 'open connections at most; more are closed as they arrive')
+        .env('DFN_GATEWAY_MAX_CONNECTIONS')
+        .default(GATEWAY_DEFAULTS.maxConnections)
+        .argParser(integer(1, 10_000_000, 'the connection limit')),
+    )
+    .addOption(
       new Option(
         '--max-in-flight <events>',
         'events awaiting acknowledgement: the in-flight budget, shared fairly between clients',
@@ -270,6 +277,7 @@ async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
       publishTimeoutMs: flags.publishTimeout,
       requestTimeoutMs: flags.requestTimeout,
       shutdownGraceMs: flags.shutdownGrace,
+      maxConnections: flags.maxConnections,
       maxInFlightEvents: flags.maxInFlight,
       maxInFlightBytes: flags.maxInFlightBytes,
       maxRequestStoredBytes: flags.maxRequestStoredBytes,

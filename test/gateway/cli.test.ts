@@ -50,6 +50,8 @@ describe('dfn gateway --help', () => {
       'DFN_GATEWAY_MAX_REQUEST_STORED_BYTES',
       '--trust-proxy',
       'DFN_GATEWAY_TRUST_PROXY',
+      '--max-connections',
+      'DFN_GATEWAY_MAX_CONNECTIONS',
       '--create-streams',
       '/v1/batch',
       '/readyz',

@@ -4,7 +4,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
-import { sharedGateway, WRITE_KEY } from './harness.js';
+import { GatewayHarness, sharedGateway, WRITE_KEY } from './harness.js';
 import { batchBody, slowRequest } from './slow-client.js';
 
 const TIMEOUT_MS = 1000;
@@ -101,6 +101,27 @@ describe('the request deadline', () => {
     expect(ok.status).toBe(200);
     const answers = await Promise.all(slow.map((s) => s.response));
     expect(answers.map((a) => a.status)).toEqual(slow.map(() => 408));
+  });
+
+  it('closes connections beyond --max-connections as they arrive, and serves again once they are gone', async () => {
+    const h = await GatewayHarness.start(gw.nats, { gateway: { maxConnections: 5 } });
+    const connections = () =>
+      new Promise<number>((resolve, reject) =>
+        h.gateway.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+    try {
+      const idle = Array.from({ length: 5 }, () => slowRequest(h.url, { silent: true }));
+      await waitFor('five connections open', async () => (await connections()) === 5);
+      const sixth = await slowRequest(h.url, { body: batchBody(1, 'sixth'), writeKey: WRITE_KEY }).response;
+      expect(sixth.status).toBe(0); // closed without an answer
+      for (const s of idle) s.socket.destroy();
+      await waitFor('the idle connections to be gone', async () => (await connections()) === 0);
+      const res = await h.post('/v1/batch', JSON.parse(batchBody(1, 'after')), { writeKey: WRITE_KEY });
+      expect(res.status).toBe(200);
+      expect(await h.metric('dfn_gateway_connections_dropped_total')).toBe(1);
+    } finally {
+      await h.close();
+    }
   });
 
   it('accepts a body that arrives in pieces within the deadline', async () => {
