@@ -125,17 +125,21 @@ describe('the request deadline', () => {
   });
 
   it('accepts a body that arrives in pieces within the deadline', async () => {
-    // Three pieces 50 ms apart against a 1 s deadline.
-    const body = batchBody(2, 'pieces');
-    const slow = slowRequest(gw.h.url, {
-      body,
-      writeKey: WRITE_KEY,
-      bytesPerTick: Math.ceil(body.length / 3),
-      intervalMs: 50,
-      headers: { connection: 'close' },
-    });
-    const res = await slow.response;
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ success: true, accepted: 2 });
+    // Three pieces 50 ms apart against a deadline of a minute: slow is fine, endless is not.
+    const h = await GatewayHarness.start(gw.nats, { gateway: { requestTimeoutMs: 60_000 } });
+    try {
+      const body = batchBody(2, 'pieces');
+      const res = await slowRequest(h.url, {
+        body,
+        writeKey: WRITE_KEY,
+        bytesPerTick: Math.ceil(body.length / 3),
+        intervalMs: 50,
+        headers: { connection: 'close' },
+      }).response;
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ success: true, accepted: 2 });
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -212,13 +212,13 @@ describe('dfn gateway under requests that never finish', () => {
     });
     const gw = await startGateway(prefix, [
       '--max-in-flight-bytes',
-      String(4 * 1024 * 1024),
+      String(2 * 1024 * 1024),
       '--publish-timeout',
       '60000',
     ]);
     try {
-      // ~2.6 MB stored per request (a 2.5 KB batch context in each of 1,000 events) from a 60 KB body.
-      const context = { pad: 'c'.repeat(2500) };
+      // ~1.1 MB stored per request (a 1 KB batch context in each of 1,000 events) from a 60 KB body.
+      const context = { pad: 'c'.repeat(1000) };
       const heavyBody = JSON.stringify({
         batch: Array.from({ length: 1000 }, (_, i) => ({ type: 'track', userId: `u${i}`, event: 'Heavy' })),
         context,
