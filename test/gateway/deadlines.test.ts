@@ -1,11 +1,12 @@
-// Every request has a deadline: headers within the request timeout, then the body within it again.
-// Clients that trickle, or send nothing, are answered with a catalogue code and their connection closed.
+// Every request has a deadline (headers, then body) and every connection counts against a cap. Clients
+// that trickle, send nothing or send what Node refuses get a catalogue code and lose their connection.
 
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.js';
 import { GatewayHarness, sharedGateway, WRITE_KEY } from './harness.js';
-import { batchBody, slowRequest } from './slow-client.js';
+import { batchBody, parseResponse, slowRequest } from './slow-client.js';
 
 const TIMEOUT_MS = 1000;
 const gw = sharedGateway({ gateway: { requestTimeoutMs: TIMEOUT_MS } });
@@ -141,5 +142,33 @@ describe('the request deadline', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('what Node refuses before a request reaches the routes', () => {
+  /** Writes raw bytes and reads until the gateway closes the connection. */
+  function raw(bytes: string): Promise<ReturnType<typeof parseResponse>> {
+    const { hostname, port } = new URL(gw.h.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => socket.write(bytes));
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(parseResponse(Buffer.concat(chunks))));
+      setTimeout(() => reject(new Error('no answer')), 30_000).unref();
+    });
+  }
+
+  it('answers headers over the size limit with 431 GW_HEADERS_TOO_LARGE', async () => {
+    const res = await raw(`POST /v1/track HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(res.status).toBe(431);
+    expect(res.body).toMatchObject({ success: false, code: 'GW_HEADERS_TOO_LARGE' });
+  });
+
+  it('answers bytes that are not HTTP with 400 GW_MALFORMED_REQUEST', async () => {
+    const res = await raw('HELLO THERE\r\n\r\n');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ success: false, code: 'GW_MALFORMED_REQUEST' });
+    expect(await gw.h.metric('dfn_gateway_rejects_total', { reason: 'GW_MALFORMED_REQUEST' })).toBe(1);
   });
 });
