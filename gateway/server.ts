@@ -134,7 +134,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     requestTimeout: 2 * requestTimeoutMs + 2 * checkIntervalMs,
     clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
-    // Requests arriving while stopping are answered by our hook below, with a catalogue code.
+    // Requests arriving while stopping are answered by open-requests.ts, with a catalogue code.
     return503OnClosing: false,
     trustProxy: options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
   });
