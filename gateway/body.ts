@@ -1,6 +1,7 @@
 // Reading request bodies: JSON only (application/json, or text/plain as browsers send to skip CORS
 // preflight), optionally gzip/deflate-compressed, with the size limit applied to the decompressed bytes.
 
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -24,6 +25,10 @@ function decompressor(encoding: string) {
 
 function parseJson(req: FastifyRequest, body: Buffer, metrics: GatewayMetrics): unknown {
   metrics.requestBytes.inc({ route: req.routeOptions.url ?? 'unmatched' }, body.length);
+  requestState(req).bodyBytes = body.length;
+  // JSON is UTF-8 (RFC 8259). Decoding other bytes would replace them with U+FFFD, and two events that
+  // differ only there (say, in their messageId) would become one.
+  if (!isUtf8(body)) throw new GatewayError('GW_BODY_NOT_UTF8');
   let text = body.toString('utf8');
   // A UTF-8 byte-order mark is legal in a file but not in JSON.parse's input; some clients send one.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -55,13 +60,17 @@ export function registerBodyParsing(app: FastifyInstance, metrics: GatewayMetric
     );
   });
 
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    const header = req.headers['content-encoding'];
-    if (header === undefined) return payload;
-    const encoding = header.trim().toLowerCase();
-    if (encoding === '' || encoding === 'identity') return payload;
-    const inflate = decompressor(encoding);
-    if (!inflate) throw new GatewayError('GW_UNSUPPORTED_ENCODING', `got "${header}"`);
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    const state = requestState(req);
+    const header = req.headers['content-encoding']?.trim().toLowerCase();
+    if (header === undefined || header === '' || header === 'identity') {
+      state.bodyStream = payload;
+      return done(null, payload);
+    }
+    const inflate = decompressor(header);
+    if (!inflate) {
+      return done(new GatewayError('GW_UNSUPPORTED_ENCODING', `got "${req.headers['content-encoding']}"`));
+    }
     // Fastify compares the compressed byte count with Content-Length and the limit through this field.
     const counted = inflate as typeof inflate & { receivedEncodedLength: number };
     counted.receivedEncodedLength = 0;
@@ -72,10 +81,11 @@ export function registerBodyParsing(app: FastifyInstance, metrics: GatewayMetric
     payload.pipe(inflate);
     // Stop inflating once the request is answered (e.g. rejected for size): a small "zip bomb" must
     // not keep the CPU busy after its answer was sent.
-    requestState(req).cleanup = () => {
+    state.cleanup = () => {
       payload.unpipe(inflate);
       inflate.destroy();
     };
-    return inflate as unknown as Readable & typeof payload;
+    state.bodyStream = inflate;
+    done(null, inflate as unknown as Readable & typeof payload);
   });
 }

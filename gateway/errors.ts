@@ -29,12 +29,25 @@ export const GATEWAY_ERRORS = {
   },
   GW_MALFORMED_BODY: { status: 400, message: 'the request body could not be read' },
   GW_MALFORMED_JSON: { status: 400, message: 'the request body is not valid JSON' },
+  GW_BODY_NOT_UTF8: { status: 400, message: 'the request body is not valid UTF-8, as JSON must be' },
   GW_BODY_NOT_OBJECT: { status: 400, message: 'the request body must be a JSON object' },
   GW_REQUEST_TOO_LARGE: { status: 400, message: 'the request body is too large' },
   GW_BATCH_NOT_ARRAY: { status: 400, message: '"batch" must be an array of events' },
   GW_BATCH_EMPTY: { status: 400, message: '"batch" has no events' },
   GW_BATCH_TOO_MANY_EVENTS: { status: 400, message: 'too many events in one batch' },
   GW_BATCH_ALL_REJECTED: { status: 400, message: 'every event in the batch was rejected' },
+  GW_BATCH_STORED_TOO_LARGE: {
+    status: 400,
+    message:
+      "the batch's events are too large as stored (the batch's context and integrations are copied into each event)",
+  },
+  GW_REQUEST_TIMEOUT: {
+    status: 408,
+    message:
+      'the request did not arrive in time (the headers, then the body, each within the request timeout)',
+  },
+  GW_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },
+  GW_MALFORMED_REQUEST: { status: 400, message: 'not an HTTP/1.1 request' },
   GW_ROUTE_NOT_FOUND: {
     status: 404,
     message:
@@ -70,7 +83,18 @@ export const GATEWAY_ERRORS = {
   },
   GW_PUBLISH_TIMEOUT: { status: 503, message: 'the event store did not acknowledge in time', retryAfter: 5 },
   GW_STREAM_FULL: { status: 429, message: 'the events stream is full', retryAfter: 30 },
-  GW_OVERLOADED: { status: 503, message: 'too many events in flight', retryAfter: 1 },
+  // The in-flight budget (in-flight-budget.ts): shared fairly, so one client cannot starve the others.
+  GW_THROTTLED: {
+    status: 429,
+    message: "this client already holds its fair share of the gateway's in-flight budget",
+    retryAfter: 1,
+  },
+  GW_OVERLOADED: { status: 503, message: 'the gateway holds all the events it can', retryAfter: 1 },
+  GW_SHUTTING_DOWN: {
+    status: 503,
+    message: 'the gateway is stopping: resend (another replica takes it; messageIds make it safe)',
+    retryAfter: 1,
+  },
   GW_PUBLISH_FAILED: { status: 500, message: 'the event store refused the events' },
   GW_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -41,6 +41,27 @@ export function gatewayMetrics() {
       'Requests whose events JetStream did not acknowledge, by reason',
       ['reason'],
     ),
+    inFlightBytes: registry.gauge(
+      'dfn_gateway_in_flight_bytes',
+      'Bytes held for open requests: bodies being read, and events awaiting acknowledgement',
+    ),
+    inFlightKeys: registry.gauge(
+      'dfn_gateway_in_flight_write_keys',
+      'Write keys with a request open, among which the in-flight budget is shared',
+    ),
+    inFlightClients: registry.gauge(
+      'dfn_gateway_in_flight_clients',
+      'Clients (write key and address) with a request open, among which a key share is divided',
+    ),
+    connectionsDropped: registry.counter(
+      'dfn_gateway_connections_dropped_total',
+      'Connections closed as they arrived because --max-connections were open',
+    ),
+    refusals: registry.counter(
+      'dfn_gateway_refusals_total',
+      'Requests refused a part of the in-flight budget, by reason (GW_THROTTLED, GW_OVERLOADED)',
+      ['reason'],
+    ),
     eventsInFlight: registry.gauge(
       'dfn_gateway_events_in_flight',
       'Events published and awaiting acknowledgement',

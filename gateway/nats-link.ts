@@ -121,6 +121,11 @@ export class NatsLink {
     return this.publisherValue?.inboxError;
   }
 
+  /** Fails every publish still awaiting its ack (a shutdown that cannot wait any longer). */
+  failPending(code: string, message: string): void {
+    this.publisherValue?.failAll(code, message);
+  }
+
   /** Resolves with the connection once it is first established. */
   connected(): Promise<NatsConnection> {
     return this.ready;

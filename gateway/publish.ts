@@ -15,29 +15,33 @@ export interface PreparedEvent {
   data: Uint8Array;
 }
 
-export interface PublisherOptions {
-  /** Events awaiting acknowledgement across all requests; beyond this, requests get 503 at once. */
-  maxInFlight: number;
-  /**
-   * Bytes of events awaiting acknowledgement before new requests get 503. A batch context is copied
-   * into each of up to 2,500 events, so the event count alone does not bound memory. A request is
-   * always let through when nothing else is in flight, so no valid request can be refused forever.
-   */
-  maxInFlightBytes: number;
-}
-
 export interface PublishResult {
   /** Events JetStream had already stored under the same messageId (a client's retry). */
   duplicates: number;
 }
 
+// A UTF-16 code unit of a surrogate pair without its partner. Header values travel as UTF-8, where a
+// lone surrogate has no encoding: TextEncoder writes U+FFFD, so "a\uD800" and "a\uDBFF" would collide.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * `Nats-Msg-Id` of an event. JetStream dedupes per stream, not per subject, so the id is scoped to the
  * source: two sources that happen to reuse a messageId (say "1" from curl) must not drop each other's
  * events. A resent event from the same source still carries the same id and is stored once.
+ *
+ * The mapping is injective, so different messageIds never dedupe against each other: a well-formed
+ * id follows `<source>:` as it is; one with a lone surrogate follows `<source>!` as a JSON string
+ * literal, which escapes the surrogate (`"a\ud800"`) and is ASCII where UTF-8 would be lossy. Source
+ * tokens never contain ':' or '!', so the two forms cannot meet.
  */
 export function eventMsgId(source: string, messageId: string): string {
-  return `${subjectToken(source)}:${messageId}`;
+  return msgIdOf(subjectToken(source), messageId);
+}
+
+function msgIdOf(sourceToken: string, messageId: string): string {
+  return LONE_SURROGATE.test(messageId)
+    ? `${sourceToken}!${JSON.stringify(messageId)}`
+    : `${sourceToken}:${messageId}`;
 }
 
 // JetStream's "store failed" API error; its description says which limit was hit.
@@ -55,6 +59,8 @@ export function classifyPublishError(err: unknown): GatewayErrorCode {
       return 'GW_STREAM_UNAVAILABLE';
     case 'TIMEOUT':
       return 'GW_PUBLISH_TIMEOUT';
+    case 'SHUTTING_DOWN':
+      return 'GW_SHUTTING_DOWN';
     case 'CONNECTION_CLOSED':
     case 'CONNECTION_DRAINING':
     case 'DISCONNECT':
@@ -71,18 +77,17 @@ const FAILURE_RANK: GatewayErrorCode[] = [
   'GW_STREAM_UNAVAILABLE',
   'GW_NATS_UNAVAILABLE',
   'GW_PUBLISH_TIMEOUT',
+  'GW_SHUTTING_DOWN',
   'GW_PUBLISH_FAILED',
 ];
 
 export class EventPublisher {
   private inFlight = 0;
-  private inFlightBytes = 0;
   private readonly subjects = new Map<string, string>();
 
   constructor(
     private readonly link: NatsLink,
     private readonly topology: Topology,
-    private readonly options: PublisherOptions,
     private readonly metrics: GatewayMetrics,
   ) {}
 
@@ -100,29 +105,22 @@ export class EventPublisher {
   /**
    * Publishes every event concurrently and waits for all acknowledgements: one round trip's latency
    * per request instead of one per event. Resolves only when JetStream stored (or deduplicated) all.
+   * The caller has admitted the events into the in-flight budget (in-flight-budget.ts).
    */
   async publish(source: string, events: readonly PreparedEvent[]): Promise<PublishResult> {
     const js = this.link.publisher;
     if (!js) throw this.fail('GW_NATS_UNAVAILABLE', `NATS is ${this.link.state}`);
-    if (this.inFlight + events.length > this.options.maxInFlight) {
-      throw this.fail('GW_OVERLOADED', `${this.inFlight} events awaiting acknowledgement`);
-    }
-    let bytes = 0;
-    for (const e of events) bytes += e.data.length;
-    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.options.maxInFlightBytes) {
-      throw this.fail('GW_OVERLOADED', `${this.inFlightBytes} bytes of events awaiting acknowledgement`);
-    }
 
     const started = performance.now();
     this.inFlight += events.length;
-    this.inFlightBytes += bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
-    const idPrefix = eventMsgId(source, '');
-    const acks = events.map((e) => js.publish(this.subject(source, e.type), e.data, idPrefix + e.messageId));
+    const token = subjectToken(source);
+    const acks = events.map((e) =>
+      js.publish(this.subject(source, e.type), e.data, msgIdOf(token, e.messageId)),
+    );
     // Wait for every answer, even after a failure, so in-flight accounting and metrics stay exact.
     const results = await Promise.allSettled(acks);
     this.inFlight -= events.length;
-    this.inFlightBytes -= bytes;
     this.metrics.eventsInFlight.set(this.inFlight);
 
     let duplicates = 0;

@@ -1,11 +1,13 @@
 // Segment's HTTP Tracking API: the single-event endpoints, /v1/batch (and its /v1/import alias), and
 // the one-letter paths analytics.js uses. Each request is authenticated, checked, enriched, published.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { EventType, SegmentEvent } from '../api/events.js';
 import { sourceFromBody, sourceOf, writeKeyFromHeader } from './auth.js';
+import { clientAddress } from './client-address.js';
 import { enrich, type RequestContext, requestContext } from './enrich.js';
 import { GATEWAY_ERRORS, GatewayError, type RejectedEvent } from './errors.js';
+import type { Admission, InFlightBudget } from './in-flight-budget.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { EventPublisher, PreparedEvent } from './publish.js';
 import { requestState } from './request-state.js';
@@ -32,6 +34,9 @@ export interface TrackingDeps {
   writeKeys: WriteKeys;
   publisher: EventPublisher;
   metrics: GatewayMetrics;
+  budget: InFlightBudget;
+  /** Bytes a batch's events may take as stored (each with the batch's context copied in). */
+  maxStoredBytes: number;
 }
 
 type Json = Record<string, unknown>;
@@ -86,13 +91,53 @@ function isPrepared(value: PreparedEvent | Problem): value is PreparedEvent {
   return 'data' in value;
 }
 
+/**
+ * The bytes a request's body will take: its Content-Length when plain, else (compressed or chunked,
+ * so unknown until read) the route's limit, which is what the parser may hold at most.
+ */
+function bodyEstimate(req: FastifyRequest, limit: number): number {
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  const length = Number(req.headers['content-length']);
+  const plain = encoding === undefined || encoding === '' || encoding === 'identity';
+  return plain && Number.isSafeInteger(length) && length >= 0 ? Math.min(length, limit) : limit;
+}
+
 export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps): void {
-  const { writeKeys, publisher, metrics } = deps;
+  const { writeKeys, publisher, metrics, budget } = deps;
+
+  function refusal(verdict: Admission, what: string): GatewayError | undefined {
+    if (verdict === 'admitted') return undefined;
+    const code = verdict === 'throttled' ? 'GW_THROTTLED' : 'GW_OVERLOADED';
+    metrics.refusals.inc({ reason: code });
+    const { events, bytes } = budget.held;
+    return new GatewayError(
+      code,
+      `${what}; the gateway holds ${events} events and ${bytes} bytes for ${budget.activeKeys} write keys`,
+    );
+  }
 
   /** Basic auth is checked before the body is read: an unknown key costs no parsing. */
-  const authenticateHeader = async (req: FastifyRequest) => {
+  const authenticateHeader: onRequestHookHandler = (req, _reply, done) => {
     const header = req.headers.authorization;
-    if (header !== undefined) requestState(req).source = sourceOf(writeKeys, writeKeyFromHeader(header));
+    if (header === undefined) return done();
+    try {
+      const key = writeKeyFromHeader(header);
+      const state = requestState(req);
+      state.source = sourceOf(writeKeys, key);
+      state.writeKey = key;
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  };
+
+  /** The body's bytes are taken from the budget before it is read: a slow body holds them meanwhile. */
+  const admitBody: onRequestHookHandler = (req, _reply, done) => {
+    const state = requestState(req);
+    const lease = budget.lease(state.writeKey, clientAddress(req.ip));
+    state.lease = lease;
+    const bytes = bodyEstimate(req, req.routeOptions.bodyLimit ?? LIMITS.batchBytes);
+    done(refusal(lease.hold({ events: 0, bytes }), `a body of up to ${bytes} bytes`));
   };
 
   function bodyAndSource(req: FastifyRequest): { body: Json; source: string } {
@@ -104,13 +149,26 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
       );
     }
     const state = requestState(req);
-    state.source ??= sourceFromBody(writeKeys, body);
+    if (state.source === undefined) {
+      state.source = sourceFromBody(writeKeys, body);
+      state.writeKey = body.writeKey as string;
+    }
     return { body, source: state.source };
   }
 
-  async function publish(req: FastifyRequest, source: string, events: PreparedEvent[]): Promise<void> {
-    const { duplicates } = await publisher.publish(source, events);
+  async function publish(
+    req: FastifyRequest,
+    source: string,
+    events: PreparedEvent[],
+    storedBytes: number,
+  ): Promise<void> {
     const state = requestState(req);
+    // The events are held beside the body until JetStream acknowledged them: the budget counts both.
+    const wanted = { events: events.length, bytes: state.bodyBytes + storedBytes };
+    const refused =
+      state.lease && refusal(state.lease.hold(wanted, state.writeKey), `${events.length} events`);
+    if (refused) throw refused;
+    const { duplicates } = await publisher.publish(source, events);
     state.accepted = events.length;
     state.duplicates = duplicates;
     const perType = new Map<EventType, number>();
@@ -122,14 +180,18 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
     for (const url of paths) {
       app.post(
         url,
-        { bodyLimit: LIMITS.eventBytes, onRequest: authenticateHeader, config: { batch: false } },
+        {
+          bodyLimit: LIMITS.eventBytes,
+          onRequest: [authenticateHeader, admitBody],
+          config: { batch: false },
+        },
         async (req) => {
           const { body, source } = bodyAndSource(req);
           const problem = checkEvent(body, type);
           if (problem) throw problemError(problem);
           const prepared = prepare(body, type, requestContext({}, Date.now()));
           if (!isPrepared(prepared)) throw problemError(prepared);
-          await publish(req, source, [prepared]);
+          await publish(req, source, [prepared], prepared.data.length);
           return { success: true };
         },
       );
@@ -139,7 +201,7 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
   for (const url of BATCH_ROUTES) {
     app.post(
       url,
-      { bodyLimit: LIMITS.batchBytes, onRequest: authenticateHeader, config: { batch: true } },
+      { bodyLimit: LIMITS.batchBytes, onRequest: [authenticateHeader, admitBody], config: { batch: true } },
       async (req): Promise<BatchResponse> => {
         const { body, source } = bodyAndSource(req);
         const envelope = checkBatchEnvelope(body);
@@ -148,11 +210,23 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
         const shared = requestContext(envelope, Date.now());
         const accepted: PreparedEvent[] = [];
         const rejected: RejectedEvent[] = [];
+        let storedBytes = 0;
         envelope.batch.forEach((raw, index) => {
           const result =
             checkEvent(raw) ??
             prepare(raw as Json, (raw as Json).type as EventType, shared, envelope.sharedBytes);
           if (isPrepared(result)) {
+            // Checked as the batch grows, so a refused batch never holds more than the limit.
+            storedBytes += result.data.length;
+            if (storedBytes > deps.maxStoredBytes) {
+              throw new GatewayError(
+                'GW_BATCH_STORED_TOO_LARGE',
+                `over ${deps.maxStoredBytes} bytes by event ${index} of ${envelope.batch.length}` +
+                  (envelope.sharedBytes > 0
+                    ? ` (${envelope.sharedBytes} bytes of batch context and integrations in each)`
+                    : ''),
+              );
+            }
             accepted.push(result);
             return;
           }
@@ -176,7 +250,7 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingDeps)
             rejected,
           );
         }
-        await publish(req, source, accepted);
+        await publish(req, source, accepted, storedBytes);
         return { success: true, accepted: accepted.length, rejected };
       },
     );

@@ -14,8 +14,10 @@ import { displayServers } from '../lib/nats-url.js';
 import { registerBodyParsing } from './body.js';
 import { registerCors } from './cors.js';
 import { GatewayError, isRetryable, toGatewayError } from './errors.js';
+import { InFlightBudget } from './in-flight-budget.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { NatsLink } from './nats-link.js';
+import { answerClientError, OpenRequests } from './open-requests.js';
 import { registerProbes } from './probes.js';
 import { EventPublisher } from './publish.js';
 import { decorateRequestState, requestState } from './request-state.js';
@@ -34,8 +36,12 @@ export const GATEWAY_DEFAULTS = {
   natsUrl: DEFAULT_NATS_URL,
   prefix: DEFAULT_PREFIX,
   publishTimeoutMs: 5000,
+  requestTimeoutMs: 30_000,
+  shutdownGraceMs: 15_000,
+  maxConnections: 10_000,
   maxInFlightEvents: 20_000,
   maxInFlightBytes: 64 * 1024 * 1024,
+  maxRequestStoredBytes: 4 * 1024 * 1024,
   writeKeysPollMs: 5000,
   natsReconnectWaitMs: 2000,
 } as const;
@@ -50,8 +56,22 @@ export interface GatewayOptions {
   /** JetStream prefix: events go to `<prefix>.events.<source>.<type>`. */
   prefix?: string;
   publishTimeoutMs?: number;
+  /** Time a client has for a request's headers, and then again for its body (ms). */
+  requestTimeoutMs?: number;
+  /** How long close() lets open requests finish before it answers them 503 and closes their connections. */
+  shutdownGraceMs?: number;
+  /** Open connections at most; more are closed as they arrive (an idle one costs ~6 KB). */
+  maxConnections?: number;
+  /** The in-flight budget (events, bytes), shared fairly between clients: see in-flight-budget.ts. */
   maxInFlightEvents?: number;
   maxInFlightBytes?: number;
+  /** Bytes a batch's events may take as stored, each with the batch's context copied in. */
+  maxRequestStoredBytes?: number;
+  /**
+   * Proxies whose X-Forwarded-For names the client (addresses or CIDR ranges): behind a load balancer,
+   * the client address the budget is shared by. Without, the peer's address counts.
+   */
+  trustProxy?: readonly string[];
   writeKeysPollMs?: number;
   natsReconnectWaitMs?: number;
   /**
@@ -67,13 +87,20 @@ export interface Gateway {
   readonly app: FastifyInstance;
   readonly metrics: GatewayMetrics;
   readonly link: NatsLink;
+  readonly budget: InFlightBudget;
   readonly writeKeys: WriteKeys;
   readonly topology: Topology;
   /** Starts serving; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(port: number, host: string): Promise<string>;
-  /** Stops accepting requests, finishes those in flight, then drains the NATS connection. */
+  /**
+   * Stops accepting requests, lets those open finish within the shutdown grace period (then answers
+   * them 503 GW_SHUTTING_DOWN and closes their connections), then drains the NATS connection.
+   */
   close(): Promise<void>;
 }
+
+/** How long answers to requests ended by a shutdown may take to be written before connections close. */
+const SHUTDOWN_FLUSH_MS = 1000;
 
 const LOG_LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
 
@@ -89,17 +116,32 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const writeKeys = await WriteKeys.load(options.writeKeysFile);
   const metrics = gatewayMetrics();
   let closing = false;
+  const requestTimeoutMs = options.requestTimeoutMs ?? GATEWAY_DEFAULTS.requestTimeoutMs;
+  const checkIntervalMs = OpenRequests.checkIntervalMs(requestTimeoutMs);
 
   const app = Fastify({
     logger: options.logger ?? false,
     // Each request is logged once, by the onResponse hook below, with what happened to its events.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.batchBytes,
-    // A request arriving on an open keep-alive connection while stopping gets fastify's bare 503 with
-    // Connection: close (it never reaches our hooks); clients retry it against another replica.
-    return503OnClosing: true,
+    // Node cuts off headers that take too long (a connection that sends nothing included) and answers
+    // through answerClientError. Bodies get their own deadline (open-requests.ts), which answers with
+    // a catalogue error; Node's whole-request timeout stays behind it only as a backstop.
+    http: {
+      headersTimeout: requestTimeoutMs,
+      requestTimeout: 0,
+      connectionsCheckingInterval: checkIntervalMs,
+    },
+    requestTimeout: 2 * requestTimeoutMs + 2 * checkIntervalMs,
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
+    // Requests arriving while stopping are answered by open-requests.ts, with a catalogue code.
+    return503OnClosing: false,
+    trustProxy: options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
   });
   const log = app.log;
+  // Each connection costs memory before it sends a byte; a flood of them must not grow it without end.
+  app.server.maxConnections = options.maxConnections ?? GATEWAY_DEFAULTS.maxConnections;
+  app.server.on('drop', () => metrics.connectionsDropped.inc());
 
   metrics.writeKeys.set(writeKeys.size);
   writeKeys.on('reload', ({ keys, sources }) => {
@@ -150,17 +192,22 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
     },
   });
-  const publisher = new EventPublisher(
-    link,
-    t,
+  const publisher = new EventPublisher(link, t, metrics);
+  const budget = new InFlightBudget(
     {
-      maxInFlight: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
-      maxInFlightBytes: options.maxInFlightBytes ?? GATEWAY_DEFAULTS.maxInFlightBytes,
+      events: options.maxInFlightEvents ?? GATEWAY_DEFAULTS.maxInFlightEvents,
+      bytes: options.maxInFlightBytes ?? GATEWAY_DEFAULTS.maxInFlightBytes,
     },
-    metrics,
+    (held, active) => {
+      metrics.inFlightBytes.set(held.bytes);
+      metrics.inFlightKeys.set(active.keys);
+      metrics.inFlightClients.set(active.clients);
+    },
   );
 
   decorateRequestState(app);
+  const open = new OpenRequests({ timeoutMs: requestTimeoutMs, metrics, isClosing: () => closing });
+  open.register(app);
   registerBodyParsing(app, metrics);
 
   app.setErrorHandler((err, req, reply) => {
@@ -182,15 +229,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     return reply.code(gwErr.statusCode).send(gwErr.toBody());
   });
 
-  // While stopping, answers close their connection: a keep-alive socket would otherwise hold close()
-  // open until the client's idle timeout, and the client should reconnect to another replica anyway.
-  app.addHook('onSend', async (_req, reply) => {
-    if (closing) void reply.header('connection', 'close');
-  });
-
   app.addHook('onResponse', async (req, reply) => {
     const state = requestState(req);
-    state.cleanup?.();
     const status = reply.statusCode;
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status });
     // A full stream (429) is JetStream's refusal, counted with the 503s as a publish failure.
@@ -215,25 +255,49 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     );
   });
 
-  registerTrackingRoutes(app, { writeKeys, publisher, metrics });
+  registerTrackingRoutes(app, {
+    writeKeys,
+    publisher,
+    metrics,
+    budget,
+    maxStoredBytes: options.maxRequestStoredBytes ?? GATEWAY_DEFAULTS.maxRequestStoredBytes,
+  });
   registerCors(app, [...SINGLE_EVENT_ROUTES.flatMap(([, paths]) => paths), ...BATCH_ROUTES]);
   registerProbes(app, { link, metrics, isClosing: () => closing });
+  let stopped: Promise<void> | undefined;
 
   return {
     app,
     metrics,
     link,
+    budget,
     writeKeys,
     topology: t,
     async listen(port, host) {
       return app.listen({ port, host });
     },
-    async close() {
-      if (closing) return;
-      closing = true;
-      await app.close();
-      writeKeys.close();
-      await link.close();
+    close() {
+      stopped ??= (async () => {
+        closing = true;
+        const graceMs = options.shutdownGraceMs ?? GATEWAY_DEFAULTS.shutdownGraceMs;
+        // What is still open after the grace period is ended, so the process can exit: bodies still
+        // arriving and events still awaiting their acks are answered 503 GW_SHUTTING_DOWN (the client
+        // resends; messageIds dedupe what was stored), then any connection left is closed.
+        const grace = setTimeout(() => {
+          log.warn({ open: open.size, graceMs }, 'shutdown grace period over: ending open requests');
+          link.failPending('SHUTTING_DOWN', 'the gateway stopped before JetStream acknowledged');
+          void open.endAll(SHUTDOWN_FLUSH_MS).then(() => app.server.closeAllConnections());
+        }, graceMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(grace);
+          open.close();
+        }
+        writeKeys.close();
+        await link.close();
+      })();
+      return stopped;
     },
   };
 }

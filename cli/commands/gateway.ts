@@ -2,6 +2,7 @@
 // Every flag has an environment-variable fallback, so the same image runs from a Deployment's env.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
@@ -19,8 +20,13 @@ interface GatewayFlags {
   writeKeys: string;
   prefix: string;
   publishTimeout: number;
+  requestTimeout: number;
+  shutdownGrace: number;
+  maxConnections: number;
   maxInFlight: number;
   maxInFlightBytes: number;
+  maxRequestStoredBytes: number;
+  trustProxy?: string[];
   logLevel: string;
   createStreams?: boolean;
 }
@@ -61,6 +67,29 @@ function natsUrls(value: string): string {
   return urls.join(',');
 }
 
+/** How long after the grace period a shutdown that has not completed is cut short. */
+const SHUTDOWN_BACKSTOP_MS = 10_000;
+
+/** Addresses and CIDR ranges of trusted proxies, comma-separated. */
+function proxyList(value: string): string[] {
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const entry of entries) {
+    const [address = '', bits, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 6 ? 128 : 32;
+    const badBits = bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > max);
+    if (family === 0 || badBits || rest.length > 0) {
+      throw new InvalidArgumentError(
+        `"${entry}" is not an IP address or CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8).`,
+      );
+    }
+  }
+  return entries;
+}
+
 const kb = (bytes: number) => `${bytes / 1024} KB`;
 
 const HELP_AFTER = `
@@ -75,6 +104,12 @@ Authentication: the write key as the Basic-auth username with an empty password,
 Answers: 200 once JetStream stored every accepted event; 400 with a code and message for
 invalid input (a batch lists rejected events and accepts the rest); 503 or 429 with
 Retry-After when events could not be stored: resend, messageIds make the retry safe.
+A request whose headers, or then its body, take longer than --request-timeout gets 408.
+
+Fairness: what the gateway holds for open requests (--max-in-flight, --max-in-flight-bytes)
+is shared between write keys, and within a key between client addresses (IPv6 by /64; behind
+a load balancer, name it with --trust-proxy). A client alone may use all of it; while others
+want their share, a client holding more than its own gets 429 with Retry-After.
 
 Write-keys file (--write-keys), re-read when it changes:
 ${WRITE_KEYS_FORMAT.replace(/^(?=.)/gm, '  ')}
@@ -145,7 +180,34 @@ export function registerGatewayCommand(program: Command): void {
         .argParser(integer(100, 120_000, 'the publish timeout')),
     )
     .addOption(
-      new Option('--max-in-flight <events>', 'events awaiting acknowledgement before new requests get 503')
+      new Option(
+        '--request-timeout <ms>',
+        'time a client has to send the headers of a request, and then again its body; later: 408',
+      )
+        .env('DFN_GATEWAY_REQUEST_TIMEOUT_MS')
+        .default(GATEWAY_DEFAULTS.requestTimeoutMs)
+        .argParser(integer(100, 600_000, 'the request timeout')),
+    )
+    .addOption(
+      new Option(
+        '--shutdown-grace <ms>',
+        'on SIGTERM, how long open requests may finish before they get 503 and the process exits',
+      )
+        .env('DFN_GATEWAY_SHUTDOWN_GRACE_MS')
+        .default(GATEWAY_DEFAULTS.shutdownGraceMs)
+        .argParser(integer(0, 600_000, 'the shutdown grace period')),
+    )
+    .addOption(
+      new Option('--max-connections <n>', 'open connections at most; more are closed as they arrive')
+        .env('DFN_GATEWAY_MAX_CONNECTIONS')
+        .default(GATEWAY_DEFAULTS.maxConnections)
+        .argParser(integer(1, 10_000_000, 'the connection limit')),
+    )
+    .addOption(
+      new Option(
+        '--max-in-flight <events>',
+        'events awaiting acknowledgement: the in-flight budget, shared fairly between clients',
+      )
         .env('DFN_GATEWAY_MAX_IN_FLIGHT')
         .default(GATEWAY_DEFAULTS.maxInFlightEvents)
         .argParser(integer(LIMITS.batchEvents, 10_000_000, 'the in-flight limit')),
@@ -153,11 +215,29 @@ export function registerGatewayCommand(program: Command): void {
     .addOption(
       new Option(
         '--max-in-flight-bytes <bytes>',
-        'bytes of events awaiting acknowledgement before new requests get 503 (bounds memory)',
+        'bytes held for open requests (bodies, events awaiting acks): the in-flight budget; ' +
+          'clients within their fair share may go beyond, up to twice it (the memory bound)',
       )
         .env('DFN_GATEWAY_MAX_IN_FLIGHT_BYTES')
         .default(GATEWAY_DEFAULTS.maxInFlightBytes)
         .argParser(integer(LIMITS.batchBytes, 2 ** 40, 'the in-flight byte limit')),
+    )
+    .addOption(
+      new Option(
+        '--max-request-stored-bytes <bytes>',
+        "bytes a batch's events may take as stored, its context copied into each; more: 400",
+      )
+        .env('DFN_GATEWAY_MAX_REQUEST_STORED_BYTES')
+        .default(GATEWAY_DEFAULTS.maxRequestStoredBytes)
+        .argParser(integer(LIMITS.batchBytes, 2 ** 40, 'the stored-bytes limit')),
+    )
+    .addOption(
+      new Option(
+        '--trust-proxy <addresses>',
+        'proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For names the client',
+      )
+        .env('DFN_GATEWAY_TRUST_PROXY')
+        .argParser(proxyList),
     )
     .addOption(
       new Option('--log-level <level>', 'least severe log level written; "debug" logs every accepted request')
@@ -208,8 +288,13 @@ async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
       ...(natsCreds ? { natsCreds } : {}),
       prefix: flags.prefix,
       publishTimeoutMs: flags.publishTimeout,
+      requestTimeoutMs: flags.requestTimeout,
+      shutdownGraceMs: flags.shutdownGrace,
+      maxConnections: flags.maxConnections,
       maxInFlightEvents: flags.maxInFlight,
       maxInFlightBytes: flags.maxInFlightBytes,
+      maxRequestStoredBytes: flags.maxRequestStoredBytes,
+      ...(flags.trustProxy ? { trustProxy: flags.trustProxy } : {}),
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
       logger: {
         level: flags.logLevel,
@@ -258,6 +343,12 @@ async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
+    // close() ends open requests after the grace period itself; this only covers a NATS drain that
+    // hangs, so the process exits before Kubernetes has to kill it.
+    setTimeout(() => {
+      log.error({ signal }, 'shutdown did not complete in time: exiting');
+      process.exit(1);
+    }, flags.shutdownGrace + SHUTDOWN_BACKSTOP_MS).unref();
     gateway.close().then(
       () => process.exit(0),
       (err) => {

@@ -194,6 +194,35 @@ describe('size limits', () => {
     expect(res.body.rejected[0].code).toBe('GW_EVENT_TOO_LARGE');
   });
 
+  it("refuses a batch whose events, each with the batch's context copied in, are too large to store", async () => {
+    // The drill: ~197 KB sent, a 31 KB context in each of 2,500 events, ~78 MB to store.
+    const batch = Array.from({ length: 2500 }, (_, i) => ({ type: 'identify', userId: `u${i}` }));
+    const context = { pad: 'c'.repeat(31 * 1024) };
+    const res = await shared.h.post('/v1/batch', { batch, context }, auth);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('GW_BATCH_STORED_TOO_LARGE');
+    expect(res.body.message).toMatch(
+      /over 4194304 bytes by event \d+ of 2500 \(31\d+ bytes of batch context/,
+    );
+  });
+
+  it('stores a batch that stays within the stored-bytes limit, context and all', async () => {
+    const h2 = await GatewayHarness.start(shared.nats, { gateway: { maxRequestStoredBytes: 200_000 } });
+    try {
+      const context = { pad: 'c'.repeat(4_000) };
+      const batch = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({ type: 'identify', userId: `u${i}` }));
+      // 40 × ~4.2 KB fits in 200 KB; 60 do not, though the body of either is under 5 KB.
+      expect((await h2.post('/v1/batch', { batch: batch(40), context }, auth)).status).toBe(200);
+      const over = await h2.post('/v1/batch', { batch: batch(60), context }, auth);
+      expect(over.status).toBe(400);
+      expect(over.body.code).toBe('GW_BATCH_STORED_TOO_LARGE');
+      expect(await h2.count()).toBe(40);
+    } finally {
+      await h2.close();
+    }
+  });
+
   it('rejects an event nested too deeply to serialize with 400 GW_EVENT_TOO_DEEP', async () => {
     const depth = 15_000;
     const raw = `{"userId":"u","event":"E","properties":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
