@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerDeliveriesCommand } from './commands/deliveries.js';
 import { registerGatewayCommand } from './commands/gateway.js';
+import { registerOperatorCommand } from './commands/operator.js';
 import { registerReplayCommand } from './commands/replay.js';
 import { registerRunnerCommand } from './commands/runner.js';
 import { registerTestCommand } from './commands/test.js';
@@ -18,6 +19,7 @@ const program = new Command('dfn')
 registerTestCommand(program);
 registerGatewayCommand(program);
 registerRunnerCommand(program);
+registerOperatorCommand(program);
 registerDeliveriesCommand(program);
 registerReplayCommand(program);
 
