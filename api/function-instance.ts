@@ -164,7 +164,7 @@ export const FunctionInstanceReasons = {
   Suspended: 'Suspended',
   /** Ready: the spec fails a check the API server cannot make (api/crd/refinements.ts). */
   InvalidSpec: 'InvalidSpec',
-  /** Ready: spec.functionRef names no DestinationFunction (or one being deleted). */
+  /** Ready: spec.functionRef names no DestinationFunction. */
   FunctionNotFound: 'FunctionNotFound',
   /** Ready: the function has no valid revision yet (its code is invalid or not checked yet). */
   FunctionNotReady: 'FunctionNotReady',

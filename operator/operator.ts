@@ -108,7 +108,9 @@ export class Operator {
       onConnected: async (nc, jsm) => {
         // The one owner of the streams: made (or brought up to date) before anything else uses them.
         await ensureStreams(jsm, this.topology, options.streamLimits);
+        // NATS may have lost consumers (a restart with a memory store): every instance ensures its own again.
         this.consumers.reset();
+        this.sessionNow?.resyncAll();
         if (!this.delivery && options.delivery) {
           this.delivery = options.delivery({
             nc,
@@ -402,7 +404,7 @@ class LeadingSession {
     );
   }
 
-  private resyncAll(): void {
+  resyncAll(): void {
     for (const fn of this.world.functions.list()) this.functions.enqueue(keyOfObject(fn));
     for (const fi of this.world.instances.list()) this.instances.enqueue(keyOfObject(fi));
   }

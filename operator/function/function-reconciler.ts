@@ -87,7 +87,12 @@ export class FunctionReconciler implements Reconciler {
           R.InUse,
           `deletion waits until no FunctionInstance uses it (${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''})`,
         );
-        return this.writeStatus(fn, { ...(fn.status ?? {}), conditions: conditions.list() });
+        return this.writeStatus(fn, {
+          ...(fn.status ?? {}),
+          observedGeneration: fn.metadata.generation,
+          instances: instances.length,
+          conditions: conditions.list(),
+        });
       }
       if (finalizers.includes(IN_USE_FINALIZER)) {
         await applier.setFinalizers(

@@ -86,10 +86,11 @@ export function planInstance(input: InstancePlanInput): InstancePlan {
   const spec = parsed.spec;
   const fnName = spec.functionRef.name;
 
-  if (!fn || fn.metadata.deletionTimestamp) {
+  // A function being deleted still runs its instances: its deletion waits for them (its in-use finalizer).
+  if (!fn) {
     return notReady(
       R.FunctionNotFound,
-      `spec.functionRef.name: DestinationFunction "${fnName}" ${fn ? 'is being deleted' : 'not found'} in namespace ${instance.metadata.namespace}`,
+      `spec.functionRef.name: DestinationFunction "${fnName}" not found in namespace ${instance.metadata.namespace}`,
     );
   }
   const fnSpec = parseSpec(DestinationFunctionSpecSchema, fn.spec);

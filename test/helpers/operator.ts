@@ -1,7 +1,12 @@
 // The operator in a test: an in-process Operator on the shared control plane, scoped to the test file's
 // namespace, and small helpers to apply our kinds and wait for their status as a user would see it.
 
-import { CustomObjectsApi, type KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  type KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+} from '@kubernetes/client-node';
 import type {
   DestinationFunction,
   DestinationFunctionSpecInput,
@@ -19,7 +24,11 @@ import { waitFor } from './wait.js';
 
 export const TEST_IMAGE = 'ghcr.io/dfn-dev/dfn:test';
 
-export type TestOperatorOptions = Partial<OperatorOptions> & { kc: KubeConfig; namespace: string; natsUrl: string };
+export type TestOperatorOptions = Partial<OperatorOptions> & {
+  kc: KubeConfig;
+  namespace: string;
+  natsUrl: string;
+};
 
 /** An operator reconciling one namespace, without leader election unless asked; stopped by the caller. */
 export function testOperator(options: TestOperatorOptions): Operator {
@@ -65,7 +74,10 @@ export const functionInstance = (
 });
 
 /** Server-side apply as a user would (`kubectl apply --server-side`): the object's spec becomes this. */
-export async function apply(kc: KubeConfig, obj: DestinationFunction | FunctionInstance | object): Promise<void> {
+export async function apply(
+  kc: KubeConfig,
+  obj: DestinationFunction | FunctionInstance | object,
+): Promise<void> {
   await KubernetesObjectApi.makeApiClient(kc).patch(
     obj as never,
     undefined,
@@ -76,7 +88,10 @@ export async function apply(kc: KubeConfig, obj: DestinationFunction | FunctionI
   );
 }
 
-const PLURALS = { DestinationFunction: 'destinationfunctions', FunctionInstance: 'functioninstances' } as const;
+const PLURALS = {
+  DestinationFunction: 'destinationfunctions',
+  FunctionInstance: 'functioninstances',
+} as const;
 type Kind = keyof typeof PLURALS;
 
 export async function read<K extends Kind>(

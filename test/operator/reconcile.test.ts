@@ -19,7 +19,6 @@ import {
   TEST_IMAGE,
   testOperator,
   waitForCondition,
-  waitForStatus,
 } from '../helpers/operator.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -62,7 +61,9 @@ async function consumerInfo(instance: string) {
   const nc = await nats.connect();
   try {
     const jsm = await nc.jetstreamManager();
-    return await jsm.consumers.info(t.eventsStream, consumerName({ namespace: ns.name, name: instance })).catch(() => undefined);
+    return await jsm.consumers
+      .info(t.eventsStream, consumerName({ namespace: ns.name, name: instance }))
+      .catch(() => undefined);
   } finally {
     await nc.close();
   }
@@ -88,7 +89,15 @@ describe('a function and an instance', () => {
   });
 
   it('becomes revision 1 in an immutable ConfigMap owned by the function, with its handlers in status', async () => {
-    const status = await waitForCondition(ns.kc, 'DestinationFunction', ns.name, 'crm', 'Ready', 'True', 'RevisionReady');
+    const status = await waitForCondition(
+      ns.kc,
+      'DestinationFunction',
+      ns.name,
+      'crm',
+      'Ready',
+      'True',
+      'RevisionReady',
+    );
     expect(status.latestRevision).toBe(1);
     expect(status.handlers).toEqual(['onIdentify', 'onTrack']);
     expect(condition(status, 'CodeValid')).toMatchObject({ status: 'True', reason: 'CodeLoaded' });
@@ -98,7 +107,12 @@ describe('a function and an instance', () => {
     expect(JSON.parse(cm.data!['settings-schema.json']!)).toEqual(SETTINGS);
     const fn = await read(ns.kc, 'DestinationFunction', ns.name, 'crm');
     expect(cm.metadata?.ownerReferences).toEqual([
-      expect.objectContaining({ kind: 'DestinationFunction', name: 'crm', uid: fn!.metadata.uid, controller: true }),
+      expect.objectContaining({
+        kind: 'DestinationFunction',
+        name: 'crm',
+        uid: fn!.metadata.uid,
+        controller: true,
+      }),
     ]);
     expect(fn!.metadata.finalizers).toContain('dfn.dev/in-use');
   });
@@ -171,18 +185,80 @@ describe('a function and an instance', () => {
   });
 
   it('reports what it can judge: settings valid, consumer ready, runners still rolling out', async () => {
-    const status = await waitForCondition(ns.kc, 'FunctionInstance', ns.name, 'crm-web', 'ConsumerReady', 'True');
+    const status = await waitForCondition(
+      ns.kc,
+      'FunctionInstance',
+      ns.name,
+      'crm-web',
+      'ConsumerReady',
+      'True',
+    );
     expect(status.revision).toBe(1);
     expect(condition(status, 'SettingsValid')).toMatchObject({ status: 'True' });
     // No kubelet in this file: the pods stay Pending, so the rollout is honestly not done.
-    expect(condition(status, 'RunnerReady')).toMatchObject({ status: 'Unknown', reason: 'RolloutInProgress' });
+    expect(condition(status, 'RunnerReady')).toMatchObject({
+      status: 'Unknown',
+      reason: 'RolloutInProgress',
+    });
     expect(condition(status, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'RolloutInProgress' });
   });
 
   it('shows READY and REVISION in kubectl get', async () => {
     const run = await kubectl(['get', 'destfn,fi'], { namespace: ns.name });
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/destinationfunction\.dfn\.dev\/crm\s+True\s+1\s+\["onIdentify","onTrack"\]\s+1/);
+    expect(run.stdout).toMatch(
+      /destinationfunction\.dfn\.dev\/crm\s+True\s+1\s+\["onIdentify","onTrack"\]\s+1/,
+    );
     expect(run.stdout).toMatch(/functioninstance\.dfn\.dev\/crm-web\s+crm\s+1\s+Unknown/);
+  });
+});
+
+describe('deletion', () => {
+  it('of a function still in use waits, and says so in its status', async () => {
+    await remove(ns.kc, 'DestinationFunction', ns.name, 'crm');
+    const status = await waitForCondition(
+      ns.kc,
+      'DestinationFunction',
+      ns.name,
+      'crm',
+      'Ready',
+      'False',
+      'InUse',
+    );
+    expect(condition(status, 'Ready')!.message).toContain('crm-web');
+    const fn = await read(ns.kc, 'DestinationFunction', ns.name, 'crm');
+    expect(fn!.metadata.deletionTimestamp).toBeDefined();
+    // Its instance keeps running meanwhile: the Deployment and the consumer are still there.
+    expect(await deployment('crm-web-runner')).toBeDefined();
+    expect(await consumerInfo('crm-web')).toBeDefined();
+  });
+
+  it('of the instance removes its consumer (finalizer), its Deployment and config; then the function goes', async () => {
+    await remove(ns.kc, 'FunctionInstance', ns.name, 'crm-web');
+    await waitFor(
+      'the instance to be gone',
+      async () => !(await read(ns.kc, 'FunctionInstance', ns.name, 'crm-web')),
+    );
+    expect(await consumerInfo('crm-web')).toBeUndefined();
+    await waitFor('the Deployment to be gone', async () => !(await deployment('crm-web-runner')));
+    await waitFor('the runner config to be collected', () =>
+      core()
+        .readNamespacedConfigMap({ name: 'crm-web-runner-config', namespace: ns.name })
+        .then(
+          () => false,
+          () => true,
+        ),
+    );
+    // No instance uses the function any more: its deletion completes, revisions collected with it.
+    await waitFor(
+      'the function to be gone',
+      async () => !(await read(ns.kc, 'DestinationFunction', ns.name, 'crm')),
+    );
+    await waitFor(
+      'its revisions to be collected',
+      async () =>
+        (await core().listNamespacedConfigMap({ namespace: ns.name, labelSelector: 'dfn.dev/function=crm' }))
+          .items.length === 0,
+    );
   });
 });
