@@ -48,6 +48,7 @@ export class Controller {
     this.reconciler = options.reconciler;
     this.log = options.log.child({ controller: options.reconciler.kind });
     this.metrics = options.metrics;
+    this.metrics.queueDepth.set({ kind: this.kind }, 0);
   }
 
   get kind(): string {

@@ -32,7 +32,7 @@ beforeAll(async () => {
   for (const [name, value] of [
     ['token-a', 'a-1'],
     ['token-b', 'b-1'],
-  ]) {
+  ] as const) {
     await core.createNamespacedSecret({
       namespace: ns.name,
       body: { metadata: { name }, stringData: { v: value } },
