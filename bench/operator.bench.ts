@@ -57,7 +57,7 @@ async function pool<T>(items: T[], width: number, task: (item: T) => Promise<unk
  * Stands in for a kubelet that reports Pods ready without running them: registers a Node, binds each
  * Pending Pod of the namespace to it and sets the Pod Running and Ready. Nothing is executed.
  */
-async function podsReadyWithoutProcesses(kc: KubeConfig, namespace: string): Promise<() => void> {
+async function podsReadyWithoutProcesses(kc: KubeConfig, namespace: string): Promise<() => Promise<void>> {
   const core = kc.makeApiClient(CoreV1Api);
   const node = 'bench-node';
   await core.createNode({
@@ -123,18 +123,23 @@ async function podsReadyWithoutProcesses(kc: KubeConfig, namespace: string): Pro
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   };
-  const watch = await new Watch(kc).watch(
-    `/api/v1/namespaces/${namespace}/pods`,
-    {},
-    (type, pod: V1Pod) => {
-      if (type === 'ADDED' || type === 'MODIFIED')
-        void ready(pod).catch(() => handled.delete(pod.metadata!.name!));
-    },
-    () => {},
-  );
-  return () => {
+  // Polled, not watched: a list each second finds every Pod not handled yet, whatever a watch missed.
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      const pods = await core.listNamespacedPod({ namespace }).catch(() => ({ items: [] as V1Pod[] }));
+      await pool(
+        pods.items.filter((p) => p.status?.phase !== 'Running'),
+        8,
+        (p) => ready(p).catch(() => handled.delete(p.metadata!.name!)),
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  return async () => {
     clearInterval(renewing);
-    watch.abort();
+    polling = false;
+    await poll;
   };
 }
 
@@ -219,9 +224,14 @@ async function main(): Promise<void> {
       ).length;
     };
     let ready = 0;
+    let lastReport = Date.now();
     while (ready < INSTANCES) {
       await new Promise((r) => setTimeout(r, 500));
       ready = await readyCount();
+      if (Date.now() - lastReport > 15_000) {
+        lastReport = Date.now();
+        console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready`);
+      }
       if (Date.now() - started > 600_000) throw new Error(`only ${ready} of ${INSTANCES} Ready after 600 s`);
     }
     const convergeS = (Date.now() - started) / 1000;
@@ -294,7 +304,7 @@ async function main(): Promise<void> {
       `aim: converge under ${CONVERGE_AIM_S} s (${convergeS < CONVERGE_AIM_S ? 'met' : 'missed'}), 0 idle writes ` +
         `(${idleWrites === 0 ? 'met' : 'missed'}); converge / ceiling ${(convergeS / ceilingS).toFixed(1)}x`,
     );
-    stopPods();
+    await stopPods();
     await operator.stop();
     console.log(
       JSON.stringify({
