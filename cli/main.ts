@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerDeliveriesCommand } from './commands/deliveries.js';
 import { registerGatewayCommand } from './commands/gateway.js';
+import { registerKubeAccessCommand } from './commands/kube-access.js';
 import { registerOperatorCommand } from './commands/operator.js';
 import { registerReplayCommand } from './commands/replay.js';
 import { registerRunnerCommand } from './commands/runner.js';
@@ -22,5 +23,6 @@ registerRunnerCommand(program);
 registerOperatorCommand(program);
 registerDeliveriesCommand(program);
 registerReplayCommand(program);
+registerKubeAccessCommand(program);
 
 await program.parseAsync(process.argv);

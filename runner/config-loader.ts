@@ -13,6 +13,7 @@ import {
   RunnerConfigError,
 } from '../api/runner-config.js';
 import { withSettingDefaults } from '../api/settings.js';
+import { podHttpPort, podPath } from '../lib/pod-env.js';
 
 export interface NatsAuth {
   token?: string;
@@ -148,7 +149,7 @@ async function readAuthFile(
   issues: ConfigIssue[],
 ): Promise<Buffer | undefined> {
   if (!path) return undefined;
-  const full = isAbsolute(path) ? path : resolve(dir, path);
+  const full = isAbsolute(path) ? podPath(path) : resolve(dir, path);
   try {
     return await readFile(full);
   } catch (err) {
@@ -163,7 +164,7 @@ async function readAuthFile(
 
 /** Loads and validates a config directory; throws RunnerConfigError listing every problem. */
 export async function loadRunnerConfig(dirArg: string): Promise<LoadedRunnerConfig> {
-  const dir = resolve(dirArg);
+  const dir = resolve(podPath(dirArg));
   const dirInfo = await stat(dir).catch(() => undefined);
   if (!dirInfo?.isDirectory()) {
     throw new RunnerConfigError(dir, [
@@ -207,6 +208,14 @@ export async function loadRunnerConfig(dirArg: string): Promise<LoadedRunnerConf
       natsAuth.user = n.user;
       natsAuth.pass = secretValue(password.toString('utf8'));
     }
+  }
+
+  // Run by the local kubelet, the Pod's HTTP port is remapped (lib/pod-env.ts, as are the paths above).
+  try {
+    const port = podHttpPort();
+    if (config && port !== undefined) config.http.port = port;
+  } catch (err) {
+    issues.push({ file: 'DFN_HTTP_PORT', path: '', message: (err as Error).message });
   }
 
   if (issues.length > 0 || !config || source === undefined) throw new RunnerConfigError(dir, issues);

@@ -8,6 +8,7 @@ import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
 import { pinoLineOptions } from '../../lib/log.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
+import { podHttpPort, podPath } from '../../lib/pod-env.js';
 import { parsePrefix } from './nats-options.js';
 
 interface GatewayFlags {
@@ -177,7 +178,19 @@ export function registerGatewayCommand(program: Command): void {
     });
 }
 
-async function runGateway(flags: GatewayFlags, cmd: Command): Promise<void> {
+async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
+  // Run by the local kubelet: mounted files under DFN_POD_ROOT, the Pod's remapped port (lib/pod-env.ts).
+  let flags: GatewayFlags;
+  try {
+    flags = {
+      ...given,
+      writeKeys: podPath(given.writeKeys),
+      ...(given.natsCreds ? { natsCreds: podPath(given.natsCreds) } : {}),
+      port: podHttpPort() ?? given.port,
+    };
+  } catch (err) {
+    return cmd.error(`dfn gateway: ${(err as Error).message}`, { exitCode: 2 });
+  }
   let natsCreds: Uint8Array | undefined;
   if (flags.natsCreds) {
     try {

@@ -6,7 +6,9 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { topology } from '../../api/jetstream.js';
+import { inClusterKubeConfig } from '../../lib/in-cluster.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
+import { podHttpPort, podPath } from '../../lib/pod-env.js';
 import { LOG_LEVELS, processLogger, type TelemetryLogLevel } from '../../lib/telemetry.js';
 import type { RunnerNatsAuth } from '../../operator/index.js';
 import { authOptions } from '../../runner/nats-connection.js';
@@ -231,17 +233,18 @@ export function registerOperatorCommand(program: Command): void {
 }
 
 function kubeConfig(flags: OperatorFlags): KubeConfig {
-  const kc = new KubeConfig();
   const file = flags.kubeconfig ?? process.env.KUBECONFIG;
+  // In a Pod (or one the local kubelet runs): the Pod's service-account token.
+  if (!file && process.env.KUBERNETES_SERVICE_HOST) return inClusterKubeConfig();
+  const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
   return kc;
 }
 
 function readFlagFile(flag: string, path: string): string {
   try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    return readFileSync(podPath(path), 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
     throw new CliUsageError(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
@@ -323,13 +326,13 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
     flags.httpPort,
   ).catch((err) => {
     throw new Error(
-      `cannot serve /healthz, /readyz and /metrics on ${flags.httpHost}:${flags.httpPort}: ${err.message}`,
+      `cannot serve /healthz, /readyz and /metrics on ${flags.httpHost}:${port}: ${err.message}`,
     );
   });
   const address = http.server.address();
   log.info(
     {
-      http: typeof address === 'object' && address ? `${address.address}:${address.port}` : flags.httpPort,
+      http: typeof address === 'object' && address ? `${address.address}:${address.port}` : port,
       nats: displayServers(flags.natsUrl),
       namespaces: flags.namespace?.length ? flags.namespace : 'all',
       leaderElection: flags.leaderElect ? `${flags.leaseNamespace}/${flags.leaseName}` : 'off',

@@ -2,7 +2,7 @@
 // the in-cluster names), an admin client certificate (system:masters) and the service-account key pair.
 
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,12 @@ export interface ControlPlaneCerts {
   servingKey: string;
   adminCert: string;
   adminKey: string;
+  /** The local kubelet's serving certificate (127.0.0.1), which kube-apiserver verifies for `kubectl logs`. */
+  kubeletCert: string;
+  kubeletKey: string;
+  /** What kube-apiserver presents to kubelets. */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
   /** Signs service-account tokens (kube-apiserver, kube-controller-manager). */
   serviceAccountKey: string;
   /** Verifies them. */
@@ -45,7 +51,7 @@ async function openssl(args: string[]): Promise<void> {
     throw new CertificateError(
       e.code === 'ENOENT'
         ? 'openssl is needed to sign the local control plane certificates and was not found on PATH'
-        : `openssl ${args[0]} failed: ${e.stderr ?? e.message}`,
+        : `openssl ${args[0]} failed (${e.code ?? 'error'}): ${e.stderr || e.message}`,
     );
   }
 }
@@ -74,7 +80,9 @@ async function signed(
     ca.cert,
     '-CAkey',
     ca.key,
-    '-CAcreateserial',
+    // A random serial per certificate: -CAcreateserial shares one serial file, which concurrent signings race on.
+    '-set_serial',
+    `0x${randomBytes(16).toString('hex')}`,
     '-days',
     '3650',
     '-sha256',
@@ -122,7 +130,7 @@ export async function createCerts(dir: string): Promise<ControlPlaneCerts> {
     caCert,
   ]);
   const ca = { cert: caCert, key: caKey };
-  const [serving, admin] = await Promise.all([
+  const [serving, admin, kubelet, kubeletClient] = await Promise.all([
     signed(
       dir,
       'apiserver',
@@ -146,6 +154,29 @@ export async function createCerts(dir: string): Promise<ControlPlaneCerts> {
       ],
       ca,
     ),
+    signed(
+      dir,
+      'kubelet',
+      '/CN=dfn-local-kubelet',
+      [
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature,keyEncipherment',
+        'extendedKeyUsage = serverAuth',
+        'subjectAltName = IP:127.0.0.1,DNS:localhost',
+      ],
+      ca,
+    ),
+    signed(
+      dir,
+      'apiserver-kubelet-client',
+      '/CN=kube-apiserver-kubelet-client',
+      [
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature,keyEncipherment',
+        'extendedKeyUsage = clientAuth',
+      ],
+      ca,
+    ),
   ]);
   const sa = rsaKey();
   const serviceAccountKey = join(dir, 'sa.key');
@@ -160,6 +191,10 @@ export async function createCerts(dir: string): Promise<ControlPlaneCerts> {
     servingKey: serving.key,
     adminCert: admin.cert,
     adminKey: admin.key,
+    kubeletCert: kubelet.cert,
+    kubeletKey: kubelet.key,
+    kubeletClientCert: kubeletClient.cert,
+    kubeletClientKey: kubeletClient.key,
     serviceAccountKey,
     serviceAccountPub,
   };

@@ -119,6 +119,11 @@ export class ControlPlane {
           `--service-account-signing-key-file=${certs.serviceAccountKey}`,
           '--service-cluster-ip-range=10.0.0.0/24',
           '--allow-privileged=true',
+          // `kubectl logs` goes through the local kubelet's API (local/kubelet/logs-server.ts), on loopback.
+          `--kubelet-client-certificate=${certs.kubeletClientCert}`,
+          `--kubelet-client-key=${certs.kubeletClientKey}`,
+          `--kubelet-certificate-authority=${certs.caCert}`,
+          '--kubelet-preferred-address-types=InternalIP',
         ]);
         await waitReady(c, `https://127.0.0.1:${port}/readyz`, tls, timeoutMs);
         return { component: c, ports: { port } };

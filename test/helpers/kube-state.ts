@@ -7,4 +7,8 @@ export const FAILED_FILE = 'failed.txt';
 export interface ReadyInfo {
   kubeconfigPath: string;
   server: string;
+  /** For a local kubelet's logs server: its serving certificate, and the CA its callers' certs chain to. */
+  kubeletCert: string;
+  kubeletKey: string;
+  caCert: string;
 }

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Deployment, type V1PodSpec } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { kubeConfigFrom } from '../../local/control-plane/control-plane.js';
 import { FAILED_FILE, READY_FILE, type ReadyInfo } from './kube-state.js';
@@ -17,9 +17,7 @@ declare module 'vitest' {
   }
 }
 
-export interface SharedControlPlane {
-  kubeconfigPath: string;
-  server: string;
+export interface SharedControlPlane extends ReadyInfo {
   kubeConfig(): KubeConfig;
 }
 
@@ -130,4 +128,16 @@ export async function kubectl(
     );
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
+}
+
+/** A Deployment of `replicas` Pods labelled app=<name>. */
+export function deployment(name: string, spec: V1PodSpec, replicas = 1): V1Deployment {
+  return {
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec },
+    },
+  };
 }

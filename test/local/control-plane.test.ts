@@ -11,16 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../local/control-plane/control-plane.js';
 import { ToolNotFoundError, toolsEnv } from '../../local/tools.js';
 import { repoRoot } from '../helpers/dfn.js';
+import { deployment } from '../helpers/kube.js';
+import { alive } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -73,17 +66,7 @@ describe('the local control plane', () => {
       const apps = kc.makeApiClient(AppsV1Api);
       await apps.createNamespacedDeployment({
         namespace: 'default',
-        body: {
-          metadata: { name: 'web' },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: 'web' } },
-            template: {
-              metadata: { labels: { app: 'web' } },
-              spec: { containers: [{ name: 'web', image: 'example.com/web:1' }] },
-            },
-          },
-        },
+        body: deployment('web', { containers: [{ name: 'web', image: 'example.com/web:1' }] }),
       });
       const pods = await waitFor('the Deployment to make a Pod', async () => {
         const list = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'default' });
@@ -94,7 +77,8 @@ describe('the local control plane', () => {
     } finally {
       await cp.stop();
     }
-    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+    // Gone once reaped by their tether (a SIGKILLed one may be a zombie for a moment).
+    await waitFor('every component to be gone', () => pids.every((pid) => !alive(pid)), 10_000);
     for (const port of ports(cp)) expect(await listening(port), `port ${port}`).toBe(false);
     expect(existsSync(cp.dir)).toBe(false);
   });

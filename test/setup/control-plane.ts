@@ -28,7 +28,13 @@ export default async function setup(project: TestProject) {
   const starting = (async () => {
     try {
       const cp = await ControlPlane.start({ crds: await crds(), dir: join(stateDir, 'control-plane') });
-      const info: ReadyInfo = { kubeconfigPath: cp.kubeconfigPath, server: cp.endpoints.server };
+      const info: ReadyInfo = {
+        kubeconfigPath: cp.kubeconfigPath,
+        server: cp.endpoints.server,
+        kubeletCert: cp.certs.kubeletCert,
+        kubeletKey: cp.certs.kubeletKey,
+        caCert: cp.certs.caCert,
+      };
       await publish(join(stateDir, READY_FILE), JSON.stringify(info));
       return cp;
     } catch (err) {
