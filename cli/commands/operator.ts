@@ -319,16 +319,15 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
     revisionHistory: flags.revisionHistory,
     log,
   });
-  const http = await startOperatorHttp(
-    operator,
-    operator.metrics.registry,
-    flags.httpHost,
-    flags.httpPort,
-  ).catch((err) => {
-    throw new Error(
-      `cannot serve /healthz, /readyz and /metrics on ${flags.httpHost}:${port}: ${err.message}`,
-    );
-  });
+  // Run by the local kubelet, the Pod's HTTP port is remapped (lib/pod-env.ts).
+  const port = podHttpPort() ?? flags.httpPort;
+  const http = await startOperatorHttp(operator, operator.metrics.registry, flags.httpHost, port).catch(
+    (err) => {
+      throw new Error(
+        `cannot serve /healthz, /readyz and /metrics on ${flags.httpHost}:${port}: ${err.message}`,
+      );
+    },
+  );
   const address = http.server.address();
   log.info(
     {
