@@ -2,8 +2,8 @@
 // seconds until all are Ready, against the ceiling of creating the same runner objects directly, then the
 // status writes during 60 s with nothing changing while unchanged runner stats arrive every 5 s.
 //
-// No runner process runs: Pods are bound and reported ready by the stand-in below (the local kubelet's job,
-// which is not on this branch yet), so what is measured is the operator and the API server, not runners.
+// No runner process runs: Pods are bound and reported ready by the stand-in below (the local kubelet always
+// runs them; 500 runners would measure the machine), so what is measured is the operator and the API server.
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
