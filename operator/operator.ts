@@ -94,6 +94,7 @@ export class Operator {
   private readonly consumers: ConsumerKeeper;
   private readonly sources: GatewaySources;
   private delivery: DeliverySource | undefined;
+  private deliveryStarted = false;
   private session: Promise<LeadingSession | undefined> | undefined;
   private readonly log: Logger;
 
@@ -120,7 +121,11 @@ export class Operator {
             onChange: (key) => this.sessionNow?.deliveryChanged(key),
           });
           this.delivery.registerMetrics(this.metrics.registry);
+        }
+        // Retried with the rest of the set-up until it succeeds once.
+        if (this.delivery && !this.deliveryStarted) {
           await this.delivery.start();
+          this.deliveryStarted = true;
         }
       },
     });
