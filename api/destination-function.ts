@@ -87,9 +87,29 @@ export interface DestinationFunction {
   status?: DestinationFunctionStatus;
 }
 
-/** Condition types and reasons of a DestinationFunction. */
+/** Condition types of a DestinationFunction. Ready summarises CodeValid and the operator's own checks. */
 export const DestinationFunctionConditions = {
   Ready: 'Ready',
   /** False when the code does not parse (message: `line:column: what`) or defines no handler. */
   CodeValid: 'CodeValid',
+} as const;
+
+/** Reasons of a DestinationFunction's conditions: CamelCase words a program can match. */
+export const DestinationFunctionReasons = {
+  /** Ready: the latest revision holds the current code and settings schema. */
+  RevisionReady: 'RevisionReady',
+  /** Ready: the spec fails a check the API server cannot make (api/crd/refinements.ts). */
+  InvalidSpec: 'InvalidSpec',
+  /** Ready: being deleted, waiting until no FunctionInstance uses it. */
+  InUse: 'InUse',
+  /** CodeValid: the code loaded and defines handlers. */
+  CodeLoaded: 'CodeLoaded',
+  /** CodeValid: the code does not parse; the message starts with `line:column:`. */
+  SyntaxError: 'SyntaxError',
+  /** CodeValid: the code threw or could not run at its top level. */
+  LoadFailed: 'LoadFailed',
+  /** CodeValid: the code defines none of the handlers (onTrack, …, onBatch). */
+  NoHandlers: 'NoHandlers',
+  /** CodeValid: the ConfigMap or key named by spec.codeFrom does not exist. */
+  CodeNotFound: 'CodeNotFound',
 } as const;

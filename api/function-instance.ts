@@ -163,19 +163,56 @@ export interface FunctionInstance {
   status?: FunctionInstanceStatus;
 }
 
-/** Condition types and reasons of a FunctionInstance. */
+/** Condition types of a FunctionInstance. Ready summarises SettingsValid, ConsumerReady and RunnerReady. */
 export const FunctionInstanceConditions = {
   Ready: 'Ready',
-  /** False (reason InvalidSettings, the message naming the field) when settings fail the schema. */
+  /** False (reason InvalidSettings or SecretNotFound, the message naming the field) when settings fail the schema. */
   SettingsValid: 'SettingsValid',
+  /** The instance's durable JetStream consumer exists as the spec defines it. */
+  ConsumerReady: 'ConsumerReady',
+  /** The runner Deployment has rolled out and its replicas are ready. */
+  RunnerReady: 'RunnerReady',
   /**
    * Segment's Connection Health: False when most recent delivery attempts fail, True again when they
    * succeed (api/delivery-status.ts: judgeHealth, reasons DeliveriesFailing / DeliveriesSucceeding).
+   * Not part of Ready.
    */
   Healthy: 'Healthy',
 } as const;
 
+/** Reasons of a FunctionInstance's conditions: CamelCase words a program can match. */
 export const FunctionInstanceReasons = {
+  /** Ready: the runners run the resolved revision. */
+  Deployed: 'Deployed',
+  /** Ready: spec.suspend is set: no runner runs, events wait in the consumer. */
+  Suspended: 'Suspended',
+  /** Ready: the spec fails a check the API server cannot make (api/crd/refinements.ts). */
+  InvalidSpec: 'InvalidSpec',
+  /** Ready: spec.functionRef names no DestinationFunction. */
+  FunctionNotFound: 'FunctionNotFound',
+  /** Ready: the function has no valid revision yet (its code is invalid or not checked yet). */
+  FunctionNotReady: 'FunctionNotReady',
+  /** Ready: spec.functionRef.revision names a revision that does not exist (or was pruned). */
+  RevisionNotFound: 'RevisionNotFound',
+  /** Ready: spec.source is not a source of the gateway's write keys, so it would never receive an event. */
+  SourceUnknown: 'SourceUnknown',
+  /** Ready: spec.network.allowPrivateNetwork in a namespace the operator does not allow it in. */
+  PrivateNetworkNotAllowed: 'PrivateNetworkNotAllowed',
+  /** SettingsValid: the settings satisfy the revision's settings schema. */
+  SettingsValid: 'SettingsValid',
+  /** SettingsValid: a setting is missing, of the wrong type, unknown, or sensitive but given in plain settings. */
   InvalidSettings: 'InvalidSettings',
+  /** SettingsValid: a Secret or key named in spec.secretSettings does not exist. */
+  SecretNotFound: 'SecretNotFound',
+  /** ConsumerReady: the consumer exists as defined. */
+  ConsumerReady: 'ConsumerReady',
+  /** ConsumerReady: NATS could not be reached or refused the consumer; retried with backoff. */
+  NatsUnavailable: 'NatsUnavailable',
+  /** RunnerReady: the runner Deployment is rolling out. */
+  RolloutInProgress: 'RolloutInProgress',
+  /** RunnerReady: the rollout stalled (e.g. pods that never become ready: ProgressDeadlineExceeded). */
+  RunnerNotReady: 'RunnerNotReady',
+  /** RunnerReady: every replica is ready with the current revision and config. */
+  RunnersReady: 'RunnersReady',
   ...HealthReasons,
 } as const;

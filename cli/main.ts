@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerDeliveriesCommand } from './commands/deliveries.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerKubeAccessCommand } from './commands/kube-access.js';
+import { registerOperatorCommand } from './commands/operator.js';
 import { registerReplayCommand } from './commands/replay.js';
 import { registerRunnerCommand } from './commands/runner.js';
 import { registerTestCommand } from './commands/test.js';
@@ -19,6 +20,7 @@ const program = new Command('dfn')
 registerTestCommand(program);
 registerGatewayCommand(program);
 registerRunnerCommand(program);
+registerOperatorCommand(program);
 registerDeliveriesCommand(program);
 registerReplayCommand(program);
 registerKubeAccessCommand(program);
