@@ -103,7 +103,10 @@ const DELIVERY_FIELDS = [
   'lastError',
 ] as const;
 
+/** The delivery a status holds: what the tracker is seeded with, so an operator restart continues from it. */
 function deliveryOfStatus(status: FunctionInstanceStatus | undefined): InstanceDelivery {
+  // The verdict too: without it, a restarted operator would drop Healthy until enough new attempts were seen.
+  const healthy = status?.conditions?.find((c) => c.type === C.Healthy);
   return {
     delivered: status?.delivered ?? 0,
     retrying: status?.retrying ?? 0,
@@ -112,6 +115,9 @@ function deliveryOfStatus(status: FunctionInstanceStatus | undefined): InstanceD
     filtered: status?.filtered ?? 0,
     ...(status?.backlog !== undefined ? { backlog: status.backlog } : {}),
     ...(status?.lastError ? { lastError: status.lastError } : {}),
+    ...(healthy && healthy.status !== 'Unknown'
+      ? { healthy: { status: healthy.status === 'True', reason: healthy.reason, message: healthy.message } }
+      : {}),
   };
 }
 
@@ -127,6 +133,8 @@ export class InstanceReconciler implements Reconciler {
     const fi = world.instances.get(key.namespace, key.name);
     if (!fi) {
       this.options.status.forget(RESOURCES.instances.plural, key.namespace, key.name);
+      // Gone without its finalizer running (removed by hand): its late stats must not count for a namesake.
+      this.options.delivery?.forget(key);
       return {};
     }
     if (fi.metadata.deletionTimestamp) return this.finalize(key, fi);
