@@ -35,7 +35,10 @@ export interface DeliveryContext {
 export interface DeliverySource {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Before the first current() of an instance: its persisted status (an operator restart continues). */
+  /**
+   * Before the first current() of an instance: its persisted status (an operator restart continues). Each
+   * leading session seeds again: the status is then a floor (another leader may have written meanwhile).
+   */
   seed(key: ObjectKey, status: InstanceDelivery): void;
   current(key: ObjectKey): InstanceDelivery | undefined;
   /** The instance is gone (its finalizer ran). */

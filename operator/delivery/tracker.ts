@@ -110,13 +110,17 @@ export class DeliveryTracker implements DeliverySource {
     await this.polling;
   }
 
-  /** Before the first current() of an instance: its persisted status (an operator restart continues). */
+  /**
+   * Before the first current() of an instance: its persisted status (an operator restart continues). Seeded
+   * again (this operator leads again), the status is a floor for the counts.
+   */
   seed(key: InstanceKey, status: InstanceDelivery): void {
     const k = instanceKeyString(key);
     const existing = this.seeded.get(k);
     if (existing) {
-      // Seeding again would add the status to itself; after current(), the ledger is what status holds.
-      this.options.log.debug({ instance: k, read: existing.read }, 'delivery status seeded already; ignored');
+      // Leading again (a new session seeds anew): adding the status would count it twice, but another leader
+      // may have written more meanwhile; the status is a floor.
+      if (existing.catchUp(status)) this.changed(existing);
       return;
     }
     const ledger = this.unseeded.take(k) ?? this.newLedger(key);

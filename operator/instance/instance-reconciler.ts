@@ -123,7 +123,7 @@ function deliveryOfStatus(status: FunctionInstanceStatus | undefined): InstanceD
 
 export class InstanceReconciler implements Reconciler {
   readonly kind = RESOURCES.instances.kind;
-  /** Instances whose persisted delivery the tracker has been given (by uid). */
+  /** Instances whose persisted delivery the tracker has been given (by uid), this leading session. */
   private readonly seeded = new Set<string>();
 
   constructor(private readonly options: InstanceReconcilerOptions) {}

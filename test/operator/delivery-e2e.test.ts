@@ -274,12 +274,22 @@ describe('delivery status from runner processes, written by dfn operator', {
     operator.child.kill('SIGKILL');
     await operator.exited;
     operator = await startOperator('op-2');
-    // The runner's own counters are not added again: status stays as it was written…
+    // Ready once leading with the tracker listening; then it has heard the runner: the runner's counters so
+    // far are its baseline (they may be in status already), not added again…
     await waitFor(
-      'the new operator to lead',
-      async () => (await operator.get('/readyz')).body.role === 'leading',
+      'the new operator to lead with its tracker started',
+      async () => {
+        const r = await operator.get('/readyz');
+        return r.status === 200 && r.body.role === 'leading';
+      },
       WAIT_MS,
     );
+    await waitFor('the new tracker to hear the runner', async () =>
+      /^dfn_operator_runner_stats_messages_total\{result="accepted"\} [1-9]/m.test(
+        (await operator.get('/metrics')).body,
+      ),
+    );
+    expect((await status()).delivered).toBe(base);
     await publish(5);
     // …and what the runner delivers from now on is added to it.
     const after = await untilStatus(`delivered ${base + 5}`, (s) => s.delivered === base + 5);
