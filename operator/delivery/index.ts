@@ -4,7 +4,7 @@
 import type { JetStreamManager, NatsConnection } from 'nats';
 import type { HealthPolicy } from '../../api/delivery-status.js';
 import type { Topology } from '../../api/jetstream.js';
-import type { Logger } from '../../lib/log.js';
+import type { Logger } from '../../lib/telemetry.js';
 
 export interface InstanceKey {
   namespace: string;

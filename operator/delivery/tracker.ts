@@ -70,7 +70,7 @@ export class DeliveryTracker {
     this.sub = nc.subscribe(statsWildcard(topology), {
       callback: (err, msg) => {
         if (err) {
-          this.options.log.warn('runner stats subscription error', { error: err });
+          this.options.log.warn({ error: err }, 'runner stats subscription error');
           return;
         }
         this.receive(msg.subject, msg.data);
@@ -115,7 +115,7 @@ export class DeliveryTracker {
     const existing = this.seeded.get(k);
     if (existing) {
       // Seeding again would add the status to itself; after current(), the ledger is what status holds.
-      this.options.log.debug('delivery status seeded already; ignored', { instance: k, read: existing.read });
+      this.options.log.debug({ instance: k, read: existing.read }, 'delivery status seeded already; ignored');
       return;
     }
     const ledger = this.unseeded.take(k) ?? this.newLedger(key);
@@ -199,11 +199,14 @@ export class DeliveryTracker {
     const now = Date.now();
     if (now - (this.lastRejectLog.get(reason) ?? 0) < REJECT_LOG_INTERVAL_MS) return;
     this.lastRejectLog.set(reason, now);
-    this.options.log.warn('refused a runner stats message (repeats are counted, not logged, for a minute)', {
-      reason,
-      subject: subject.slice(0, 256),
-      detail: detail.slice(0, 256),
-    });
+    this.options.log.warn(
+      {
+        reason,
+        subject: subject.slice(0, 256),
+        detail: detail.slice(0, 256),
+      },
+      'refused a runner stats message (repeats are counted, not logged, for a minute)',
+    );
   }
 
   /** Backlog and retrying of every seeded instance, one listing per stream; one poll at a time. */
@@ -238,9 +241,12 @@ export class DeliveryTracker {
     const now = Date.now();
     if (now - (this.lastRejectLog.get('poll') ?? 0) < REJECT_LOG_INTERVAL_MS) return;
     this.lastRejectLog.set('poll', now);
-    this.options.log.warn('could not read the consumers’ pending counts; backlog and retrying kept', {
-      error: err,
-    });
+    this.options.log.warn(
+      {
+        error: err,
+      },
+      'could not read the consumers’ pending counts; backlog and retrying kept',
+    );
   }
 
   private tickHealth(): void {
@@ -273,7 +279,7 @@ export class DeliveryTracker {
       try {
         this.options.onChange({ ...ledger.key });
       } catch (err) {
-        this.options.log.error('the delivery status change handler failed', { instance: k, error: err });
+        this.options.log.error({ instance: k, error: err }, 'the delivery status change handler failed');
       }
     }
   }
