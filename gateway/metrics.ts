@@ -1,11 +1,14 @@
 // The gateway's Prometheus metrics: requests, events, bytes, rejects by reason and publish latency.
 // Names are part of the operator-facing contract (dashboards, alerts): documented in docs/gateway.md.
 
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS, processRegistry } from '../lib/telemetry.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LATENCY_BUCKETS } from '../lib/telemetry.js';
 
-/** The gateway's series on `registry` (by default a new one with the default metrics, prefixed dfn_gateway_). */
-export function gatewayMetrics(registry: Registry = processRegistry('dfn_gateway_')) {
+/**
+ * The gateway's series on `registry`. `dfn gateway` passes its process registry (default metrics included);
+ * a gateway embedded in another process (tests, benchmarks) gets one of its own series only.
+ */
+export function gatewayMetrics(registry: Registry = new Registry()) {
   const registers = [registry];
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name, help, labelNames, registers });

@@ -2,6 +2,7 @@
 // around a write-keys file and a NATS connection, and owns their start and graceful stop.
 
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Registry } from 'prom-client';
 import {
   DEFAULT_NATS_URL,
   DEFAULT_PREFIX,
@@ -82,6 +83,8 @@ export interface GatewayOptions {
   createStreams?: boolean | Partial<StreamLimits>;
   /** The process's logger (lib/telemetry.ts), fastify's too; without it nothing is logged. */
   log?: Logger;
+  /** The process's registry (lib/telemetry.ts) for /metrics; without it, one of the gateway's series only. */
+  registry?: Registry;
 }
 
 export interface Gateway {
@@ -107,7 +110,7 @@ const SHUTDOWN_FLUSH_MS = 1000;
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const t = topology(options.prefix ?? GATEWAY_DEFAULTS.prefix);
   const writeKeys = await WriteKeys.load(options.writeKeysFile);
-  const metrics = gatewayMetrics();
+  const metrics = gatewayMetrics(options.registry);
   let closing = false;
   const requestTimeoutMs = options.requestTimeoutMs ?? GATEWAY_DEFAULTS.requestTimeoutMs;
   const checkIntervalMs = OpenRequests.checkIntervalMs(requestTimeoutMs);

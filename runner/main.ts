@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { RunnerConfigError } from '../api/runner-config.js';
 import { settingsProblems } from '../api/settings.js';
 import { displayServers } from '../lib/nats-url.js';
-import { processLogger } from '../lib/telemetry.js';
+import { processLogger, processRegistry } from '../lib/telemetry.js';
 import { FunctionLoadError } from '../sandbox/index.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
@@ -104,7 +104,7 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     http = await startHttpServer(
       {
         readiness: () => runner.readiness(),
-        metrics: runnerRegistry(runner.stats, () => runner.gauges()),
+        metrics: runnerRegistry(runner.stats, () => runner.gauges(), processRegistry('dfn_runner_')),
       },
       config.http.host,
       config.http.port,

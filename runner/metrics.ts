@@ -1,10 +1,9 @@
 // The runner's Prometheus series (prom-client), read at scrape time from the counters that go to the
 // operator, so the two can never disagree; the handler-duration histogram is recorded by Stats itself.
 
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { RunnerCounters } from '../api/jetstream.js';
 import { ERROR_TYPES, type ErrorType } from '../api/outcome.js';
-import { processRegistry } from '../lib/telemetry.js';
 import { INSTANCE_LABELS, type Stats } from './stats.js';
 
 /** What the runner knows only at scrape time, beside its counters. */
@@ -62,13 +61,13 @@ const DISCARD_TYPES = (Object.keys(ERROR_TYPES) as ErrorType[]).filter(
 );
 
 /**
- * Registers the runner's series on `registry` (by default a new one with the process's default metrics,
- * prefixed dfn_runner_). Each series reads `stats` and `gauges()` when scraped.
+ * Registers the runner's series on `registry`, each read from `stats` and `gauges()` when scraped. The
+ * runner process passes its process registry (default metrics included); without one, its series only.
  */
 export function runnerRegistry(
   stats: Stats,
   gauges: () => Gauges,
-  registry: Registry = processRegistry('dfn_runner_'),
+  registry: Registry = new Registry(),
 ): Registry {
   const registers = [registry];
   const labels = stats.instanceLabels;

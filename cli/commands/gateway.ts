@@ -9,7 +9,7 @@ import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
 import { podHttpPort, podPath } from '../../lib/pod-env.js';
-import { LOG_LEVELS, processLogger, type TelemetryLogLevel } from '../../lib/telemetry.js';
+import { LOG_LEVELS, processLogger, processRegistry, type TelemetryLogLevel } from '../../lib/telemetry.js';
 import { parsePrefix } from './nats-options.js';
 
 interface GatewayFlags {
@@ -297,6 +297,7 @@ async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
       ...(flags.trustProxy ? { trustProxy: flags.trustProxy } : {}),
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
       log: processLogger('gateway', flags.logLevel),
+      registry: processRegistry('dfn_gateway_'),
     });
   } catch (err) {
     if (err instanceof WriteKeysFileError) {

@@ -2,8 +2,8 @@
 // labels, and nothing the runner does not export.
 
 import { readFileSync } from 'node:fs';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { processRegistry } from '../../lib/telemetry.js';
 import { runnerRegistry } from '../../runner/metrics.js';
 import { Stats } from '../../runner/stats.js';
 import { repoRoot } from '../helpers/dfn.js';
@@ -15,8 +15,8 @@ const gauges = () => ({ inFlight: 0, natsConnected: true, ready: true, sandboxRe
 
 describe('docs/runner.md', () => {
   it('lists every runner metric with its labels, and no metric that does not exist', () => {
-    // The runner's own series: a registry without the process's default metrics (documented as such).
-    const metrics = runnerRegistry(stats(), gauges, new Registry()).getMetricsAsArray();
+    // The runner's own series, without the process's default metrics (documented as such).
+    const metrics = runnerRegistry(stats(), gauges).getMetricsAsArray();
     expect(metrics.length).toBeGreaterThan(10);
     const table = metricTable(doc);
     for (const m of metrics) expect(table.get(m.name), m.name).toEqual(labelNames(m));
@@ -24,7 +24,7 @@ describe('docs/runner.md', () => {
   });
 
   it('says the default metrics are there, under the dfn_runner_ prefix', () => {
-    const names = runnerRegistry(stats(), gauges)
+    const names = runnerRegistry(stats(), gauges, processRegistry('dfn_runner_'))
       .getMetricsAsArray()
       .map((m) => m.name);
     expect(names).toContain('dfn_runner_process_cpu_seconds_total');

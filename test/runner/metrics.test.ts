@@ -1,9 +1,10 @@
 // The runner's /metrics series (runner/metrics.ts): names, labels and values as the counters move, read
 // afresh at every scrape; the handler-duration histogram filled by Stats.
 
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ERROR_TYPES } from '../../api/outcome.js';
+import { processRegistry } from '../../lib/telemetry.js';
 import { type Gauges, runnerRegistry } from '../../runner/metrics.js';
 import { Stats } from '../../runner/stats.js';
 
@@ -13,7 +14,7 @@ const INSTANCE = 'namespace="shop",function_instance="crm"';
 function scraped() {
   const stats = new Stats(identity);
   const gauges: Gauges = { inFlight: 0, natsConnected: false, ready: false, sandboxRebuilds: 0 };
-  const registry = runnerRegistry(stats, () => gauges, new Registry());
+  const registry = runnerRegistry(stats, () => gauges);
   return { stats, gauges, registry, text: () => registry.metrics() };
 }
 
@@ -110,16 +111,13 @@ describe('runner metrics', () => {
     expect(sample(await b.text(), `dfn_runner_invocation_duration_seconds_count{${INSTANCE}}`)).toBe(0);
   });
 
-  it('include the default metrics under the dfn_runner_ prefix in the process registry', async () => {
-    const registry = runnerRegistry(new Stats(identity), () => ({
-      inFlight: 0,
-      natsConnected: true,
-      ready: true,
-      sandboxRebuilds: 0,
-    }));
-    const t = await registry.metrics();
-    expect(t).toMatch(/^dfn_runner_process_cpu_seconds_total \d/m);
-    expect(t).toMatch(/^dfn_runner_nodejs_eventloop_lag_seconds /m);
-    expect(registry.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
+  it("hold only the runner's series unless given the process registry", async () => {
+    const names = (registry: Registry) => registry.getMetricsAsArray().map((m) => m.name);
+    const own = names(runnerRegistry(new Stats(identity), () => scraped().gauges));
+    expect(own.every((n) => n.startsWith('dfn_runner_') && !n.includes('process_'))).toBe(true);
+    const withProcess = names(
+      runnerRegistry(new Stats(identity), () => scraped().gauges, processRegistry('dfn_runner_')),
+    );
+    expect(withProcess).toEqual(expect.arrayContaining([...own, 'dfn_runner_process_cpu_seconds_total']));
   });
 });
