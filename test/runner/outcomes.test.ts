@@ -294,4 +294,14 @@ describe('outcomes on JetStream', () => {
     expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 2$/m);
     expect(metrics).toContain('# TYPE dfn_runner_in_flight_events gauge');
   });
+
+  it("serves the process's default metrics beside its own, prefixed dfn_runner_", async () => {
+    const port = await runner.httpPort();
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^dfn_runner_process_cpu_seconds_total \d/m);
+    expect(metrics).toMatch(/^# TYPE dfn_runner_nodejs_eventloop_lag_seconds gauge$/m);
+    expect(metrics).toMatch(
+      /^dfn_runner_info\{namespace="default",function_instance="crm",revision="rev-1",replica="[^"]+"\} 1$/m,
+    );
+  });
 });
