@@ -228,8 +228,10 @@ describe('outcomes on JetStream', () => {
     const byAttempt = new Map(records.map((r) => [r.attempt, r]));
     const failedAt = (n: number) => Date.parse(byAttempt.get(n)!.at);
     const startedAt = (n: number) => Date.parse(byAttempt.get(n)!.at) - byAttempt.get(n)!.durationMs;
-    expect(startedAt(2) - failedAt(1)).toBeGreaterThanOrEqual(300 - 5);
-    expect(startedAt(3) - failedAt(2)).toBeGreaterThanOrEqual(600 - 5);
+    // A record's `at` is stamped after the retry was scheduled, later by however long a loaded machine takes to
+    // get there: the slack allows for that, far below the delays (an unscheduled retry would come at once).
+    expect(startedAt(2) - failedAt(1)).toBeGreaterThanOrEqual(300 - 100);
+    expect(startedAt(3) - failedAt(2)).toBeGreaterThanOrEqual(600 - 100);
   });
 
   it('replays a dead letter to its instance alone, which then delivers it', async () => {
