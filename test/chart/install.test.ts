@@ -2,7 +2,7 @@
 // dfn image: the operator and the gateway become ready as the chart configures them, the gateway takes
 // events with the chart's write keys, the operator creates the streams; `helm uninstall` leaves only the CRDs.
 
-import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_PORTS_ANNOTATION } from '../../local/kubelet/pod-worker.js';
