@@ -55,6 +55,17 @@ async function gatewayUrl(): Promise<string> {
   return `http://127.0.0.1:${ports.gateway!.find((p) => p.name === 'http')!.hostPort}`;
 }
 
+/** A track event through the gateway, as a Segment client sends it. */
+const track = (url: string, writeKey: string, event: string) =>
+  fetch(`${url}/v1/track`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ userId: 'u1', event }),
+  });
+
 describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }, () => {
   it('runs the operator and the gateway to ready', async () => {
     const run = await helm(
@@ -115,15 +126,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
 
   it('the gateway accepts events with the write key of the values and refuses others', async () => {
     const url = await gatewayUrl();
-    const send = (key: string) =>
-      fetch(`${url}/v1/track`, {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ userId: 'u1', event: 'Chart Installed' }),
-      });
+    const send = (key: string) => track(url, key, 'Chart Installed');
     expect((await send(WRITE_KEY)).status).toBe(200);
     expect((await send('not-a-key')).status).toBe(401);
     const nc = await connect({ servers: nats.url });
@@ -154,17 +157,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
     const url = await gatewayUrl();
     await waitFor(
       'the gateway to accept the new key',
-      async () =>
-        (
-          await fetch(`${url}/v1/track`, {
-            method: 'POST',
-            headers: {
-              authorization: `Basic ${Buffer.from('wk_chart_test_2:').toString('base64')}`,
-              'content-type': 'application/json',
-            },
-            body: JSON.stringify({ userId: 'u2', event: 'Upgraded' }),
-          })
-        ).status === 200,
+      async () => (await track(url, 'wk_chart_test_2', 'Upgraded')).status === 200,
       90_000,
       500,
     );
