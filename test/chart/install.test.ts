@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (release)
     await helm(['uninstall', release, '--namespace', ns.name], { kubeconfig: ns.cp.kubeconfigPath });
-  await nats?.stop();
+  await nats?.dispose();
 }, 120_000);
 
 const tag = DFN_IMAGE.split(':').pop()!;
@@ -137,6 +137,38 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
     } finally {
       await nc.close();
     }
+  });
+
+  it('a NATS outage takes the gateway out of service by its readiness probe, not its liveness; it comes back', async () => {
+    const core = ns.kc.makeApiClient(CoreV1Api);
+    const gatewayPod = async () =>
+      (
+        await core.listNamespacedPod({
+          namespace: ns.name,
+          labelSelector: 'app.kubernetes.io/component=gateway',
+        })
+      ).items.find((p) => !p.metadata?.deletionTimestamp)!;
+    const ready = (p: Awaited<ReturnType<typeof gatewayPod>>) =>
+      p.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    const before = await gatewayPod();
+    const restarts = before.status?.containerStatuses?.[0]?.restartCount ?? 0;
+    await nats.stop();
+    await waitFor(
+      'the gateway pod to be not ready',
+      async () => ready(await gatewayPod()) === 'False',
+      90_000,
+      500,
+    );
+    await nats.restart();
+    await waitFor(
+      'the gateway pod to be ready again',
+      async () => ready(await gatewayPod()) === 'True',
+      90_000,
+      500,
+    );
+    const after = await gatewayPod();
+    expect(after.metadata?.uid).toBe(before.metadata?.uid);
+    expect(after.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(restarts);
   });
 
   it('a new write key added with helm upgrade reaches the running gateway', async () => {
