@@ -224,9 +224,14 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
       120_000,
       500,
     );
-    const crds = await helm(['status', uninstalled, '--namespace', ns.name], {
+    const status = await helm(['status', uninstalled, '--namespace', ns.name], {
       kubeconfig: ns.cp.kubeconfigPath,
     });
-    expect(crds.code).not.toBe(0);
+    expect(status.code).not.toBe(0);
+    // Helm's convention: the CRDs (and so every function and instance of every namespace) stay.
+    const extensions = ns.kc.makeApiClient(ApiextensionsV1Api);
+    for (const name of ['destinationfunctions.dfn.dev', 'functioninstances.dfn.dev']) {
+      expect((await extensions.readCustomResourceDefinition({ name })).metadata?.name).toBe(name);
+    }
   });
 });
