@@ -52,11 +52,13 @@ async function startGateway(prefix: string, flags: string[]): Promise<Started> {
   await waitFor(
     () => `the gateway to be ready; output:\n${output}`,
     async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200,
+    // A dfn process starts through tsx here: tens of seconds on a loaded two-core machine.
+    90_000,
   );
   return { child, url, output: () => output, exited };
 }
 
-describe('dfn gateway under requests that never finish', () => {
+describe('dfn gateway under requests that never finish', { timeout: 180_000 }, () => {
   it('answers a trickling body 408 GW_REQUEST_TIMEOUT and keeps running', async () => {
     const gw = await startGateway('shutdowna', ['--create-streams', '--request-timeout', '1000']);
     try {
