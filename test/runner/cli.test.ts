@@ -217,7 +217,7 @@ describe('dfn deliveries and dfn replay', () => {
 
   it('prints JSON with --json, limited and filtered by messageId', async () => {
     const env = { DFN_NATS_URL: nats.url };
-    const limited = await runDfn(['deliveries', 'default/crm', '--json', '-n', '1'], env);
+    const limited = await runDfn(['deliveries', 'default/crm', '--json', '--limit', '1'], env);
     expect(JSON.parse(limited.stdout)).toEqual([record]);
     const filtered = await runDfn(['deliveries', 'default/crm', '--json', '--message-id', 'm-0'], env);
     expect(JSON.parse(filtered.stdout).map((r: DeliveryRecord) => r.messageId)).toEqual(['m-0']);
