@@ -257,9 +257,11 @@ describe('dfn deliveries and dfn replay', () => {
   });
 
   it('rejects a malformed instance reference as a usage error', async () => {
-    const result = await runDfn(['deliveries', 'crm', '--nats-url', nats.url]);
+    const result = await runDfn(['deliveries', 'default/crm/x', '--nats-url', nats.url]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('expected <namespace>/<instance>, e.g. default/slack-alerts (got "crm")');
+    expect(result.stderr).toContain(
+      'expected fi/NAME, functioninstance/NAME or NAMESPACE/NAME, e.g. -n shop fi/orders (got "default/crm/x")',
+    );
   });
 
   it('exits 1 with a clear error when NATS cannot be reached', async () => {
