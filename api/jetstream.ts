@@ -190,6 +190,8 @@ export interface StreamLimits {
   /** Failed-delivery records kept per instance. */
   deliveryRecordsPerInstance: number;
   storage: 'file' | 'memory';
+  /** Copies of each stream in a NATS cluster: 3 survives losing a server; a single server takes only 1. */
+  replicas: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: StreamLimits = {
@@ -199,6 +201,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   deadLetterMaxAgeMs: 14 * 24 * 3600_000,
   deliveryRecordsPerInstance: 200,
   storage: 'file',
+  replicas: 1,
 };
 
 /** How long a dead letter's message id is remembered, so one event is never dead-lettered twice. */
@@ -224,6 +227,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       allow_rollup_hdrs: true,
       allow_msg_schedules: true,
       storage,
+      num_replicas: l.replicas,
     } as Partial<StreamConfig>, // the nats 2.x client's StreamConfig type has no allow_msg_schedules; the server reads it
     {
       name: t.eventsStream,
@@ -238,6 +242,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       max_bytes: l.eventsMaxBytes,
       duplicate_window: nanos(l.duplicateWindowMs),
       storage,
+      num_replicas: l.replicas,
     },
     {
       name: t.deadLetterStream,
@@ -250,6 +255,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       // (a runner killed between publish and term, or an ack lost in transit) a no-op.
       duplicate_window: nanos(Math.min(DEAD_LETTER_DEDUPE_WINDOW_MS, l.deadLetterMaxAgeMs)),
       storage,
+      num_replicas: l.replicas,
     },
     {
       name: t.deliveriesStream,
@@ -258,6 +264,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       retention: RetentionPolicy.Limits,
       max_msgs_per_subject: l.deliveryRecordsPerInstance,
       storage,
+      num_replicas: l.replicas,
     },
     {
       name: t.advisoryStream,
@@ -268,6 +275,7 @@ export function streamConfigs(t: Topology, limits: Partial<StreamLimits> = {}): 
       retention: RetentionPolicy.Workqueue,
       max_age: nanos(l.eventsMaxAgeMs),
       storage,
+      num_replicas: l.replicas,
     },
   ];
 }

@@ -38,6 +38,7 @@ interface OperatorFlags extends NatsFlags {
   resync: number;
   revisionHistory: number;
   streamStorage: 'file' | 'memory';
+  streamReplicas: number;
   httpHost: string;
   httpPort: number;
   logLevel: TelemetryLogLevel;
@@ -210,6 +211,12 @@ export function registerOperatorCommand(program: Command): void {
         .default('file'),
     )
     .addOption(
+      new Option('--stream-replicas <n>', 'copies of each stream in a NATS cluster (3 for a clustered NATS)')
+        .env('DFN_STREAM_REPLICAS')
+        .default(1)
+        .argParser(whole(1, 5, 'the stream replica count')),
+    )
+    .addOption(
       new Option('--http-host <address>', 'address of /healthz, /readyz, /metrics').default('0.0.0.0'),
     )
     .addOption(
@@ -292,7 +299,7 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
     ...(flags.namespace?.length ? { namespaces: flags.namespace } : {}),
     nats: { ...natsUrlCredentials(flags.natsUrl), ...authOptions(natsAuth) },
     prefix: flags.prefix,
-    streamLimits: { storage: flags.streamStorage },
+    streamLimits: { storage: flags.streamStorage, replicas: flags.streamReplicas },
     runner: {
       image: flags.runnerImage,
       imagePullPolicy: flags.runnerImagePullPolicy,

@@ -69,7 +69,7 @@ An array runs onBatch(events, settings), or each event's own handler when the fu
 Exit status: 0 success, 1 retry or discard, 2 usage or load error (missing file, bad JSON, syntax error).
 
 Examples:
-  dfn test examples/webhook/function.js --event examples/webhook/track.json --settings settings.json
+  dfn test examples/webhook/function.js --event examples/webhook/sample/track.json --settings settings.json
   echo '{"type":"track","event":"Signed Up","userId":"u1"}' | dfn test function.js --event - --json`,
     )
     .action(async (file: string, options: TestOptions) => {

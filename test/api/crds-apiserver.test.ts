@@ -39,8 +39,8 @@ const specOf = (manifest: string) => (parse(manifest) as { spec: unknown }).spec
 
 describe('the dfn.dev API on a real API server', () => {
   it('kubectl apply of the example manifests succeeds', async () => {
-    for (const file of ['webhook.yaml', 'orders.yaml']) {
-      const run = await kubectl(['apply', '-f', join(repoRoot, 'examples/kubernetes', file)], {
+    for (const path of ['examples/webhook', 'examples/kubernetes/orders.yaml']) {
+      const run = await kubectl(['apply', '-f', join(repoRoot, path)], {
         namespace: ns.name,
       });
       expect(run.stderr).toBe('');

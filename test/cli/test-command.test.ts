@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 const webhook = new URL('../../examples/webhook/function.js', import.meta.url).pathname;
-const track = new URL('../../examples/webhook/track.json', import.meta.url).pathname;
+const track = new URL('../../examples/webhook/sample/track.json', import.meta.url).pathname;
 
 describe('dfn test', () => {
   it('runs the example against a local destination and prints the human report', async () => {
