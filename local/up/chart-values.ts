@@ -1,6 +1,7 @@
 // The chart values `dfn up` installs with: the dfn image the local kubelet maps to this dfn, the stack's
-// nats-server on loopback (Services do not route here), one write key, and private networks allowed
-// everywhere (destinations on the laptop are the point). Nothing else differs from the chart's defaults.
+// nats-server on loopback (Services do not route here), one write key, private networks allowed everywhere
+// (destinations on the laptop are the point), one gateway replica (a laptop's CPUs), and the Pods' servers
+// on loopback (each Pod process shares the machine's network here). Nothing else differs from the defaults.
 
 import { stringify } from 'yaml';
 
@@ -16,10 +17,13 @@ export interface LocalChartValues {
 
 export function chartValues(v: LocalChartValues): Record<string, unknown> {
   return {
-    image: { repository: LOCAL_IMAGE_REPOSITORY, tag: v.imageTag, pullPolicy: 'IfNotPresent' },
-    nats: { url: v.natsUrl, streamReplicas: 1 },
-    writeKeys: { [v.writeKey]: v.source },
-    allowPrivateNetwork: ['*'],
+    image: { repository: LOCAL_IMAGE_REPOSITORY, tag: v.imageTag },
+    nats: { url: v.natsUrl },
+    streams: { replicas: 1, storage: 'file' },
+    writeKeys: { keys: { [v.writeKey]: v.source } },
+    // A later flag wins over the chart's own --host=0.0.0.0 / the default --http-host.
+    operator: { allowPrivateNetwork: ['*'], extraArgs: ['--http-host=127.0.0.1'] },
+    gateway: { replicas: 1, extraArgs: ['--host=127.0.0.1'] },
   };
 }
 
