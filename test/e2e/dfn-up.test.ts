@@ -364,6 +364,9 @@ describe('dfn up, driven as a user', { timeout: STEP_MS }, () => {
   });
 
   it('helm uninstall leaves no dfn objects behind but the CRDs', async () => {
+    // The user's function first (Helm leaves custom resources to their owner), while the operator runs.
+    const gone = await kubectl(['delete', 'destfn', 'webhook', '--timeout=180s']);
+    expect(gone.stdout).toContain('destinationfunction.dfn.dev "webhook" deleted');
     const uninstall = await helm([
       'uninstall',
       'dfn',
@@ -374,23 +377,23 @@ describe('dfn up, driven as a user', { timeout: STEP_MS }, () => {
       '3m',
     ]);
     expect(uninstall.stderr).toBe('');
-    await waitFor(
-      'no object of the release left',
-      async () => {
-        const left = await kubectl([
-          'get',
-          'deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,roles,rolebindings,clusterroles,clusterrolebindings',
-          '--all-namespaces',
-          '-l',
-          'app.kubernetes.io/instance=dfn',
-          '-o',
-          'name',
-        ]);
-        return left.code === 0 && left.stdout.trim() === '';
-      },
-      120_000,
-      1000,
-    );
+    expect(uninstall.stdout).toContain('release "dfn" uninstalled');
+    const kinds =
+      'deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,roles,rolebindings,' +
+      'clusterroles,clusterrolebindings,leases';
+    for (const selector of ['app.kubernetes.io/instance=dfn', 'app.kubernetes.io/managed-by=dfn-operator']) {
+      await waitFor(
+        `no object labelled ${selector} left`,
+        async () => {
+          const left = await kubectl(['get', kinds, '--all-namespaces', '-l', selector, '-o', 'name']);
+          return left.code === 0 && left.stdout.trim() === '';
+        },
+        120_000,
+        1000,
+      );
+    }
+    const dfnObjects = await kubectl(['get', 'destfn,fi', '--all-namespaces', '-o', 'name']);
+    expect(dfnObjects.stdout.trim()).toBe('');
     const crds = await kubectl(['get', 'crd', '-o', 'name']);
     expect(crds.stdout).toContain(
       'customresourcedefinition.apiextensions.k8s.io/destinationfunctions.dfn.dev',
