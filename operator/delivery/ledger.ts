@@ -123,6 +123,20 @@ export class InstanceLedger {
     this.refresh();
   }
 
+  /**
+   * Seeded again: this operator leads again, and another may have written status meanwhile. The stored counts
+   * are a floor (what this ledger kept counting while standing by is already in it, so adding them would count
+   * twice; writing less than is stored would go backwards). True when the status changed.
+   */
+  catchUp(status: InstanceDelivery): boolean {
+    for (const f of STATUS_COUNT_FIELDS) this.totals[f] = Math.max(this.totals[f], count(status[f]));
+    const storedError = status.lastError && lastErrorState(status.lastError, Number.POSITIVE_INFINITY);
+    if (storedError && (!this.lastError || storedError.timeMs > this.lastError.timeMs)) {
+      this.lastError = storedError;
+    }
+    return this.refresh();
+  }
+
   /** One stats message of this instance's runners. True when the status changed. */
   observe(stats: RunnerStatsMessage, now: Now): boolean {
     const processKey = `${stats.replica}\u0000${stats.startedAt}`;
