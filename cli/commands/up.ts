@@ -9,7 +9,7 @@ import { DEFAULT_PORTS, PORT_FLAGS, type UpPorts } from '../../local/up/ports.js
 import { runningStackFile } from '../../local/up/running-stack.js';
 import { LocalStack, RELEASE, RELEASE_NAMESPACE, StartAborted } from '../../local/up/stack.js';
 
-interface UpFlags extends Record<keyof UpPorts, number> {
+interface UpFlags extends Record<string, unknown> {
   stateDir?: string;
   source: string;
   chart?: string;
@@ -106,8 +106,14 @@ export function registerUpCommand(program: Command): void {
 
 async function up(flags: UpFlags): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
+  // commander names each option's value after its flag: --gateway-port → gatewayPort.
+  const attribute = (flag: string) =>
+    flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   const ports = Object.fromEntries(
-    (Object.keys(DEFAULT_PORTS) as (keyof UpPorts)[]).map((k) => [k, flags[k]]),
+    (Object.keys(DEFAULT_PORTS) as (keyof UpPorts)[]).map((k) => [
+      k,
+      flags[attribute(PORT_FLAGS[k])] as number,
+    ]),
   ) as unknown as UpPorts;
   let stack: LocalStack | undefined;
   let signalled = false;
