@@ -1,12 +1,13 @@
 // `dfn up` driven as a user drives it: a child process on free ports, its printed instructions parsed (the
 // KUBECONFIG to export, the gateway URL, the write key), kubectl run with that KUBECONFIG, Ctrl-C to stop.
 
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TetheredProcess } from '../../local/process.js';
 import type { UpPorts } from '../../local/up/ports.js';
 import { PORT_FLAGS } from '../../local/up/ports.js';
-import { spawnDfn } from './dfn.js';
+import { cleanEnv, repoRoot } from './dfn.js';
 import { freePort } from './ports.js';
 import { kubectlPath } from './tools.js';
 import { waitFor } from './wait.js';
@@ -32,61 +33,77 @@ export const portArgs = (ports: UpPorts) =>
   (Object.keys(PORT_FLAGS) as (keyof UpPorts)[]).flatMap((k) => [PORT_FLAGS[k], String(ports[k])]);
 
 export class DfnUp {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
+  private constructor(
+    private readonly proc: TetheredProcess,
+    private readonly logFile: string,
+    readonly pid: number,
+  ) {}
 
-  private constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d) => (this.stdout += d));
-    child.stderr!.on('data', (d) => (this.stderr += d));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  /**
+   * `dfn up <args>` from the sources, tethered (local/process.ts): a test worker that dies takes the whole
+   * stack with it. Its stdout and stderr go to one file, read back as `output`.
+   */
+  static async start(args: string[], env: Record<string, string>, logFile: string): Promise<DfnUp> {
+    const proc = new TetheredProcess(
+      process.execPath,
+      ['--no-node-snapshot', '--import', 'tsx', 'cli/main.ts', 'up', ...args],
+      { cwd: repoRoot, env: { ...cleanEnv(), ...env }, logFile },
+    );
+    return new DfnUp(proc, logFile, await proc.pid);
   }
 
-  static start(args: string[], env: Record<string, string>): DfnUp {
-    return new DfnUp(spawnDfn(['up', ...args], { env }));
+  /** What it printed so far (stdout and stderr). */
+  get output(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
-  get pid(): number {
-    return this.child.pid!;
+  get running(): boolean {
+    return this.proc.running;
+  }
+
+  /** Its exit code (null when a signal ended it). */
+  get exited(): Promise<number | null> {
+    return this.proc.exited.then((s) => s.code);
   }
 
   /** Until it printed that it is up; the values it printed. Fails early, with its output, if it exits. */
   async ready(timeoutMs = UP_TIMEOUT_MS): Promise<UpReady> {
-    let exited = false;
-    void this.exited.then(() => (exited = true));
     await waitFor(
-      () => `dfn up to be ready:\n${this.stdout}\n${this.stderr}`,
+      () => `dfn up to be ready:\n${this.output}`,
       () => {
-        if (exited) throw new Error(`dfn up exited:\n${this.stdout}\n${this.stderr}`);
-        return this.stdout.includes('dfn is up.');
+        const out = this.output;
+        if (!this.proc.running) throw new Error(`dfn up exited:\n${out}`);
+        return out.includes('dfn is up.');
       },
       timeoutMs,
       250,
     );
+    const out = this.output.slice(this.output.lastIndexOf('dfn up '));
     const grab = (re: RegExp) => {
-      const m = re.exec(this.stdout);
-      if (!m) throw new Error(`dfn up did not print ${re}:\n${this.stdout}`);
-      return m[1]!;
+      const m = re.exec(out);
+      if (!m) throw new Error(`dfn up did not print ${re}:\n${out}`);
+      return m;
     };
-    const key = /Write key {2}(\S+) {3}\(source "([^"]+)"\)/.exec(this.stdout);
+    const key = grab(/Write key {2}(\S+) {3}\(source "([^"]+)"\)/);
     return {
-      kubeconfig: grab(/export KUBECONFIG=(\S+)/),
-      gatewayUrl: grab(/Gateway {4}(\S+)/),
-      writeKey: key?.[1] ?? grab(/Write key {2}(\S+)/),
-      source: key?.[2] ?? '',
-      natsUrl: grab(/NATS {7}(\S+)/),
+      kubeconfig: grab(/export KUBECONFIG=(\S+)/)[1]!,
+      gatewayUrl: grab(/Gateway {4}(\S+)/)[1]!,
+      writeKey: key[1]!,
+      source: key[2]!,
+      natsUrl: grab(/NATS {7}(\S+)/)[1]!,
     };
   }
 
   /** Ctrl-C, and the exit status once it has stopped. */
   async interrupt(timeoutMs = 120_000): Promise<number | null> {
-    this.child.kill('SIGINT');
+    this.proc.signal('SIGINT');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`dfn up did not stop:\n${this.stdout}\n${this.stderr}`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => reject(new Error(`dfn up did not stop:\n${this.output}`)), timeoutMs);
     });
     try {
       return await Promise.race([this.exited, timeout]);
@@ -95,8 +112,9 @@ export class DfnUp {
     }
   }
 
-  kill(): void {
-    this.child.kill('SIGKILL');
+  /** SIGKILL of the whole group (after a failed test). */
+  async kill(): Promise<void> {
+    await this.proc.stop(0);
   }
 }
 

@@ -104,22 +104,26 @@ describe('dfn up refuses to start', () => {
 
 describe('Ctrl-C while dfn up starts', () => {
   it('stops what had started and leaves no process behind', { timeout: 300_000 }, async () => {
-    const up = DfnUp.start([...portArgs(await freeUpPorts())], { DFN_HOME: home });
+    const up = await DfnUp.start(
+      [...portArgs(await freeUpPorts())],
+      { DFN_HOME: home },
+      join(work, 'up.log'),
+    );
     // Interrupted once the control plane is starting: etcd runs, kube-apiserver is on its way.
     await waitFor(
-      () => `the control plane step:\n${up.stdout}\n${up.stderr}`,
-      () => /etcd ready/.test(up.stdout),
+      () => `the control plane step:\n${up.output}`,
+      () => /etcd ready/.test(up.output),
       240_000,
       100,
     );
     const pids = descendants(up.pid);
     expect(pids.length).toBeGreaterThanOrEqual(2); // nats-server and etcd, under their tethers
     expect(await up.interrupt()).toBe(0);
-    expect(up.stdout).toContain('Interrupted: stopping what has started');
-    expect(up.stdout).toContain('Stopped.');
+    expect(up.output).toContain('Interrupted: stopping what has started');
+    expect(up.output).toContain('Stopped.');
     await waitFor('every process gone', () => pids.every((pid) => !alive(pid)), 30_000, 100);
     // Its temporary state directory went with it.
-    const state = /file storage in (\S+)\/nats\)/.exec(up.stdout)?.[1];
+    const state = /file storage in (\S+)\/nats\)/.exec(up.output)?.[1];
     expect(state && existsSync(state)).toBe(false);
   });
 });
