@@ -1,15 +1,20 @@
 // A real Kubernetes control plane on loopback, from the binaries scripts/kube-tools.sh builds: etcd,
 // kube-apiserver (RBAC, service accounts) and kube-controller-manager, as envtest starts them.
 
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  KubeConfig,
+  loadAllYaml,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { freePort } from '../../lib/free-port.js';
 import { TetheredProcess } from '../process.js';
-import { type KubeBinary, kubeBinary } from '../tools.js';
+import { type KubeBinary, kubeBinary, repoRoot } from '../tools.js';
 import { adminTls, type ControlPlaneCerts, createCerts, existingCerts } from './certs.js';
 
 export interface ControlPlaneOptions {
@@ -400,4 +405,12 @@ async function applyCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[], tim
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+}
+
+/** The CRDs generated into `crds/` (the files the chart's crds/ copies), for `crds` of start(). */
+export async function dfnCrds(dir = join(repoRoot(), 'crds')): Promise<V1CustomResourceDefinition[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
+  return (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap(
+    (t) => loadAllYaml(t) as V1CustomResourceDefinition[],
+  );
 }

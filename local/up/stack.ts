@@ -4,16 +4,11 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  AppsV1Api,
-  loadAllYaml,
-  type V1CustomResourceDefinition,
-  type V1Deployment,
-} from '@kubernetes/client-node';
-import { ControlPlane } from '../control-plane/control-plane.js';
+import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { ControlPlane, dfnCrds } from '../control-plane/control-plane.js';
 import { Kubelet } from '../kubelet/kubelet.js';
 import { cachedTool, helmBinary, kubeBinary, repoRoot } from '../tools.js';
 import { chartValuesYaml, LOCAL_IMAGE_REPOSITORY } from './chart-values.js';
@@ -126,7 +121,7 @@ export class LocalStack {
       step('Kubernetes control plane: etcd, kube-apiserver, the dfn CRDs, kube-controller-manager');
       parts.controlPlane = await ControlPlane.start({
         dir: join(stateDir, 'cluster'),
-        crds: await topLevelCrds(),
+        crds: await dfnCrds(),
         ports: {
           apiserver: options.ports.apiserver,
           etcd: options.ports.etcd,
@@ -224,14 +219,6 @@ async function keptWriteKey(stateDir: string): Promise<string> {
   const key = `wk_local_${randomBytes(12).toString('hex')}`;
   await writeFile(file, `${key}\n`, { mode: 0o600 });
   return key;
-}
-
-async function topLevelCrds(): Promise<V1CustomResourceDefinition[]> {
-  const dir = join(repoRoot(), 'crds');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
-  return (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap(
-    (t) => loadAllYaml(t) as V1CustomResourceDefinition[],
-  );
 }
 
 const available = (d: V1Deployment) =>
