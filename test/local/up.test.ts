@@ -127,3 +127,27 @@ describe('Ctrl-C while dfn up starts', () => {
     expect(state && existsSync(state)).toBe(false);
   });
 });
+
+describe('kill -9 of dfn up', () => {
+  it('takes every process it started with it (each is tethered to it)', { timeout: 300_000 }, async () => {
+    const up = await DfnUp.start(
+      [...portArgs(await freeUpPorts())],
+      { DFN_HOME: home },
+      join(work, 'up-kill.log'),
+    );
+    await waitFor(
+      () => `kube-apiserver to be up:\n${up.output}`,
+      () => /kube-apiserver ready/.test(up.output),
+      240_000,
+      100,
+    );
+    const pids = descendants(up.pid);
+    expect(pids.length).toBeGreaterThanOrEqual(3); // nats-server, etcd, kube-apiserver, under their tethers
+    process.kill(up.pid, 'SIGKILL');
+    await up.exited;
+    await waitFor('every process gone', () => pids.every((pid) => !alive(pid)), 30_000, 100);
+    // Killed, it could not remove its temporary state directory: the test does.
+    const state = /file storage in (\S+)\/nats\)/.exec(up.output)?.[1];
+    if (state) rmSync(state, { recursive: true, force: true });
+  });
+});
