@@ -5,22 +5,20 @@
 
 ARG NODE_VERSION=24
 
-# Production dependencies, with isolated-vm compiled for this image's Node (a native addon: python3, make, g++).
-FROM node:${NODE_VERSION}-bookworm-slim AS deps
+# Node with what isolated-vm (a native addon) compiles with: python3, make, g++.
+FROM node:${NODE_VERSION}-bookworm-slim AS toolchain
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+
+# Production dependencies, isolated-vm compiled for this image's Node.
+FROM toolchain AS deps
 RUN npm ci --omit=dev && npm cache clean --force
 
 # The TypeScript build (needs the dev dependencies: tsc, esbuild for the sandbox prelude).
-FROM node:${NODE_VERSION}-bookworm-slim AS build
-RUN apt-get update \
-  && apt-get install -y --no-install-recommends python3 make g++ \
-  && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
-COPY package.json package-lock.json ./
+FROM toolchain AS build
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build-prelude.mjs ./scripts/

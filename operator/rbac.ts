@@ -1,5 +1,5 @@
-// The operator's RBAC, the least it needs, defined once: docs/operator.md lists it, the chart will render it,
-// and test/operator/rbac.test.ts runs an operator with exactly these rules.
+// The operator's RBAC, the least it needs, defined once: docs/operator.md lists it, the chart's templates carry
+// it (test/chart/rbac.test.ts compares them), and test/operator/rbac.test.ts runs an operator with exactly these rules.
 
 import type { V1PolicyRule } from '@kubernetes/client-node';
 import { API_GROUP } from '../api/kube-types.js';

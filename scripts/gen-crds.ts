@@ -2,7 +2,7 @@
 // place that ships them: the top-level crds/ (kubectl apply -f crds/) and the Helm chart's crds/.
 //   npm run gen:crds                  → crds/ and charts/dfn/crds/
 //   npm run gen:crds -- --out <dir>   → that directory only
-// test/api/crds.test.ts and test/chart/crds.test.ts fail while a checked-in copy differs from what this writes.
+// test/api/crds.test.ts fails while either checked-in copy differs from what this writes.
 
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

@@ -38,14 +38,15 @@ function* nodes(node: Node, path: string): Generator<[string, Node]> {
 }
 
 describe('generated CRDs', () => {
-  it('crds/ holds exactly what `npm run gen:crds` writes', () => {
-    const dir = join(repoRoot, 'crds');
+  it.each(['crds', 'charts/dfn/crds'])('%s/ holds exactly what `npm run gen:crds` writes', (path) => {
+    const dir = join(repoRoot, path);
     const expected = crdFiles();
     expect(readdirSync(dir).sort()).toEqual(expected.map((f) => f.name).sort());
     for (const file of expected) {
-      expect(readFileSync(join(dir, file.name), 'utf8'), `${file.name} is stale: run npm run gen:crds`).toBe(
-        file.content,
-      );
+      expect(
+        readFileSync(join(dir, file.name), 'utf8'),
+        `${path}/${file.name} is stale: run npm run gen:crds`,
+      ).toBe(file.content);
     }
   });
 

@@ -46,7 +46,15 @@ function parseDockerfile(text: string): { stages: Stage[]; args: Record<string, 
       case 'FROM': {
         const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(operand)!;
         const base = m[1]!.replace(/\$\{(\w+)\}/g, (_, k) => args[k] ?? '');
-        stages.push({ name: m[2] ?? String(stages.length), base, workdir: '/', copies: [], runs: [] });
+        // A stage built on an earlier one starts where it ended (its WORKDIR, its files and commands).
+        const parent = stages.find((x) => x.name === base);
+        stages.push({
+          name: m[2] ?? String(stages.length),
+          base: parent?.base ?? base,
+          workdir: parent?.workdir ?? '/',
+          copies: [...(parent?.copies ?? [])],
+          runs: [...(parent?.runs ?? [])],
+        });
         break;
       }
       case 'WORKDIR':

@@ -2,7 +2,7 @@
 // dfn image: the operator and the gateway become ready as the chart configures them, the gateway takes
 // events with the chart's write keys, the operator creates the streams; `helm uninstall` leaves only the CRDs.
 
-import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_PORTS_ANNOTATION } from '../../local/kubelet/pod-worker.js';
@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (release)
     await helm(['uninstall', release, '--namespace', ns.name], { kubeconfig: ns.cp.kubeconfigPath });
-  await nats?.stop();
+  await nats?.dispose();
 }, 120_000);
 
 const tag = DFN_IMAGE.split(':').pop()!;
@@ -54,6 +54,17 @@ async function gatewayUrl(): Promise<string> {
   >;
   return `http://127.0.0.1:${ports.gateway!.find((p) => p.name === 'http')!.hostPort}`;
 }
+
+/** A track event through the gateway, as a Segment client sends it. */
+const track = (url: string, writeKey: string, event: string) =>
+  fetch(`${url}/v1/track`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ userId: 'u1', event }),
+  });
 
 describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }, () => {
   it('runs the operator and the gateway to ready', async () => {
@@ -115,15 +126,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
 
   it('the gateway accepts events with the write key of the values and refuses others', async () => {
     const url = await gatewayUrl();
-    const send = (key: string) =>
-      fetch(`${url}/v1/track`, {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ userId: 'u1', event: 'Chart Installed' }),
-      });
+    const send = (key: string) => track(url, key, 'Chart Installed');
     expect((await send(WRITE_KEY)).status).toBe(200);
     expect((await send('not-a-key')).status).toBe(401);
     const nc = await connect({ servers: nats.url });
@@ -134,6 +137,38 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
     } finally {
       await nc.close();
     }
+  });
+
+  it('a NATS outage takes the gateway out of service by its readiness probe, not its liveness; it comes back', async () => {
+    const core = ns.kc.makeApiClient(CoreV1Api);
+    const gatewayPod = async () =>
+      (
+        await core.listNamespacedPod({
+          namespace: ns.name,
+          labelSelector: 'app.kubernetes.io/component=gateway',
+        })
+      ).items.find((p) => !p.metadata?.deletionTimestamp)!;
+    const ready = (p: Awaited<ReturnType<typeof gatewayPod>>) =>
+      p.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    const before = await gatewayPod();
+    const restarts = before.status?.containerStatuses?.[0]?.restartCount ?? 0;
+    await nats.stop();
+    await waitFor(
+      'the gateway pod to be not ready',
+      async () => ready(await gatewayPod()) === 'False',
+      90_000,
+      500,
+    );
+    await nats.restart();
+    await waitFor(
+      'the gateway pod to be ready again',
+      async () => ready(await gatewayPod()) === 'True',
+      90_000,
+      500,
+    );
+    const after = await gatewayPod();
+    expect(after.metadata?.uid).toBe(before.metadata?.uid);
+    expect(after.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(restarts);
   });
 
   it('a new write key added with helm upgrade reaches the running gateway', async () => {
@@ -154,17 +189,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
     const url = await gatewayUrl();
     await waitFor(
       'the gateway to accept the new key',
-      async () =>
-        (
-          await fetch(`${url}/v1/track`, {
-            method: 'POST',
-            headers: {
-              authorization: `Basic ${Buffer.from('wk_chart_test_2:').toString('base64')}`,
-              'content-type': 'application/json',
-            },
-            body: JSON.stringify({ userId: 'u2', event: 'Upgraded' }),
-          })
-        ).status === 200,
+      async () => (await track(url, 'wk_chart_test_2', 'Upgraded')).status === 200,
       90_000,
       500,
     );
@@ -199,9 +224,14 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
       120_000,
       500,
     );
-    const crds = await helm(['status', uninstalled, '--namespace', ns.name], {
+    const status = await helm(['status', uninstalled, '--namespace', ns.name], {
       kubeconfig: ns.cp.kubeconfigPath,
     });
-    expect(crds.code).not.toBe(0);
+    expect(status.code).not.toBe(0);
+    // Helm's convention: the CRDs (and so every function and instance of every namespace) stay.
+    const extensions = ns.kc.makeApiClient(ApiextensionsV1Api);
+    for (const name of ['destinationfunctions.dfn.dev', 'functioninstances.dfn.dev']) {
+      expect((await extensions.readCustomResourceDefinition({ name })).metadata?.name).toBe(name);
+    }
   });
 });

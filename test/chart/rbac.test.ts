@@ -62,8 +62,20 @@ describe('roles for people, installed', () => {
   const ns = useNamespace('chart-rbac');
   let release = '';
 
+  /** `resource` may name an object (`secrets/NAME`); a subresource is `kind/sub` (`functioninstances.dfn.dev/scale`). */
   const canI = async (user: string, verb: string, resource: string, namespace = ns.name) => {
-    const run = await kubectl(['auth', 'can-i', verb, resource, '--as', user, '--namespace', namespace]);
+    const [kind, sub] = resource.includes('.dfn.dev/') ? resource.split('/') : [resource];
+    const run = await kubectl([
+      'auth',
+      'can-i',
+      verb,
+      kind!,
+      ...(sub ? [`--subresource=${sub}`] : []),
+      '--as',
+      user,
+      '--namespace',
+      namespace,
+    ]);
     // 0 yes, 1 no; anything else is an error of the check itself.
     if (run.code > 1) throw new Error(`kubectl auth can-i failed: ${run.stderr}`);
     return run.code === 0;
@@ -146,6 +158,8 @@ describe('roles for people, installed', () => {
       expect(await canI('sam', verb, 'functioninstances.dfn.dev'), verb).toBe(true);
     }
     expect(await canI('sam', 'update', 'functioninstances.dfn.dev/scale')).toBe(true);
+    // Delivery status is the operator's to write.
+    expect(await canI('sam', 'patch', 'functioninstances.dfn.dev/status')).toBe(false);
     expect(await canI('sam', 'get', 'destinationfunctions.dfn.dev')).toBe(true);
     for (const verb of ['create', 'update', 'delete']) {
       expect(await canI('sam', verb, 'destinationfunctions.dfn.dev'), verb).toBe(false);
@@ -190,6 +204,8 @@ describe('roles for people, installed', () => {
   it("the operator's ServiceAccount may do what operator/rbac.ts lists and no more", async () => {
     const sa = `system:serviceaccount:${ns.name}:${release}-dfn-operator`;
     expect(await canI(sa, 'patch', 'functioninstances.dfn.dev/status', 'default')).toBe(true);
+    expect(await canI(sa, 'update', 'functioninstances.dfn.dev/status', 'default')).toBe(false);
+    expect(await canI(sa, 'update', 'functioninstances.dfn.dev/finalizers', 'default')).toBe(true);
     expect(await canI(sa, 'create', 'deployments.apps', 'default')).toBe(true);
     expect(await canI(sa, 'create', 'destinationfunctions.dfn.dev', 'default')).toBe(false);
     expect(await canI(sa, 'update', 'deployments.apps', 'default')).toBe(false);

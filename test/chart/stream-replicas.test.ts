@@ -12,7 +12,7 @@ beforeAll(async () => {
   nats = await NatsServer.start();
 });
 afterAll(async () => {
-  await nats?.stop();
+  await nats?.dispose();
 });
 
 describe('stream replicas', () => {

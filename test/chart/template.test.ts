@@ -237,6 +237,18 @@ describe('values.schema.json', () => {
     await refused({ gateway: { replica: 3 } }, /replica/);
   });
 
+  it('refuses two operators without leader election, and write keys that an existing Secret would ignore', async () => {
+    await refused({ 'operator.leaderElection': false, 'operator.replicas': 2 }, /operator\/replicas/);
+    await refused(
+      { 'writeKeys.existingSecret': 'my-keys', 'writeKeys.keys': { wk1: 'web' } },
+      /writeKeys\/keys/,
+    );
+    // Each alone is fine.
+    await render({ 'operator.leaderElection': false, 'operator.replicas': 1 });
+    await render({ 'operator.replicas': 2 });
+    await render({ 'writeKeys.existingSecret': 'my-keys' });
+  });
+
   it('refuses a bad value at helm install too, before anything is created', async () => {
     const run = await helm([
       'install',

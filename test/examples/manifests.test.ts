@@ -84,7 +84,7 @@ describe('kubectl apply -f examples/<name>/, with the operator', () => {
 
   afterAll(async () => {
     await operator?.stop();
-    await nats?.stop();
+    await nats?.dispose();
   }, 60_000);
 
   it.each(all.map((e) => [e.name, e] as const))(

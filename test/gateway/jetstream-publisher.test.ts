@@ -176,6 +176,8 @@ describe('the gateway when JetStream stays silent', () => {
     const h = await GatewayHarness.start(nats, { streams: false, gateway: { publishTimeoutMs: 300 } });
     // Something answers the subject (so no "no responders"), but it is not a stream: no ack ever comes.
     const silent = nc.subscribe(`${h.prefix}.events.>`);
+    // The server must know of the subscription before the gateway publishes, or it answers "no responders".
+    await nc.flush();
     try {
       const res = await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
       expect(res.status).toBe(503);
