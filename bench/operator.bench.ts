@@ -233,7 +233,14 @@ async function main(): Promise<void> {
       ready = await readyCount();
       if (Date.now() - lastReport > 15_000) {
         lastReport = Date.now();
-        console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready`);
+        // Where the time goes: runner Deployments kube-controller-manager reports available, against Ready.
+        const available = (
+          await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: ns })
+        ).items.filter((d) => (d.status?.availableReplicas ?? 0) >= 1).length;
+        console.log(
+          `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready ` +
+            `(${available} runner Deployments available)`,
+        );
       }
       if (Date.now() - started > 600_000) throw new Error(`only ${ready} of ${INSTANCES} Ready after 600 s`);
     }

@@ -69,8 +69,6 @@ export type RetiredProcesses = BoundedMap<string, ProcessState>;
 export class InstanceLedger {
   /** Given a persisted status; only seeded instances are reported to the operator. */
   seeded = false;
-  /** current() has been answered: a seed now would count the status twice. */
-  read = false;
   private readonly totals: StatusCounts = { delivered: 0, failed: 0, deadLettered: 0, filtered: 0 };
   private retrying = 0;
   private backlog: number | undefined;

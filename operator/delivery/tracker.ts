@@ -132,7 +132,6 @@ export class DeliveryTracker implements DeliverySource {
   current(key: InstanceKey): InstanceDelivery | undefined {
     const ledger = this.seeded.get(instanceKeyString(key));
     if (!ledger) return undefined;
-    ledger.read = true;
     return ledger.snapshot;
   }
 

@@ -171,8 +171,9 @@ export class InstanceReconciler implements Reconciler {
       });
     }
 
-    const delivery = this.delivery(key, fi);
-    if (delivery?.healthy) {
+    // No tracker yet (NATS still connecting after a restart): the stored delivery, Healthy included, stays.
+    const delivery = this.delivery(key, fi) ?? deliveryOfStatus(fi.status);
+    if (delivery.healthy) {
       const h = delivery.healthy;
       if (h.status) conditions.markTrue(C.Healthy, h.reason, h.message);
       else conditions.markFalse(C.Healthy, h.reason, h.message);
@@ -188,7 +189,7 @@ export class InstanceReconciler implements Reconciler {
       observedGeneration: fi.metadata.generation,
       ...(plan.deploy ? { revision: plan.deploy.revision.number } : {}),
       ...(readyReplicas !== undefined ? { readyReplicas } : {}),
-      ...pick(delivery ?? deliveryOfStatus(fi.status)),
+      ...pick(delivery),
       conditions: conditions.list(),
     };
     const outcome = await this.options.status.write(

@@ -62,7 +62,8 @@ afterAll(async () => {
   await nats?.dispose();
 });
 
-describe('dfn operator', () => {
+// Each test starts `dfn operator` processes (tsx, several seconds each on a loaded machine): more than vitest's 60 s.
+describe('dfn operator', { timeout: 180_000 }, () => {
   let a: OperatorProcess;
   let b: OperatorProcess;
 
