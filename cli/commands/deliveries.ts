@@ -1,8 +1,9 @@
-// `dfn deliveries <namespace>/<instance>`: an instance's recent failed deliveries, newest first, with the
+// `dfn deliveries -n <namespace> fi/<instance>`: an instance's recent failed deliveries, newest first, with the
 // error, the function's logs and its request traces; read straight from the deliveries stream in NATS.
 
 import { type Command, InvalidArgumentError } from 'commander';
 import {
+  DEFAULT_NATS_URL,
   type DeliveryRecord,
   deadLetterSubject,
   type InstanceRef,
@@ -12,7 +13,14 @@ import {
 import { ERROR_TYPES } from '../../api/outcome.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
 import { countSubject } from '../../runner/stream-reader.js';
-import { addNatsOptions, connectForCli, type NatsFlags, parseInstanceRef, runCli } from './nats-options.js';
+import {
+  addNamespaceOption,
+  INSTANCE_ARGUMENT_HELP,
+  instanceRef,
+  natsUrlFor,
+  parseInstanceArgument,
+} from './instance-ref.js';
+import { addNatsOptions, connectForCli, type NatsFlags, runCli } from './nats-options.js';
 
 interface DeliveriesFlags extends NatsFlags {
   limit: number;
@@ -59,11 +67,11 @@ export function registerDeliveriesCommand(program: Command): void {
   const command = program
     .command('deliveries')
     .description("Show a FunctionInstance's recent failed deliveries: error, logs and request traces.")
-    .argument('<namespace/instance>', 'the FunctionInstance, e.g. default/slack-alerts', parseInstanceRef)
-    .option('-n, --limit <n>', 'show at most this many, newest first', positiveInt, 20)
+    .argument('<instance>', INSTANCE_ARGUMENT_HELP, parseInstanceArgument)
+    .option('--limit <n>', 'show at most this many, newest first', positiveInt, 20)
     .option('--message-id <id>', "only the attempts of this event's messageId")
     .option('--json', 'print the records as a JSON array');
-  addNatsOptions(command)
+  addNatsOptions(addNamespaceOption(command))
     .addHelpText(
       'after',
       `
@@ -76,13 +84,19 @@ are redacted. Dead-lettered events can be sent again with \`dfn replay\`.
 
 Exit status: 0 shown (even if none), 1 NATS unreachable, 2 usage error.
 
+NATS: --nats-url, else DFN_NATS_URL or NATS_URL, else that of a running \`dfn up\`, else
+${DEFAULT_NATS_URL}.
+
 Examples:
-  dfn deliveries default/slack-alerts
+  dfn deliveries fi/slack-alerts
+  dfn deliveries -n shop functioninstance/orders-to-crm --limit 5
   dfn deliveries default/slack-alerts --message-id ajs-6f1c --json
-  DFN_NATS_URL=nats://nats.dfn-system:4222 dfn deliveries shop/orders-to-crm -n 5`,
+  DFN_NATS_URL=nats://nats.dfn-system:4222 dfn deliveries shop/orders-to-crm`,
     )
-    .action((ref: InstanceRef, flags: DeliveriesFlags) =>
+    .action((argument: string, cliFlags: DeliveriesFlags & { namespace?: string }) =>
       runCli('deliveries', async () => {
+        const ref: InstanceRef = instanceRef(argument, cliFlags.namespace);
+        const flags = natsUrlFor(command, cliFlags) as DeliveriesFlags;
         const nc = await connectForCli(flags);
         try {
           const t = topology(flags.prefix);

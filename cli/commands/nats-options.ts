@@ -1,10 +1,10 @@
 // Flags shared by the commands that talk to NATS directly (`dfn deliveries`, `dfn replay`): where NATS is,
-// how to authenticate, which install (prefix), and the `<namespace>/<instance>` argument they act on.
+// how to authenticate, which install (prefix).
 
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConnectionOptions, connect, type NatsConnection } from 'nats';
-import { DEFAULT_NATS_URL, type InstanceRef, subjectToken, topology } from '../../api/jetstream.js';
+import { DEFAULT_NATS_URL, topology } from '../../api/jetstream.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
 import { type NatsAuth, secretValue } from '../../runner/config-loader.js';
 import { authOptions } from '../../runner/nats-connection.js';
@@ -63,23 +63,6 @@ export function parsePrefix(value: string): string {
     throw new InvalidArgumentError((err as Error).message);
   }
   return value;
-}
-
-/** `<namespace>/<instance>` as commander argument parser. */
-export function parseInstanceRef(value: string): InstanceRef {
-  const m = /^([^/\s]+)\/([^/\s]+)$/.exec(value);
-  if (!m)
-    throw new InvalidArgumentError(
-      `expected <namespace>/<instance>, e.g. default/slack-alerts (got "${value}").`,
-    );
-  const ref = { namespace: m[1]!, name: m[2]! };
-  try {
-    subjectToken(ref.namespace);
-    subjectToken(ref.name);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return ref;
 }
 
 function readFlagFile(flag: string, path: string): Buffer {

@@ -1,10 +1,17 @@
-// `dfn replay <namespace>/<instance>`: re-publishes an instance's dead-lettered events for delivery to that
+// `dfn replay -n <namespace> fi/<instance>`: re-publishes an instance's dead-lettered events for delivery to that
 // instance only, with a fresh set of attempts, and says how many; replayed dead letters leave the stream.
 
 import type { Command } from 'commander';
-import { type InstanceRef, topology } from '../../api/jetstream.js';
+import { DEFAULT_NATS_URL, type InstanceRef, topology } from '../../api/jetstream.js';
 import { replayDeadLetters, type StoredDeadLetter } from '../../runner/dead-letters.js';
-import { addNatsOptions, connectForCli, type NatsFlags, parseInstanceRef, runCli } from './nats-options.js';
+import {
+  addNamespaceOption,
+  INSTANCE_ARGUMENT_HELP,
+  instanceRef,
+  natsUrlFor,
+  parseInstanceArgument,
+} from './instance-ref.js';
+import { addNatsOptions, connectForCli, type NatsFlags, runCli } from './nats-options.js';
 
 interface ReplayFlags extends NatsFlags {
   messageId?: string[];
@@ -17,7 +24,7 @@ export function registerReplayCommand(program: Command): void {
   const command = program
     .command('replay')
     .description("Send a FunctionInstance's dead-lettered events again, to that instance only.")
-    .argument('<namespace/instance>', 'the FunctionInstance, e.g. default/slack-alerts', parseInstanceRef)
+    .argument('<instance>', INSTANCE_ARGUMENT_HELP, parseInstanceArgument)
     .option(
       '--message-id <id>',
       'replay only this event (repeat for several; default: every dead letter)',
@@ -26,7 +33,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--keep', 'leave the replayed events in the dead-letter stream')
     .option('--dry-run', 'list what would be replayed; publish nothing')
     .option('--json', 'print the result as JSON');
-  addNatsOptions(command)
+  addNatsOptions(addNamespaceOption(command))
     .addHelpText(
       'after',
       `
@@ -45,13 +52,20 @@ Exit status: 0 every selected dead letter replayed (or nothing to replay), 1 NAT
 unreachable, a publish or removal failed, or a requested --message-id is not
 dead-lettered, 2 usage error.
 
+NATS: --nats-url, else DFN_NATS_URL or NATS_URL, else that of a running \`dfn up\`, else
+${DEFAULT_NATS_URL}.
+
 Examples:
+  dfn replay fi/slack-alerts
+  dfn replay -n shop functioninstance/orders-to-crm
   dfn replay default/slack-alerts
   dfn replay default/slack-alerts --message-id ajs-6f1c --message-id ajs-77a0
   dfn replay default/slack-alerts --dry-run`,
     )
-    .action((ref: InstanceRef, flags: ReplayFlags) =>
+    .action((argument: string, cliFlags: ReplayFlags & { namespace?: string }) =>
       runCli('replay', async () => {
+        const ref: InstanceRef = instanceRef(argument, cliFlags.namespace);
+        const flags = natsUrlFor(command, cliFlags) as ReplayFlags;
         const nc = await connectForCli(flags);
         try {
           const t = topology(flags.prefix);

@@ -3,7 +3,7 @@
 
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -208,4 +208,33 @@ export async function adminTls(certs: ControlPlaneCerts): Promise<{ ca: string; 
     readFile(certs.adminKey, 'utf8'),
   ]);
   return { ca, cert, key };
+}
+
+/** The certificates a kept directory already holds (an earlier start), or undefined if any is missing. */
+export async function existingCerts(dir: string): Promise<ControlPlaneCerts | undefined> {
+  const certs: ControlPlaneCerts = {
+    dir,
+    caCert: join(dir, 'ca.crt'),
+    caKey: join(dir, 'ca.key'),
+    servingCert: join(dir, 'apiserver.crt'),
+    servingKey: join(dir, 'apiserver.key'),
+    adminCert: join(dir, 'admin.crt'),
+    adminKey: join(dir, 'admin.key'),
+    kubeletCert: join(dir, 'kubelet.crt'),
+    kubeletKey: join(dir, 'kubelet.key'),
+    kubeletClientCert: join(dir, 'apiserver-kubelet-client.crt'),
+    kubeletClientKey: join(dir, 'apiserver-kubelet-client.key'),
+    serviceAccountKey: join(dir, 'sa.key'),
+    serviceAccountPub: join(dir, 'sa.pub'),
+  };
+  const files = Object.entries(certs).filter(([k]) => k !== 'dir');
+  const present = await Promise.all(
+    files.map(([, path]) =>
+      access(path).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return present.every(Boolean) ? certs : undefined;
 }

@@ -1,16 +1,21 @@
 // A real Kubernetes control plane on loopback, from the binaries scripts/kube-tools.sh builds: etcd,
 // kube-apiserver (RBAC, service accounts) and kube-controller-manager, as envtest starts them.
 
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  KubeConfig,
+  loadAllYaml,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { freePort } from '../../lib/free-port.js';
 import { TetheredProcess } from '../process.js';
-import { type KubeBinary, kubeBinary } from '../tools.js';
-import { adminTls, type ControlPlaneCerts, createCerts } from './certs.js';
+import { type KubeBinary, kubeBinary, repoRoot } from '../tools.js';
+import { adminTls, type ControlPlaneCerts, createCerts, existingCerts } from './certs.js';
 
 export interface ControlPlaneOptions {
   /** Where certificates, etcd data, logs and the kubeconfig go; a fresh temp dir (removed on stop) if unset. */
@@ -22,6 +27,18 @@ export interface ControlPlaneOptions {
   /** How long each component may take to become ready (default 60 s: the machine may be loaded). */
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Fixed loopback ports (e.g. `dfn up`'s 6443 for the API server); each one unset is a free port. A fixed
+   * port that is taken fails the start (no retry with another: the user asked for that one).
+   */
+  ports?: ControlPlanePorts;
+}
+
+export interface ControlPlanePorts {
+  apiserver?: number;
+  etcd?: number;
+  etcdPeer?: number;
+  controllerManager?: number;
 }
 
 export interface ControlPlaneEndpoints {
@@ -76,32 +93,39 @@ export class ControlPlane {
       const certDir = join(dir, 'pki');
       await mkdir(certDir, { recursive: true });
       await mkdir(join(dir, 'logs'), { recursive: true });
-      const certs = await createCerts(certDir);
+      // A kept directory keeps its certificates: kubeconfigs and tokens issued by an earlier run stay valid.
+      const certs = (await existingCerts(certDir)) ?? (await createCerts(certDir));
+      const ports = options.ports ?? {};
+      const pick = (fixed: number | undefined) => (fixed !== undefined ? fixed : freePort());
       const tls = await adminTls(certs);
 
-      const etcd = await startWithFreePorts(log, async () => {
-        const [client, peer] = [await freePort(), await freePort()];
-        const c = spawnComponent(dir, 'etcd', binaries.etcd, env, [
-          `--data-dir=${join(dir, 'etcd')}`,
-          '--name=dfn',
-          `--listen-client-urls=http://127.0.0.1:${client}`,
-          `--advertise-client-urls=http://127.0.0.1:${client}`,
-          `--listen-peer-urls=http://127.0.0.1:${peer}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
-          `--initial-cluster=dfn=http://127.0.0.1:${peer}`,
-          // A throwaway store: fsync buys nothing and costs a loaded machine seconds per write.
-          '--unsafe-no-fsync=true',
-          '--quota-backend-bytes=2147483648',
-          '--log-level=warn',
-        ]);
-        await waitReady(c, `http://127.0.0.1:${client}/health`, undefined, timeoutMs);
-        return { component: c, ports: { client, peer } };
-      });
+      const etcd = await startWithFreePorts(
+        log,
+        ports.etcd === undefined && ports.etcdPeer === undefined,
+        async () => {
+          const [client, peer] = [await pick(ports.etcd), await pick(ports.etcdPeer)];
+          const c = spawnComponent(dir, 'etcd', binaries.etcd, env, [
+            `--data-dir=${join(dir, 'etcd')}`,
+            '--name=dfn',
+            `--listen-client-urls=http://127.0.0.1:${client}`,
+            `--advertise-client-urls=http://127.0.0.1:${client}`,
+            `--listen-peer-urls=http://127.0.0.1:${peer}`,
+            `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+            `--initial-cluster=dfn=http://127.0.0.1:${peer}`,
+            // A throwaway store: fsync buys nothing and costs a loaded machine seconds per write.
+            '--unsafe-no-fsync=true',
+            '--quota-backend-bytes=2147483648',
+            '--log-level=warn',
+          ]);
+          await waitReady(c, `http://127.0.0.1:${client}/health`, undefined, timeoutMs);
+          return { component: c, ports: { client, peer } };
+        },
+      );
       components.push(etcd.component);
       log(`etcd ready on 127.0.0.1:${etcd.ports.client}`);
 
-      const apiserver = await startWithFreePorts(log, async () => {
-        const port = await freePort();
+      const apiserver = await startWithFreePorts(log, ports.apiserver === undefined, async () => {
+        const port = await pick(ports.apiserver);
         const c = spawnComponent(dir, 'kube-apiserver', binaries['kube-apiserver'], env, [
           `--etcd-servers=http://127.0.0.1:${etcd.ports.client}`,
           '--bind-address=127.0.0.1',
@@ -142,8 +166,8 @@ export class ControlPlane {
         log(`${options.crds.length} CRDs established`);
       }
 
-      const kcm = await startWithFreePorts(log, async () => {
-        const port = await freePort();
+      const kcm = await startWithFreePorts(log, ports.controllerManager === undefined, async () => {
+        const port = await pick(ports.controllerManager);
         const flexDir = join(dir, 'flexvolume');
         await mkdir(flexDir, { recursive: true });
         const c = spawnComponent(dir, 'kube-controller-manager', binaries['kube-controller-manager'], env, [
@@ -240,9 +264,13 @@ function spawnComponent(
   return { name, process, logFile };
 }
 
-/** Runs `attempt` up to three times while the component dies of a port another process took meanwhile. */
+/**
+ * Runs `attempt` up to three times while the component dies of a port another process took meanwhile
+ * (`retry`: its ports are free ones; a fixed port that is taken fails at once, saying so).
+ */
 async function startWithFreePorts<T extends { component: Component }>(
   log: (line: string) => void,
+  retry: boolean,
   attempt: () => Promise<T>,
 ): Promise<T> {
   for (let i = 1; ; i++) {
@@ -251,9 +279,16 @@ async function startWithFreePorts<T extends { component: Component }>(
     } catch (err) {
       const e = err as ControlPlaneError & { component?: Component };
       const logText = e.component ? await readFile(e.component.logFile, 'utf8').catch(() => '') : '';
-      if (i < 3 && ADDRESS_IN_USE.test(logText)) {
-        log(`${e.component?.name}: a port was taken meanwhile; retrying with others`);
-        continue;
+      if (ADDRESS_IN_USE.test(logText)) {
+        if (!retry) {
+          throw new ControlPlaneError(
+            `${e.component?.name}: its port is already in use (log ${e.component?.logFile})`,
+          );
+        }
+        if (i < 3) {
+          log(`${e.component?.name}: a port was taken meanwhile; retrying with others`);
+          continue;
+        }
       }
       throw err;
     }
@@ -341,7 +376,25 @@ export function kubeConfigFrom(path: string): KubeConfig {
 
 async function applyCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[], timeoutMs: number) {
   const api = kc.makeApiClient(ApiextensionsV1Api);
-  await Promise.all(crds.map((body) => api.createCustomResourceDefinition({ body })));
+  // Created, or replaced when a kept etcd already has them (a restart of `dfn up --state-dir`).
+  await Promise.all(
+    crds.map(async (body) => {
+      try {
+        await api.createCustomResourceDefinition({ body });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409) throw err;
+        const name = body.metadata!.name!;
+        const current = await api.readCustomResourceDefinition({ name });
+        await api.replaceCustomResourceDefinition({
+          name,
+          body: {
+            ...body,
+            metadata: { ...body.metadata, resourceVersion: current.metadata!.resourceVersion! },
+          },
+        });
+      }
+    }),
+  );
   const deadline = Date.now() + timeoutMs;
   for (const crd of crds) {
     const name = crd.metadata!.name!;
@@ -352,4 +405,12 @@ async function applyCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[], tim
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+}
+
+/** The CRDs generated into `crds/` (the files the chart's crds/ copies), for `crds` of start(). */
+export async function dfnCrds(dir = join(repoRoot(), 'crds')): Promise<V1CustomResourceDefinition[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
+  return (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap(
+    (t) => loadAllYaml(t) as V1CustomResourceDefinition[],
+  );
 }

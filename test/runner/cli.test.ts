@@ -217,7 +217,7 @@ describe('dfn deliveries and dfn replay', () => {
 
   it('prints JSON with --json, limited and filtered by messageId', async () => {
     const env = { DFN_NATS_URL: nats.url };
-    const limited = await runDfn(['deliveries', 'default/crm', '--json', '-n', '1'], env);
+    const limited = await runDfn(['deliveries', 'default/crm', '--json', '--limit', '1'], env);
     expect(JSON.parse(limited.stdout)).toEqual([record]);
     const filtered = await runDfn(['deliveries', 'default/crm', '--json', '--message-id', 'm-0'], env);
     expect(JSON.parse(filtered.stdout).map((r: DeliveryRecord) => r.messageId)).toEqual(['m-0']);
@@ -257,9 +257,11 @@ describe('dfn deliveries and dfn replay', () => {
   });
 
   it('rejects a malformed instance reference as a usage error', async () => {
-    const result = await runDfn(['deliveries', 'crm', '--nats-url', nats.url]);
+    const result = await runDfn(['deliveries', 'default/crm/x', '--nats-url', nats.url]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('expected <namespace>/<instance>, e.g. default/slack-alerts (got "crm")');
+    expect(result.stderr).toContain(
+      'expected fi/NAME, functioninstance/NAME or NAMESPACE/NAME, e.g. -n shop fi/orders (got "default/crm/x")',
+    );
   });
 
   it('exits 1 with a clear error when NATS cannot be reached', async () => {

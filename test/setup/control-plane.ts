@@ -1,20 +1,12 @@
 // vitest global set-up: one Kubernetes control plane for the whole run, with our CRDs applied before
 // kube-controller-manager starts. It starts in the background, so files that never touch it do not wait.
 
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAllYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
-import { ControlPlane } from '../../local/control-plane/control-plane.js';
-import { repoRoot } from '../../local/tools.js';
+import { ControlPlane, dfnCrds } from '../../local/control-plane/control-plane.js';
 import { FAILED_FILE, READY_FILE, type ReadyInfo } from '../helpers/kube-state.js';
-
-async function crds(): Promise<V1CustomResourceDefinition[]> {
-  const dir = join(repoRoot(), 'crds');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
-  return (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap((t) => loadAllYaml(t));
-}
 
 /** Written whole, then renamed: a worker polling for the file never reads half of it. */
 async function publish(path: string, content: string): Promise<void> {
@@ -27,7 +19,7 @@ export default async function setup(project: TestProject) {
   project.provide('kubeStateDir', stateDir);
   const starting = (async () => {
     try {
-      const cp = await ControlPlane.start({ crds: await crds(), dir: join(stateDir, 'control-plane') });
+      const cp = await ControlPlane.start({ crds: await dfnCrds(), dir: join(stateDir, 'control-plane') });
       const info: ReadyInfo = {
         kubeconfigPath: cp.kubeconfigPath,
         server: cp.endpoints.server,
