@@ -50,7 +50,7 @@ export const cache = objectFreeze({
       // Several invocations may wait for one load. Each resumes in a task of its own, so that the
       // invocation context restored for it is still in place when its code continues.
       const resume = async () => {
-        await sleep(0);
+        await sleep(0, invocation);
         setCurrent(invocation);
       };
       return whenSettled(
