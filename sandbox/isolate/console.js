@@ -16,7 +16,7 @@ import {
   StringCtor,
   stringSlice,
 } from './intrinsics.js';
-import { current } from './invocation.js';
+import { running } from './invocation.js';
 import { URL, URLSearchParams } from './url.js';
 
 export const sinks = new MapCtor(); // invocation id → { lines, bytes, truncated }
@@ -53,8 +53,9 @@ function describe(value, depth) {
   }
 }
 
-export function writeLog(level, args) {
-  const sink = mapGet(sinks, current);
+/** `entry`: the console method user code called (see running()); writeLog itself for the sandbox's own lines. */
+export function writeLog(level, args, entry = writeLog) {
+  const sink = mapGet(sinks, running(entry));
   if (!sink || sink.truncated) return;
   const { logPartChars, rawLogFactor } = host.config.bounds;
   const budget = host.config.logBytes * rawLogFactor;
@@ -83,13 +84,18 @@ export function writeLog(level, args) {
   sink.truncated = true;
 }
 
+function method(level) {
+  const log = (...a) => writeLog(level, a, log);
+  return log;
+}
+
 export const console = objectFreeze({
-  log: (...a) => writeLog('log', a),
-  info: (...a) => writeLog('info', a),
-  debug: (...a) => writeLog('debug', a),
-  warn: (...a) => writeLog('warn', a),
-  error: (...a) => writeLog('error', a),
-  trace: (...a) => writeLog('trace', a),
+  log: method('log'),
+  info: method('info'),
+  debug: method('debug'),
+  warn: method('warn'),
+  error: method('error'),
+  trace: method('trace'),
 });
 
 /** Console output of the function's top-level code, taken once it has loaded. */

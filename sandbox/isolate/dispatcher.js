@@ -10,6 +10,7 @@ import { fetchesEnded } from './fetch.js';
 import { copyArguments, host, sleep } from './host.js';
 import {
   append,
+  apply,
   dateNow,
   ErrorCtor,
   hasOwn,
@@ -28,7 +29,7 @@ import {
   stringSlice,
   whenSettled,
 } from './intrinsics.js';
-import { setCurrent } from './invocation.js';
+import { receiverFor, setCurrent } from './invocation.js';
 
 let handlers = objectCreate(null);
 
@@ -63,7 +64,7 @@ function classify(err) {
   return failed('Error', err);
 }
 
-function runSingle(event) {
+function runSingle(event, receiver) {
   const type = event && typeof event === 'object' ? event.type : undefined;
   // Which handler each event type goes to: api/events.ts's table, handed over by the host.
   const table = host.config.handlerForType;
@@ -75,7 +76,7 @@ function runSingle(event) {
   const handler = handlers[handlerName];
   if (!handler)
     throw new EventNotSupported(`${type} is not supported: the function defines no ${handlerName}`);
-  return handler(event, jsonParse(host.config.settings));
+  return apply(handler, receiver, [event, jsonParse(host.config.settings)]);
 }
 
 function batchResult(returned, count) {
@@ -186,7 +187,7 @@ export function dispatch(requestJson) {
     let p;
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
-      p = resolved(handler(request.events, jsonParse(host.config.settings)));
+      p = resolved(apply(handler, receiverFor(ids[0]), [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
       p = rejected(err);
     }
@@ -197,7 +198,7 @@ export function dispatch(requestJson) {
       const start = dateNow();
       let p;
       try {
-        p = resolved(runSingle(request.events[i]));
+        p = resolved(runSingle(request.events[i], receiverFor(ids[i])));
       } catch (err) {
         p = rejected(err);
       }

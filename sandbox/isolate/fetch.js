@@ -20,7 +20,7 @@ import {
   StringCtor,
   Uint8ArrayCtor,
 } from './intrinsics.js';
-import { current, setCurrent } from './invocation.js';
+import { running, setCurrent } from './invocation.js';
 import { URL, URLSearchParams } from './url.js';
 
 function fetchError(message, type, code) {
@@ -211,7 +211,7 @@ export class Response extends Body {
 }
 
 export async function fetch(input, init = {}) {
-  const invocation = current;
+  const invocation = running(fetch);
   const request = new Request(input, init ?? {});
   const body = request._rawBody;
   const headers = [...request.headers.entries()];

@@ -3,6 +3,8 @@
 // Methods are captured too and called through Reflect.apply: `map.get(k)` would look `get` up at call time.
 
 const reflectApply = Reflect.apply;
+export const apply = reflectApply;
+export const getPrototypeOf = Object.getPrototypeOf;
 const uncurry =
   (fn) =>
   (self, ...args) =>
@@ -20,6 +22,8 @@ export const isView = ArrayBuffer.isView;
 export const hasOwn = Object.hasOwn;
 export const PromiseCtor = Promise;
 export const MapCtor = Map;
+export const WeakMapCtor = WeakMap;
+export const ProxyCtor = Proxy;
 export const StringCtor = String;
 export const NumberCtor = Number;
 export const isInteger = Number.isInteger;
@@ -37,6 +41,8 @@ export const mapHas = uncurry(Map.prototype.has);
 export const mapDelete = uncurry(Map.prototype.delete);
 const mapSizeGetter = Object.getOwnPropertyDescriptor(Map.prototype, 'size').get;
 export const mapSize = (map) => reflectApply(mapSizeGetter, map, []);
+export const weakMapGet = uncurry(WeakMap.prototype.get);
+export const weakMapSet = uncurry(WeakMap.prototype.set);
 export const stringSlice = uncurry(String.prototype.slice);
 export const charCodeAt = uncurry(String.prototype.charCodeAt);
 export const regexpTest = uncurry(RegExp.prototype.test);

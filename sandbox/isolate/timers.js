@@ -15,7 +15,7 @@ import {
   TypeErrorCtor,
   whenSettled,
 } from './intrinsics.js';
-import { current, setCurrent } from './invocation.js';
+import { running, setCurrent } from './invocation.js';
 
 let timerSeq = 0;
 const timers = new MapCtor(); // timer id → invocation id
@@ -32,7 +32,7 @@ export function setTimeout(callback, ms, ...args) {
   if (typeof callback !== 'function')
     throw new TypeErrorCtor('The "callback" argument must be of type function');
   const { timersPerInvocation, timersPerIsolate } = host.config.bounds;
-  const invocation = current;
+  const invocation = running(setTimeout);
   const pending = mapGet(pendingOf, invocation) ?? 0;
   if (pending >= timersPerInvocation)
     throw new RangeErrorCtor(
