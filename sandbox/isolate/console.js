@@ -6,6 +6,7 @@ import { Headers } from './headers.js';
 import { host } from './host.js';
 import {
   append,
+  boundedText,
   charCodeAt,
   ErrorCtor,
   jsonStringify,
@@ -67,7 +68,7 @@ export function writeLog(level, args, entry = writeLog) {
     } catch {
       part = '[unprintable]';
     }
-    if (part.length > logPartChars) part = stringSlice(part, 0, logPartChars);
+    part = boundedText(part, logPartChars);
     line += (i === 0 ? '' : ' ') + part;
     if (line.length > budget) break;
   }

@@ -11,6 +11,7 @@ import { copyArguments, host, sleep } from './host.js';
 import {
   append,
   apply,
+  boundedText,
   dateNow,
   ErrorCtor,
   hasOwn,
@@ -26,7 +27,6 @@ import {
   rejected,
   resolved,
   StringCtor,
-  stringSlice,
   whenSettled,
 } from './intrinsics.js';
 import { receiverFor, setCurrent } from './invocation.js';
@@ -51,7 +51,7 @@ function failed(errorClass, err) {
     __proto__: null,
     ok: false,
     errorClass,
-    message: cut ? stringSlice(text, 0, max) : text,
+    message: boundedText(text, max),
     messageCut: cut,
   };
 }
@@ -100,7 +100,7 @@ function batchResult(returned, count) {
     } catch (err) {
       message = errorText(err);
     }
-    append(statuses, [status, message.length > max ? stringSlice(message, 0, max) : message]);
+    append(statuses, [status, boundedText(message, max)]);
   }
   return { __proto__: null, ok: true, statuses };
 }

@@ -57,6 +57,16 @@ const typedArrayByteLength = Object.getOwnPropertyDescriptor(
 export const byteLengthOf = (view) => reflectApply(typedArrayByteLength, view, []);
 export const lengthOf = (view) => reflectApply(typedArrayLength, view, []);
 
+/** Strings longer than this are not read at all: taking even a prefix flattens a rope (512 MB for 'x'.repeat(2 ** 29 - 24)). */
+const UNREADABLE_CHARS = 1 << 20;
+
+/** At most `max` characters of `s`, and whether it was cut; a string too long to read is described instead. */
+export function boundedText(s, max) {
+  if (s.length <= max) return s;
+  if (s.length > UNREADABLE_CHARS) return `[a string of ${s.length} characters, too long to show]`;
+  return stringSlice(s, 0, max);
+}
+
 /**
  * Appends to an array the prelude owns without [[Set]]: a setter user code put on Array.prototype['0']
  * would otherwise see (and could replace) what the sandbox stores.

@@ -17,7 +17,10 @@ const local = { allowPrivateNetwork: true } as const;
 const IDS = ['m1', 'm2', 'm3'];
 const events = IDS.map((messageId) => ({ type: 'track', messageId }));
 
-function expectOwn(reports: { logs: string[]; requests: { url: string }[] }[], paths: (id: string) => string[]) {
+function expectOwn(
+  reports: { logs: string[]; requests: { url: string }[] }[],
+  paths: (id: string) => string[],
+) {
   reports.forEach((r, i) => {
     const id = IDS[i]!;
     for (const line of r.logs) expect(line).toContain(id);
@@ -61,7 +64,9 @@ describe('attribution', () => {
       { ...local, settings: { url: dest.url } },
     );
     const reports = await sb.invoke(events);
-    expect(reports.map((r) => r.logs)).toEqual(IDS.map((id) => [`client ${id}`, `deliver ${id}`, `client ${id}`]));
+    expect(reports.map((r) => r.logs)).toEqual(
+      IDS.map((id) => [`client ${id}`, `deliver ${id}`, `client ${id}`]),
+    );
     expectOwn(reports, (id) => [`/c/${id}`, `/c/${id}`]);
   });
 

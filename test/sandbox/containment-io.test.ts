@@ -231,7 +231,8 @@ describe('requests', () => {
     // /delay answers after 200 ms, /after went out 400 ms after the first invocation ended: had the
     // background request gone on, /late would be here. It was aborted, before or after reaching the server.
     expect(paths.filter((p) => p !== '/delay/bg')).toEqual(['/after']);
-    if (paths.includes('/delay/bg')) await waitFor('the background request to be closed', () => closedEarly === 1);
+    if (paths.includes('/delay/bg'))
+      await waitFor('the background request to be closed', () => closedEarly === 1);
   });
 
   it('sequential fetches reuse pooled keep-alive sockets, across invocations', async () => {

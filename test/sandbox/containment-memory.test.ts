@@ -64,7 +64,11 @@ describe('a fetch body when the isolate has no room left', () => {
     );
     const [report] = await sb.invoke([{ type: 'track' }]);
     if (report!.outcome.outcome === 'success') expect(Number(report!.logs[0])).toBeGreaterThan(0);
-    else expect(report!.outcome).toMatchObject({ errorType: 'Timeout', message: expect.stringContaining('memory') });
+    else
+      expect(report!.outcome).toMatchObject({
+        errorType: 'Timeout',
+        message: expect.stringContaining('memory'),
+      });
     await expectBenignDelivered(sb);
     expect(rssMb() - before).toBeLessThan(600);
   });
@@ -86,7 +90,10 @@ describe('a fetch body when the isolate has no room left', () => {
       expect(Number(ok)).toBeGreaterThan(0);
       if (Number(failed) > 0) expect(kinds).toBe('FetchError');
     } else {
-      expect(report!.outcome).toMatchObject({ errorType: 'Timeout', message: expect.stringContaining('memory') });
+      expect(report!.outcome).toMatchObject({
+        errorType: 'Timeout',
+        message: expect.stringContaining('memory'),
+      });
     }
     expect(report!.requests.filter((t) => t.error?.includes('responses in flight')).length).toBe(
       report!.requests.filter((t) => t.status === 0).length,
@@ -162,7 +169,10 @@ describe('host allocations on behalf of user code', () => {
         console.log(new URL('https://example.com/' + 'a'.repeat(1000)).pathname.length);`),
     );
     const [report] = await sb.invoke([{ type: 'track' }]);
-    expect(report!.logs).toEqual([`TypeError Invalid URL: longer than ${BOUNDS.urlChars} characters`, '1001']);
+    expect(report!.logs).toEqual([
+      `TypeError Invalid URL: longer than ${BOUNDS.urlChars} characters`,
+      '1001',
+    ]);
     await expectBenignDelivered(sb);
   });
 });

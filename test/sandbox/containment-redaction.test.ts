@@ -74,7 +74,14 @@ describe('redaction', () => {
     for (const report of [edge!, many!]) {
       expect(report.logs.at(-1)).toMatch(/^\[log truncated/);
       expectNoTrace(report.logs.join('\n'), TOKEN, 3);
-      expect(Buffer.byteLength(report.logs.slice(0, -1).map((l) => `${l}\n`).join(''))).toBeLessThanOrEqual(4096);
+      expect(
+        Buffer.byteLength(
+          report.logs
+            .slice(0, -1)
+            .map((l) => `${l}\n`)
+            .join(''),
+        ),
+      ).toBeLessThanOrEqual(4096);
     }
     // The isolate cut the raw line inside the 410th copy; after redaction that cut fell within the limit.
     expect(many!.logs[0]).toMatch(/^(\[redacted\])+$/);
