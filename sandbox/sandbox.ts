@@ -267,7 +267,8 @@ class IsolatedFunction implements FunctionSandbox {
   /** The live isolate, built on first use and rebuilt after it was disposed. */
   private currentVm(): Promise<Vm> {
     if (this.vm && !this.vm.isolate.isDisposed) return Promise.resolve(this.vm);
-    if (this.vm) this.vm = undefined;
+    // Disposed by isolated-vm (memory limit) between calls: what the host held for it goes too.
+    if (this.vm) this.kill(this.vm);
     if (!this.building) {
       const first = this.rebuilds === 0 && this.handlers.size === 0;
       this.building = this.build()
