@@ -18,14 +18,15 @@ interface Sleep {
   resolve: (elapsed: boolean) => void;
 }
 
+/** Made for every invocation of every micro-batch: its collections are created on first use. */
 interface InvocationIo {
   fetches: number;
-  requests: Set<AbortController>;
-  traces: RequestTrace[];
+  requests?: Set<AbortController>;
+  traces?: RequestTrace[];
   untraced: number;
-  sleeps: Set<number>;
+  sleeps?: Set<number>;
   /** Response bytes handed to the isolate but not yet acknowledged, by request. */
-  held: Map<number, number>;
+  held?: Map<number, number>;
 }
 
 /** What the host kept of one invocation's requests. */
@@ -39,6 +40,8 @@ export class IsolateIo {
   private readonly invocations = new Map<number, InvocationIo>();
   private readonly sleeps = new Map<number, Sleep>();
   private nextInternalSleep = 0;
+  /** Sleeps of setTimeouts (keys > 0) among `sleeps`. */
+  private userSleeps = 0;
   private onNetwork = 0;
   private readonly waitingForNetwork: Array<() => void> = [];
   private responseBytes = 0;
@@ -69,15 +72,21 @@ export class IsolateIo {
     for (const id of ids) this.invocations.set(id, newInvocation());
   }
 
-  /** Ends invocations: their timers are cancelled, requests aborted, held bytes released; returns their traces. */
-  end(ids: readonly number[]): Map<number, InvocationTraces> {
-    const out = new Map<number, InvocationTraces>();
+  /**
+   * Ends invocations: their timers are cancelled, requests aborted, held bytes released; returns the
+   * traces of those that made requests.
+   */
+  end(ids: readonly number[]): Map<number, InvocationTraces> | undefined {
+    let out: Map<number, InvocationTraces> | undefined;
     for (const id of ids) {
       const io = this.invocations.get(id);
       if (!io) continue;
       this.invocations.delete(id);
       this.release(io);
-      out.set(id, { requests: io.traces, untraced: io.untraced });
+      if (io.traces || io.untraced) {
+        out ??= new Map();
+        out.set(id, { requests: io.traces ?? [], untraced: io.untraced });
+      }
     }
     return out;
   }
@@ -87,26 +96,40 @@ export class IsolateIo {
     this.closed = true;
     for (const io of this.invocations.values()) this.release(io);
     this.invocations.clear();
+    for (const key of [...this.sleeps.keys()]) this.wake(key, false);
     for (const wake of this.waitingForNetwork.splice(0)) wake();
   }
 
-  /** setTimeout's host half, and the dispatcher's deadline (timerId 0). `ms` null cancels timerId. */
+  /**
+   * setTimeout's host half (timerId > 0; `ms` null cancels it), and the sandbox's own sleeps (timerId 0:
+   * the dispatcher's deadline, a cache waiter's turn). Those are not user code's to multiply: they run
+   * out on their own and are cleared only with the isolate (waking each when its invocation ends would
+   * cost a crossing per micro-batch).
+   */
   sleep(invocation: number, ms: number | null, timerId: number): Promise<boolean> | undefined {
-    const key = Number(timerId) > 0 ? Number(timerId) : --this.nextInternalSleep;
+    const delay = Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS);
+    if (!(Number(timerId) > 0)) {
+      if (this.closed) return Promise.resolve(false);
+      const key = --this.nextInternalSleep;
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => this.wake(key, true), delay);
+        this.sleeps.set(key, { invocation, timer, resolve });
+      });
+    }
+    const key = Number(timerId);
     if (ms === null) {
       this.wake(key, false);
       return undefined;
     }
     const io = this.invocations.get(invocation);
-    if (this.closed || !io || this.sleeps.size >= BOUNDS.hostTimersPerIsolate || this.sleeps.has(key)) {
+    if (this.closed || !io || this.userSleeps >= BOUNDS.hostTimersPerIsolate || this.sleeps.has(key)) {
       return Promise.resolve(false);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(
-        () => this.wake(key, true),
-        Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS),
-      );
+      const timer = setTimeout(() => this.wake(key, true), delay);
       this.sleeps.set(key, { invocation, timer, resolve });
+      this.userSleeps++;
+      io.sleeps ??= new Set();
       io.sleeps.add(key);
     });
   }
@@ -132,6 +155,7 @@ export class IsolateIo {
       this.invocations.get(invocation) === io
     ) {
       const seq = ++this.nextRequest;
+      io.held ??= new Map();
       io.held.set(seq, result.body.length);
       this.heldBy.set(seq, invocation);
       result.seq = seq;
@@ -151,7 +175,7 @@ export class IsolateIo {
   }
 
   private acknowledge(io: InvocationIo, seqs: unknown): void {
-    if (!Array.isArray(seqs)) return;
+    if (!Array.isArray(seqs) || !io.held) return;
     for (const seq of seqs.slice(0, BOUNDS.fetchesInFlightPerIsolate)) {
       const bytes = io.held.get(Number(seq));
       if (bytes === undefined) continue;
@@ -171,7 +195,9 @@ export class IsolateIo {
       };
     }
     const controller = new AbortController();
-    io.requests.add(controller);
+    io.requests ??= new Set();
+    const requests = io.requests;
+    requests.add(controller);
     try {
       if (this.onNetwork >= BOUNDS.fetchesOnNetworkPerIsolate) {
         await new Promise<void>((wake) => this.waitingForNetwork.push(wake));
@@ -191,12 +217,14 @@ export class IsolateIo {
         this.waitingForNetwork.shift()?.();
       }
     } finally {
-      io.requests.delete(controller);
+      requests.delete(controller);
     }
   }
 
   private trace(io: InvocationIo, req: FetchRequestWire, result: FetchResultWire, start: number): void {
-    if (io.traces.length >= BOUNDS.tracesPerInvocation) {
+    io.traces ??= [];
+    const traces = io.traces;
+    if (traces.length >= BOUNDS.tracesPerInvocation) {
       io.untraced++;
       return;
     }
@@ -212,7 +240,7 @@ export class IsolateIo {
     };
     if (result.error !== undefined)
       trace.error = this.redactor.bounded(result.error, BOUNDS.traceHeaderChars);
-    io.traces.push(trace);
+    traces.push(trace);
   }
 
   private wake(key: number, elapsed: boolean): void {
@@ -220,23 +248,28 @@ export class IsolateIo {
     if (!sleep) return;
     this.sleeps.delete(key);
     clearTimeout(sleep.timer);
-    this.invocations.get(sleep.invocation)?.sleeps.delete(key);
+    if (key > 0) {
+      this.userSleeps--;
+      this.invocations.get(sleep.invocation)?.sleeps?.delete(key);
+    }
     sleep.resolve(elapsed);
   }
 
   private release(io: InvocationIo): void {
-    for (const key of [...io.sleeps]) this.wake(key, false);
-    for (const controller of io.requests) controller.abort();
-    for (const [seq, bytes] of io.held) {
-      this.heldBy.delete(seq);
-      this.budget.release(bytes);
+    if (io.sleeps) for (const key of [...io.sleeps]) this.wake(key, false);
+    if (io.requests) for (const controller of io.requests) controller.abort();
+    if (io.held) {
+      for (const [seq, bytes] of io.held) {
+        this.heldBy.delete(seq);
+        this.budget.release(bytes);
+      }
+      io.held.clear();
     }
-    io.held.clear();
   }
 }
 
 function newInvocation(): InvocationIo {
-  return { fetches: 0, requests: new Set(), traces: [], untraced: 0, sleeps: new Set(), held: new Map() };
+  return { fetches: 0, untraced: 0 };
 }
 
 /** Why a request is refused before it is sent: sizes the isolate should have checked, checked again. */

@@ -76,6 +76,7 @@ class IsolatedFunction implements FunctionSandbox {
   private readonly redactor: Redactor;
   private readonly filename: string;
   private readonly configJson: string;
+  private readonly dispatchOptions: ivm.ReferenceApplyOptions;
   /** Set when the settings fail the function's schema: every invocation then ends with it. */
   private readonly invalidSettings: Outcome | undefined;
 
@@ -85,6 +86,7 @@ class IsolatedFunction implements FunctionSandbox {
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.filename = options.filename ?? 'function.js';
+    this.dispatchOptions = ivmOptions({ arguments: { copy: true }, timeout: this.limits.timeoutMs });
     this.redactor = new Redactor(options.sensitiveValues ?? []);
     this.fetcher = new HostFetcher({
       allowPrivateNetwork: options.allowPrivateNetwork ?? false,
@@ -191,11 +193,7 @@ class IsolatedFunction implements FunctionSandbox {
       try {
         // Resolves once the dispatcher has started every handler (the synchronous part, bounded by
         // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
-        await vm.dispatch.apply(
-          undefined,
-          [request],
-          ivmOptions({ arguments: { copy: true }, timeout: this.limits.timeoutMs }),
-        );
+        await vm.dispatch.apply(undefined, [request], this.dispatchOptions);
       } catch (err) {
         // A promise rejection that user code left unhandled is reported here by isolated-vm; the
         // invocations go on and deliver their results. Only running out of memory or time is fatal.
@@ -218,7 +216,8 @@ class IsolatedFunction implements FunctionSandbox {
       clearInterval(watch);
       this.deliveries.delete(callId);
       // Whatever the invocations started ends with them: timers cancelled, requests aborted.
-      for (const [id, traces] of vm.io.end(ids)) this.traces.set(id, traces);
+      const traces = vm.io.end(ids);
+      if (traces) for (const [id, t] of traces) this.traces.set(id, t);
     }
   }
 
