@@ -21,7 +21,8 @@ import { running } from './invocation.js';
 import { URL, URLSearchParams } from './url.js';
 
 export const sinks = new MapCtor(); // invocation id → { lines, bytes, truncated }
-export const newSink = () => ({ __proto__: null, lines: [], bytes: 0, truncated: false });
+// Every field its own property: a read never reaches a getter user code put on Object.prototype.
+export const newSink = () => ({ lines: [], bytes: 0, truncated: false });
 mapSet(sinks, 0, newSink());
 
 function utf8Length(s) {

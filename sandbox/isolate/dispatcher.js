@@ -1,8 +1,9 @@
 // The dispatcher: one call from the host carries a micro-batch of events; each event's handler runs
 // concurrently and the call returns one result per event, plus each invocation's console output.
 // It runs among user code that may have replaced any built-in method or put getters on any prototype, so
-// it calls only captured intrinsics, keeps its records in objects without prototypes, and writes its
-// output from primitives (no JSON.stringify of objects: an Object.prototype.toJSON would write it).
+// it calls only captured intrinsics, reads only properties its records own (every field is set, so no
+// read reaches a getter on a prototype; results are kept in a Map), and writes its output from
+// primitives (no JSON.stringify of objects: an Object.prototype.toJSON would write it).
 
 import { newSink, sinks } from './console.js';
 import { EventNotSupported, errorClasses, InvalidEventPayload } from './errors.js';
@@ -18,6 +19,7 @@ import {
   isArray,
   jsonParse,
   jsonStringify,
+  MapCtor,
   mapDelete,
   mapGet,
   mapSet,
@@ -29,7 +31,7 @@ import {
   StringCtor,
   whenSettled,
 } from './intrinsics.js';
-import { receiverFor, setCurrent } from './invocation.js';
+import { forgetReceiver, receiverFor, setCurrent } from './invocation.js';
 
 let handlers = objectCreate(null);
 
@@ -47,14 +49,14 @@ function failed(errorClass, err) {
   const text = typeof err === 'string' ? err : errorText(err);
   const max = host.config.bounds.errorMessageChars;
   const cut = text.length > max;
-  return {
-    __proto__: null,
-    ok: false,
-    errorClass,
-    message: boundedText(text, max),
-    messageCut: cut,
-  };
+  return makeResult(false, errorClass, boundedText(text, max), cut, undefined);
 }
+
+/** A result with every field its own, in one shape. */
+function makeResult(ok, errorClass, message, messageCut, statuses) {
+  return { ok, errorClass, message, messageCut, statuses, durationMs: 0 };
+}
+const succeeded = () => makeResult(true, undefined, undefined, false, undefined);
 
 function classify(err) {
   for (let i = 0; i < errorClasses.length; i++) {
@@ -80,7 +82,7 @@ function runSingle(event, receiver) {
 }
 
 function batchResult(returned, count) {
-  if (!isArray(returned)) return { __proto__: null, ok: true };
+  if (!isArray(returned)) return succeeded();
   const length = returned.length;
   if (length !== count) {
     return failed(
@@ -102,7 +104,7 @@ function batchResult(returned, count) {
     }
     append(statuses, [status, boundedText(message, max)]);
   }
-  return { __proto__: null, ok: true, statuses };
+  return makeResult(true, undefined, undefined, false, statuses);
 }
 
 const numberText = (n) => (typeof n === 'number' && n >= 0 && n < 1e15 ? `${n}` : '0');
@@ -137,7 +139,8 @@ export function dispatch(requestJson) {
   const request = jsonParse(requestJson);
   const ids = request.ids;
   const count = ids.length;
-  const results = objectCreate(null); // index → result (no holes an Array.prototype getter could fill)
+  const results = new MapCtor(); // index → result
+  const receivers = [];
   for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
   const started = dateNow();
   let remaining = request.batch ? 1 : count;
@@ -148,7 +151,7 @@ export function dispatch(requestJson) {
     let out = '{"results":[';
     let logs = '],"logs":[';
     for (let i = 0; i < count; i++) {
-      let r = results[i];
+      let r = mapGet(results, i);
       if (r === undefined) {
         r = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
         r.durationMs = dateNow() - started;
@@ -158,13 +161,14 @@ export function dispatch(requestJson) {
       mapDelete(sinks, ids[i]);
     }
     fetchesEnded(ids);
+    for (let i = 0; i < receivers.length; i++) forgetReceiver(receivers[i]);
     // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
     // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
     host.deliver.applyIgnored(undefined, [request.callId, `${out}${logs}]}`], copyArguments);
   };
   const settle = (i, start, result) => {
     result.durationMs = dateNow() - start;
-    results[i] = result;
+    mapSet(results, i, result);
     if (--remaining === 0) finish();
   };
   const track = (i, start, promise) =>
@@ -173,7 +177,7 @@ export function dispatch(requestJson) {
       (value) => {
         let result;
         try {
-          result = request.batch ? batchResult(value, request.events.length) : { __proto__: null, ok: true };
+          result = request.batch ? batchResult(value, request.events.length) : succeeded();
         } catch (err) {
           result = classify(err);
         }
@@ -187,7 +191,9 @@ export function dispatch(requestJson) {
     let p;
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
-      p = resolved(apply(handler, receiverFor(ids[0]), [request.events, jsonParse(host.config.settings)]));
+      const receiver = receiverFor(ids[0]);
+      append(receivers, receiver);
+      p = resolved(apply(handler, receiver, [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
       p = rejected(err);
     }
@@ -198,7 +204,9 @@ export function dispatch(requestJson) {
       const start = dateNow();
       let p;
       try {
-        p = resolved(runSingle(request.events[i], receiverFor(ids[i])));
+        const receiver = receiverFor(ids[i]);
+        append(receivers, receiver);
+        p = resolved(runSingle(request.events[i], receiver));
       } catch (err) {
         p = rejected(err);
       }

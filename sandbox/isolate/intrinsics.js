@@ -5,9 +5,10 @@
 const reflectApply = Reflect.apply;
 export const apply = reflectApply;
 export const getPrototypeOf = Object.getPrototypeOf;
-// fn.call with the original call, bound once: `uncurry(Map.prototype.get)(map, key)`. Cheaper than
-// Reflect.apply with a rest array on the sandbox's hot paths.
-const uncurry = (fn) => reflectApply(Function.prototype.bind, Function.prototype.call, [fn]);
+const uncurry =
+  (fn) =>
+  (self, ...args) =>
+    reflectApply(fn, self, args);
 
 export const jsonParse = JSON.parse;
 export const jsonStringify = JSON.stringify;

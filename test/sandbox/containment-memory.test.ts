@@ -73,7 +73,9 @@ describe('a fetch body when the isolate has no room left', () => {
     expect(rssMb() - before).toBeLessThan(600);
   });
 
-  it('40 concurrent 5 MiB fetches: response bytes the host holds for one function are capped, the rest fail in user code', async () => {
+  it('40 concurrent 5 MiB fetches: response bytes the host holds for one function are capped, the rest fail in user code', {
+    timeout: 120_000,
+  }, async () => {
     const sb = await load(
       hostileSource(`
         const results = await Promise.allSettled(
@@ -81,7 +83,7 @@ describe('a fetch body when the isolate has no room left', () => {
         );
         const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason.name + ' ' + r.reason.type);
         console.log(results.filter((r) => r.status === 'fulfilled' && r.value === ${FIVE_MIB}).length, failures.length, [...new Set(failures)].join());`),
-      { ...options, settings: { url }, limits: { timeoutMs: 20_000, memoryMb: 256 } },
+      { ...options, settings: { url }, limits: { timeoutMs: 60_000, fetchTimeoutMs: 60_000, memoryMb: 256 } },
     );
     const [report] = await sb.invoke([{ type: 'track' }]);
     if (report!.outcome.outcome === 'success') {
