@@ -1,7 +1,10 @@
 import { performance } from 'node:perf_hooks';
+
 const root = process.argv[2];
 const { loadFunction } = await import(`${root}/sandbox/index.js`);
-const sb = await loadFunction('async function onTrack(event) { if (event.event) globalThis.n = (globalThis.n || 0) + 1; }');
+const sb = await loadFunction(
+  'async function onTrack(event) { if (event.event) globalThis.n = (globalThis.n || 0) + 1; }',
+);
 const ev = { type: 'track', event: 'x', properties: { a: 1 } };
 const batch = Array.from({ length: 100 }, () => ev);
 for (let i = 0; i < 1000; i++) await sb.invoke([ev]);

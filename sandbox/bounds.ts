@@ -5,8 +5,10 @@ export const BOUNDS = {
   /** Pending setTimeouts of one invocation, and of one isolate (all invocations and top-level code). */
   timersPerInvocation: 1_000,
   timersPerIsolate: 5_000,
-  /** Host timers per isolate: the isolate's timers plus the dispatcher's own deadlines (a backstop). */
+  /** Host timers per isolate backing setTimeouts (a backstop behind timersPerIsolate). */
   hostTimersPerIsolate: 6_000,
+  /** Host timers per isolate for the sandbox's own sleeps (micro-batch deadlines, cache waiters' turns). */
+  internalSleepsPerIsolate: 50_000,
   /** fetch calls one invocation may make, in all. */
   fetchesPerInvocation: 1_000,
   /** Requests of one isolate crossing to the host at once (the rest wait in the isolate). */

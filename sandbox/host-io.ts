@@ -109,7 +109,9 @@ export class IsolateIo {
   sleep(invocation: number, ms: number | null, timerId: number): Promise<boolean> | undefined {
     const delay = Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS);
     if (!(Number(timerId) > 0)) {
-      if (this.closed) return Promise.resolve(false);
+      if (this.closed || this.sleeps.size - this.userSleeps >= BOUNDS.internalSleepsPerIsolate) {
+        return Promise.resolve(false);
+      }
       const key = --this.nextInternalSleep;
       return new Promise((resolve) => {
         const timer = setTimeout(() => this.wake(key, true), delay);
