@@ -2,12 +2,14 @@
 // is given (fetch, timers, URL parsing, crypto), limits, and the rebuild after memory or time runs out.
 
 import { createHash, createHmac, getHashes, randomBytes, randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
 import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../api/events.js';
 import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../api/outcome.js';
 import { settingsProblems } from '../api/settings.js';
-import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
+import { BOUNDS } from './bounds.js';
+import { boundLogs, parseDispatchOutput, type RawResult } from './dispatch-output.js';
+import { type FetchRequestWire, HostFetcher } from './host-fetch.js';
+import { type InvocationTraces, IsolateIo } from './host-io.js';
 import { LIBRARIES } from './libraries.js';
 import { preludeSource } from './prelude.js';
 import { Redactor } from './redact.js';
@@ -25,23 +27,28 @@ import {
 /** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
 const STUCK_GRACE_MS = 500;
 const DISPOSED_POLL_MS = 100;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_MESSAGE_CHARS = 2_000;
 
-/** What the in-isolate dispatcher reports for one invocation (validated here: user code could forge it). */
-interface RawResult {
-  ok: boolean;
-  errorClass?: string;
-  message?: string;
-  durationMs?: number;
-  statuses?: [number, string][];
+/** Options handed to isolated-vm: frozen and without a prototype, so nothing inherited can change them. */
+function ivmOptions<const T extends object>(options: T): T {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(options)) {
+    out[key] = value !== null && typeof value === 'object' ? ivmOptions(value) : value;
+  }
+  return Object.freeze(out) as T;
 }
+
+const COPY_RESULT = ivmOptions({ result: { copy: true } });
+const REFERENCE_RESULT = ivmOptions({ result: { reference: true } });
+const REFERENCE = ivmOptions({ reference: true });
 
 interface Vm {
   isolate: ivm.Isolate;
   dispatch: ivm.Reference<(request: string) => void>;
   takeLoadLogs: ivm.Reference<() => string>;
   handlers: Set<HandlerName>;
+  /** Timers, requests and traces the host holds for this isolate. */
+  io: IsolateIo;
   /** Why the host killed it, when it did. */
   killedFor?: 'time' | 'memory';
 }
@@ -62,14 +69,14 @@ class IsolatedFunction implements FunctionSandbox {
   private building: Promise<Vm> | undefined;
   private disposed = false;
   private nextId = 0;
-  private readonly traces = new Map<number, RequestTrace[]>();
+  private readonly traces = new Map<number, InvocationTraces>();
   /** Dispatch calls awaiting their results from the isolate, by call id. */
   private readonly deliveries = new Map<number, (resultsJson: string) => void>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly fetcher: HostFetcher;
   private readonly redactor: Redactor;
   private readonly filename: string;
   private readonly configJson: string;
+  private readonly dispatchOptions: ivm.ReferenceApplyOptions;
   /** Set when the settings fail the function's schema: every invocation then ends with it. */
   private readonly invalidSettings: Outcome | undefined;
 
@@ -79,6 +86,7 @@ class IsolatedFunction implements FunctionSandbox {
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.filename = options.filename ?? 'function.js';
+    this.dispatchOptions = ivmOptions({ arguments: { copy: true }, timeout: this.limits.timeoutMs });
     this.redactor = new Redactor(options.sensitiveValues ?? []);
     this.fetcher = new HostFetcher({
       allowPrivateNetwork: options.allowPrivateNetwork ?? false,
@@ -89,6 +97,7 @@ class IsolatedFunction implements FunctionSandbox {
     this.invalidSettings = problems.length ? failure('InvalidSettings', problems.join('; ')) : undefined;
     this.configJson = JSON.stringify({
       logBytes: this.limits.logBytes,
+      bounds: BOUNDS,
       cacheEntries: this.limits.cacheEntries,
       cacheBytes: this.limits.cacheBytes,
       settings: JSON.stringify(options.settings ?? {}),
@@ -100,8 +109,10 @@ class IsolatedFunction implements FunctionSandbox {
     try {
       const vm = await this.currentVm();
       this.handlers = vm.handlers;
-      this.loadLogs = this.redactor.lines(
-        JSON.parse(await vm.takeLoadLogs.apply(undefined, [], { result: { copy: true } })),
+      this.loadLogs = boundLogs(
+        JSON.parse(await vm.takeLoadLogs.apply(undefined, [], COPY_RESULT)),
+        this.limits.logBytes,
+        this.redactor,
       );
     } catch (err) {
       this.dispose();
@@ -117,8 +128,8 @@ class IsolatedFunction implements FunctionSandbox {
     const raw = await this.dispatch(ids, events, false);
     return raw.map((r, i) => ({
       outcome: this.outcomeOf(r.result),
-      logs: this.redactor.lines(r.logs),
-      requests: this.takeTraces(ids[i]!),
+      logs: r.logs,
+      ...this.takeTraces(ids[i]!),
       durationMs: r.result.durationMs ?? 0,
     }));
   }
@@ -128,28 +139,29 @@ class IsolatedFunction implements FunctionSandbox {
     if (invalid)
       return { outcome: invalid, results: events.map(() => invalid), logs: [], requests: [], durationMs: 0 };
     const id = ++this.nextId;
-    const [r] = await this.dispatch([id], events, true);
+    const [r] = await this.dispatch([id], events, true, events.length);
     const { result, logs } = r!;
     const outcome = this.outcomeOf(result);
     const results =
       outcome.outcome === 'success' && result.statuses
         ? result.statuses.map(([status, message]) =>
-            this.redactOutcome(outcomeOfBatchStatus(status, message)),
+            this.redactOutcome(
+              outcomeOfBatchStatus(status, message),
+              message.length >= BOUNDS.errorMessageChars,
+            ),
           )
         : events.map(() => outcome);
     return {
       outcome: summarize(results),
       results,
-      logs: this.redactor.lines(logs),
-      requests: this.takeTraces(id),
+      logs,
+      ...this.takeTraces(id),
       durationMs: result.durationMs ?? 0,
     };
   }
 
   dispose(): void {
     this.disposed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
     this.kill(this.vm);
     this.vm = undefined;
     this.fetcher.destroy();
@@ -161,10 +173,11 @@ class IsolatedFunction implements FunctionSandbox {
     ids: number[],
     events: readonly SegmentEvent[],
     batch: boolean,
+    statuses = 0,
   ): Promise<{ result: RawResult; logs: string[] }[]> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
     const vm = await this.currentVm();
-    for (const id of ids) this.traces.set(id, []);
+    vm.io.begin(ids);
     const callId = ids[0]!;
     const request = JSON.stringify({ callId, ids, events, batch, deadlineMs: this.limits.timeoutMs });
     const delivered = new Promise<string>((resolve) => this.deliveries.set(callId, resolve));
@@ -180,10 +193,7 @@ class IsolatedFunction implements FunctionSandbox {
       try {
         // Resolves once the dispatcher has started every handler (the synchronous part, bounded by
         // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
-        await vm.dispatch.apply(undefined, [request], {
-          arguments: { copy: true },
-          timeout: this.limits.timeoutMs,
-        });
+        await vm.dispatch.apply(undefined, [request], this.dispatchOptions);
       } catch (err) {
         // A promise rejection that user code left unhandled is reported here by isolated-vm; the
         // invocations go on and deliver their results. Only running out of memory or time is fatal.
@@ -200,11 +210,14 @@ class IsolatedFunction implements FunctionSandbox {
         vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
         return this.killed(vm, ids.length);
       }
-      return parseDispatchOutput(out, ids.length);
+      return parseDispatchOutput(out, ids.length, statuses, this.limits.logBytes, this.redactor);
     } finally {
       clearTimeout(backstop);
       clearInterval(watch);
       this.deliveries.delete(callId);
+      // Whatever the invocations started ends with them: timers cancelled, requests aborted.
+      const traces = vm.io.end(ids);
+      if (traces) for (const [id, t] of traces) this.traces.set(id, t);
     }
   }
 
@@ -223,33 +236,38 @@ class IsolatedFunction implements FunctionSandbox {
 
   private outcomeOf(r: RawResult): Outcome {
     if (r.ok) return SUCCESS;
-    const message = this.redactor.text(String(r.message ?? '')).slice(0, MAX_MESSAGE_CHARS);
+    const message = this.redactor.bounded(String(r.message ?? ''), MAX_MESSAGE_CHARS, r.messageCut);
     if (r.errorClass === 'Timeout') return failure('Timeout', message);
     return outcomeOfThrown(r.errorClass, message);
   }
 
-  private redactOutcome(o: Outcome): Outcome {
+  private redactOutcome(o: Outcome, cutBefore: boolean): Outcome {
     return o.outcome === 'success'
       ? o
-      : { ...o, message: this.redactor.text(o.message).slice(0, MAX_MESSAGE_CHARS) };
+      : { ...o, message: this.redactor.bounded(o.message, MAX_MESSAGE_CHARS, cutBefore) };
   }
 
-  private takeTraces(id: number): RequestTrace[] {
-    const traces = this.traces.get(id) ?? [];
+  private takeTraces(id: number): { requests: RequestTrace[]; requestsNotTraced?: number } {
+    const traces = this.traces.get(id);
     this.traces.delete(id);
-    return traces;
+    if (!traces) return { requests: [] };
+    return traces.untraced
+      ? { requests: traces.requests, requestsNotTraced: traces.untraced }
+      : { requests: traces.requests };
   }
 
   private kill(vm: Vm | undefined): void {
     if (!vm) return;
     if (this.vm === vm) this.vm = undefined;
     if (!vm.isolate.isDisposed) vm.isolate.dispose();
+    vm.io.close();
   }
 
   /** The live isolate, built on first use and rebuilt after it was disposed. */
   private currentVm(): Promise<Vm> {
     if (this.vm && !this.vm.isolate.isDisposed) return Promise.resolve(this.vm);
-    if (this.vm) this.vm = undefined;
+    // Disposed by isolated-vm (memory limit) between calls: what the host held for it goes too.
+    if (this.vm) this.kill(this.vm);
     if (!this.building) {
       const first = this.rebuilds === 0 && this.handlers.size === 0;
       this.building = this.build()
@@ -272,21 +290,22 @@ class IsolatedFunction implements FunctionSandbox {
         process.stderr.write(`dfn: isolated-vm reported a catastrophic error: ${message}\n`);
       },
     });
+    const io = new IsolateIo(this.fetcher, this.redactor);
     try {
       const context = await isolate.createContext();
       for (const library of LIBRARIES) {
         const script = await isolate.compileScript(library.source, { filename: library.filename });
         await script.run(context);
       }
-      const prelude: ivm.Reference<any> = await context.eval(preludeSource(), {
-        filename: 'prelude.js',
-        reference: true,
-      });
+      const prelude: ivm.Reference<any> = await context.eval(
+        preludeSource(),
+        ivmOptions({ filename: 'prelude.js', reference: true }),
+      );
       const api: ivm.Reference<any> = await prelude.apply(
         undefined,
         [
-          new ivm.Reference((id: number, req: FetchRequestWire) => this.hostFetch(id, req)),
-          new ivm.Reference((ms: number) => this.hostSleep(ms)),
+          new ivm.Reference((id: number, req: FetchRequestWire) => io.fetch(id, req)),
+          new ivm.Reference((id: number, ms: number | null, timerId: number) => io.sleep(id, ms, timerId)),
           new ivm.Reference((callId: number, resultsJson: string) =>
             this.deliveries.get(callId)?.(resultsJson),
           ),
@@ -294,30 +313,28 @@ class IsolatedFunction implements FunctionSandbox {
           new ivm.Callback(hostCrypto),
           this.configJson,
         ],
-        { result: { reference: true } },
+        REFERENCE_RESULT,
       );
-      const dispatch = await api.get('dispatch', { reference: true });
-      const setHandlers = await api.get('setHandlers', { reference: true });
-      const takeLoadLogs = await api.get('takeLoadLogs', { reference: true });
+      const dispatch = await api.get('dispatch', REFERENCE);
+      const setHandlers = await api.get('setHandlers', REFERENCE);
+      const takeLoadLogs = await api.get('takeLoadLogs', REFERENCE);
 
       let script: ivm.Script;
       try {
-        script = await isolate.compileScript(this.source, { filename: this.filename });
+        script = await isolate.compileScript(this.source, ivmOptions({ filename: this.filename }));
       } catch (err) {
         throw loadError(err, this.filename);
       }
       try {
-        await script.run(context, { timeout: this.limits.timeoutMs });
+        await script.run(context, ivmOptions({ timeout: this.limits.timeoutMs }));
       } catch (err) {
         throw loadError(err, this.filename, 'the function threw while loading');
       }
       const table = await context.eval(
         `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
-        { reference: true },
+        REFERENCE,
       );
-      const defined = (await setHandlers.apply(undefined, [table.derefInto()], {
-        result: { copy: true },
-      })) as string[];
+      const defined = (await setHandlers.apply(undefined, [table.derefInto()], COPY_RESULT)) as string[];
       return {
         isolate,
         dispatch,
@@ -325,44 +342,13 @@ class IsolatedFunction implements FunctionSandbox {
         handlers: new Set(
           defined.filter((n): n is HandlerName => (HANDLER_NAMES as readonly string[]).includes(n)),
         ),
+        io,
       };
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
+      io.close();
       throw err;
     }
-  }
-
-  private async hostFetch(id: number, req: FetchRequestWire): Promise<FetchResultWire> {
-    const start = performance.now();
-    let result: FetchResultWire;
-    try {
-      result = await this.fetcher.fetch(req);
-    } catch (err) {
-      result = { error: err instanceof Error ? err.message : String(err), type: 'system' };
-    }
-    const trace: RequestTrace = {
-      method: String(req.method),
-      url: this.redactor.text(String(req.url)),
-      status: result.error === undefined ? result.status : 0,
-      durationMs: Math.round(performance.now() - start),
-      requestHeaders: this.redactor.headers(req.headers),
-    };
-    if (result.error !== undefined) trace.error = this.redactor.text(result.error);
-    this.traces.get(id)?.push(trace);
-    return result;
-  }
-
-  private hostSleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(
-        () => {
-          this.timers.delete(timer);
-          resolve();
-        },
-        Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS),
-      );
-      this.timers.add(timer);
-    });
   }
 }
 
@@ -371,48 +357,6 @@ function summarize(results: Outcome[]): Outcome {
   return (
     results.find((r) => r.outcome === 'retry') ?? results.find((r) => r.outcome === 'discard') ?? SUCCESS
   );
-}
-
-function parseDispatchOutput(out: unknown, count: number): { result: RawResult; logs: string[] }[] {
-  const malformed = (why: string) =>
-    Array.from({ length: count }, () => ({
-      result: { ok: false, errorClass: 'Error', message: `the sandbox returned a malformed result (${why})` },
-      logs: [],
-    }));
-  if (typeof out !== 'string') return malformed('not a string');
-  let parsed: { results?: unknown; logs?: unknown };
-  try {
-    parsed = JSON.parse(out);
-  } catch {
-    return malformed('invalid JSON');
-  }
-  const { results, logs } = parsed;
-  if (!Array.isArray(results) || !Array.isArray(logs) || results.length !== count || logs.length !== count) {
-    return malformed('wrong shape');
-  }
-  return results.map((r, i) => ({ result: sanitizeResult(r), logs: sanitizeLines(logs[i]) }));
-}
-
-function sanitizeResult(r: unknown): RawResult {
-  if (typeof r !== 'object' || r === null)
-    return { ok: false, errorClass: 'Error', message: 'malformed result' };
-  const v = r as Record<string, unknown>;
-  const result: RawResult = {
-    ok: v.ok === true,
-    durationMs: typeof v.durationMs === 'number' && v.durationMs >= 0 ? v.durationMs : 0,
-  };
-  if (typeof v.errorClass === 'string') result.errorClass = v.errorClass;
-  if (typeof v.message === 'string') result.message = v.message;
-  if (Array.isArray(v.statuses)) {
-    result.statuses = v.statuses.map((s) =>
-      Array.isArray(s) ? [Number(s[0]) || 0, String(s[1] ?? '')] : [0, 'malformed status entry'],
-    );
-  }
-  return result;
-}
-
-function sanitizeLines(lines: unknown): string[] {
-  return Array.isArray(lines) ? lines.map((l) => String(l)) : [];
 }
 
 function loadError(err: unknown, filename: string, prefix?: string): FunctionLoadError {
@@ -463,6 +407,8 @@ function urlParts(u: URL) {
 
 /** URL parsing for the isolate's URL class: Node's WHATWG parser, so the semantics are exact. */
 function hostUrl(op: string, a: string, b?: string, c?: string) {
+  const long = [a, b, c].find((s) => typeof s === 'string' && s.length > BOUNDS.urlChars);
+  if (long !== undefined) return { error: `Invalid URL: longer than ${BOUNDS.urlChars} characters` };
   try {
     if (op === 'parse') return urlParts(b === undefined ? new URL(a) : new URL(a, b));
     if (op === 'set' && (URL_PARTS as readonly string[]).includes(String(b))) {
@@ -478,6 +424,14 @@ function hostUrl(op: string, a: string, b?: string, c?: string) {
 
 const HASHES = new Set(getHashes().map((h) => h.toLowerCase()));
 
+/** Bytes for the isolate: a latin1 string it turns into bytes itself (see FetchResultWire's body). */
+const binary = (bytes: Buffer) => bytes.toString('latin1');
+
+const tooMuch = (data: unknown) =>
+  !(data instanceof Uint8Array) || data.byteLength > BOUNDS.hashInputBytes
+    ? { error: `crypto: at most ${BOUNDS.hashInputBytes} bytes can be hashed in one digest` }
+    : undefined;
+
 function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
   try {
     switch (op) {
@@ -486,19 +440,31 @@ function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
         return HASHES.has(algorithm) ? true : { error: `Digest method not supported: ${String(b)}` };
       }
       case 'hash':
-        return new Uint8Array(
-          createHash(String(a))
-            .update(b as Uint8Array)
-            .digest(),
+        return (
+          tooMuch(b) ??
+          binary(
+            createHash(String(a))
+              .update(b as Uint8Array)
+              .digest(),
+          )
         );
       case 'hmac':
-        return new Uint8Array(
-          createHmac(String(a), c as Uint8Array)
-            .update(b as Uint8Array)
-            .digest(),
+        return (
+          tooMuch(b) ??
+          tooMuch(c) ??
+          binary(
+            createHmac(String(a), c as Uint8Array)
+              .update(b as Uint8Array)
+              .digest(),
+          )
         );
-      case 'randomBytes':
-        return new Uint8Array(randomBytes(Number(a)));
+      case 'randomBytes': {
+        const n = Number(a);
+        if (!Number.isInteger(n) || n < 0 || n > BOUNDS.randomBytes) {
+          return { error: `randomBytes: size must be 0..${BOUNDS.randomBytes}` };
+        }
+        return binary(randomBytes(n));
+      }
       case 'randomUUID':
         return randomUUID();
       default:

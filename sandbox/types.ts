@@ -61,6 +61,8 @@ export interface InvocationReport {
   outcome: Outcome;
   logs: string[];
   requests: RequestTrace[];
+  /** Requests made past the trace limit per invocation (sandbox/bounds.ts): counted, not traced. */
+  requestsNotTraced?: number;
   durationMs: number;
 }
 
