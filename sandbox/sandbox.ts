@@ -25,6 +25,13 @@ import {
 /** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
 const STUCK_GRACE_MS = 500;
 const DISPOSED_POLL_MS = 100;
+/**
+ * The watchdog samples the isolate's CPU time this often. With no invocation in flight, CPU time adds up
+ * only from timers or promises user code left behind; once that idle CPU reaches the invocation time
+ * limit (samples busier than IDLE_BUSY_FRACTION in a row), the isolate is killed.
+ */
+const WATCHDOG_MS = 250;
+const IDLE_BUSY_FRACTION = 0.1;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_MESSAGE_CHARS = 2_000;
 
@@ -40,10 +47,23 @@ interface RawResult {
 interface Vm {
   isolate: ivm.Isolate;
   dispatch: ivm.Reference<(request: string) => void>;
-  takeLoadLogs: ivm.Reference<() => string>;
   handlers: Set<HandlerName>;
+  /** Console output of the function's top-level code while this isolate loaded it. */
+  loadLogs: string[];
+  /** Dispatch calls in flight: while there are none, CPU time used by the isolate is the watchdog's. */
+  calls: number;
+  /** Settles when the last dispatch call issued has been taken up and its synchronous part has run. */
+  turn: Promise<void>;
+  watchdog?: NodeJS.Timeout;
   /** Why the host killed it, when it did. */
   killedFor?: 'time' | 'memory';
+}
+
+/** One event's raw result; `interrupted` when it had not finished as its isolate was killed. */
+interface RawOutput {
+  result: RawResult;
+  logs: string[];
+  interrupted?: 'time' | 'memory';
 }
 
 export async function loadFunction(source: string, options: SandboxOptions = {}): Promise<FunctionSandbox> {
@@ -64,7 +84,7 @@ class IsolatedFunction implements FunctionSandbox {
   private nextId = 0;
   private readonly traces = new Map<number, RequestTrace[]>();
   /** Dispatch calls awaiting their results from the isolate, by call id. */
-  private readonly deliveries = new Map<number, (resultsJson: string) => void>();
+  private readonly deliveries = new Map<number, (doneJson: string) => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly fetcher: HostFetcher;
   private readonly redactor: Redactor;
@@ -100,9 +120,7 @@ class IsolatedFunction implements FunctionSandbox {
     try {
       const vm = await this.currentVm();
       this.handlers = vm.handlers;
-      this.loadLogs = this.redactor.lines(
-        JSON.parse(await vm.takeLoadLogs.apply(undefined, [], { result: { copy: true } })),
-      );
+      this.loadLogs = this.redactor.lines(vm.loadLogs);
     } catch (err) {
       this.dispose();
       throw err;
@@ -120,6 +138,7 @@ class IsolatedFunction implements FunctionSandbox {
       logs: this.redactor.lines(r.logs),
       requests: this.takeTraces(ids[i]!),
       durationMs: r.result.durationMs ?? 0,
+      ...(r.interrupted ? { interrupted: r.interrupted } : {}),
     }));
   }
 
@@ -129,7 +148,7 @@ class IsolatedFunction implements FunctionSandbox {
       return { outcome: invalid, results: events.map(() => invalid), logs: [], requests: [], durationMs: 0 };
     const id = ++this.nextId;
     const [r] = await this.dispatch([id], events, true);
-    const { result, logs } = r!;
+    const { result, logs, interrupted } = r!;
     const outcome = this.outcomeOf(result);
     const results =
       outcome.outcome === 'success' && result.statuses
@@ -143,6 +162,7 @@ class IsolatedFunction implements FunctionSandbox {
       logs: this.redactor.lines(logs),
       requests: this.takeTraces(id),
       durationMs: result.durationMs ?? 0,
+      ...(interrupted ? { interrupted } : {}),
     };
   }
 
@@ -161,56 +181,79 @@ class IsolatedFunction implements FunctionSandbox {
     ids: number[],
     events: readonly SegmentEvent[],
     batch: boolean,
-  ): Promise<{ result: RawResult; logs: string[] }[]> {
+  ): Promise<RawOutput[]> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
     const vm = await this.currentVm();
     for (const id of ids) this.traces.set(id, []);
     const callId = ids[0]!;
-    const request = JSON.stringify({ callId, ids, events, batch, deadlineMs: this.limits.timeoutMs });
-    const delivered = new Promise<string>((resolve) => this.deliveries.set(callId, resolve));
-    let backstop: NodeJS.Timeout | undefined;
+    const count = ids.length;
+    const deadlineMs = this.limits.timeoutMs;
+    const request = JSON.stringify({ callId, ids, events, batch, deadlineMs });
+    const outputs: (RawOutput | undefined)[] = new Array(count);
+    let received = 0;
+    let allIn!: (v: 'done') => void;
+    const delivered = new Promise<'done'>((resolve) => {
+      allIn = resolve;
+    });
+    this.deliveries.set(callId, (doneJson) => {
+      received += acceptResults(doneJson, outputs);
+      if (received >= count) allIn('done');
+    });
+    let settled = false;
+    const previousTurn = vm.turn;
+    let turnTaken!: () => void;
+    vm.turn = new Promise<void>((resolve) => {
+      turnTaken = resolve;
+    });
     let watch: NodeJS.Timeout | undefined;
-    let stuck!: (why: 'stuck') => void;
+    let backstop: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<'stuck'>((resolve) => {
-      stuck = resolve;
       // isolated-vm disposes an isolate that hit its memory limit without telling anyone: notice it.
       watch = setInterval(() => vm.isolate.isDisposed && resolve('stuck'), DISPOSED_POLL_MS);
+      // One deadline per invocation, from the moment the isolate takes the call up: calls run their
+      // synchronous part in order, so that is when the previous call's part ended. (Waiting behind other
+      // micro-batches is not counted; each of them is bounded the same way.) The isolate's own timer
+      // counts from the same moment; past it plus a grace, the isolate is stuck in a CPU loop (after an
+      // await, in a timer, or another call's), so it is killed and the call ends with what had finished.
+      void previousTurn.then(() => {
+        if (!settled) backstop = setTimeout(() => resolve('stuck'), deadlineMs + STUCK_GRACE_MS);
+      });
     });
+    vm.calls++;
     try {
       try {
         // Resolves once the dispatcher has started every handler (the synchronous part, bounded by
         // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
-        await vm.dispatch.apply(undefined, [request], {
-          arguments: { copy: true },
-          timeout: this.limits.timeoutMs,
-        });
+        await vm.dispatch
+          .apply(undefined, [request], { arguments: { copy: true }, timeout: deadlineMs })
+          .finally(turnTaken);
       } catch (err) {
         // A promise rejection that user code left unhandled is reported here by isolated-vm; the
         // invocations go on and deliver their results. Only running out of memory or time is fatal.
         const message = err instanceof Error ? err.message : String(err);
         if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
         if (!vm.killedFor && /Script execution timed out/i.test(message)) vm.killedFor = 'time';
-        if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, ids.length);
+        if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, outputs);
       }
-      // The handlers are running: past their deadline (which the in-isolate timer reports) plus a grace,
-      // the isolate must be stuck in a CPU loop, possibly after an await.
-      backstop = setTimeout(() => stuck('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
-      const out = await Promise.race([delivered, gaveUp]);
-      if (out === 'stuck') {
+      if (received < count && (await Promise.race([delivered, gaveUp])) === 'stuck') {
         vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
-        return this.killed(vm, ids.length);
+        return this.killed(vm, outputs);
       }
-      return parseDispatchOutput(out, ids.length);
+      return outputs as RawOutput[];
     } finally {
+      settled = true;
+      vm.calls--;
       clearTimeout(backstop);
       clearInterval(watch);
       this.deliveries.delete(callId);
     }
   }
 
-  private killed(vm: Vm, count: number): { result: RawResult; logs: string[] }[] {
+  /** Kills the isolate; what had finished keeps its result, the rest ends as Timeout, marked interrupted. */
+  private killed(vm: Vm, outputs: (RawOutput | undefined)[]): RawOutput[] {
     this.kill(vm);
-    return Array.from({ length: count }, () => ({ result: this.timeoutResult(vm), logs: [] }));
+    const interrupted = vm.killedFor ?? 'time';
+    return Array.from(outputs, (o) => o ?? { result: this.timeoutResult(vm), logs: [], interrupted });
   }
 
   private timeoutResult(vm: Vm): RawResult {
@@ -243,7 +286,38 @@ class IsolatedFunction implements FunctionSandbox {
   private kill(vm: Vm | undefined): void {
     if (!vm) return;
     if (this.vm === vm) this.vm = undefined;
+    clearInterval(vm.watchdog);
     if (!vm.isolate.isDisposed) vm.isolate.dispose();
+  }
+
+  /**
+   * The standing watchdog: an isolate busy while no invocation is in flight runs code user code left
+   * behind (a timer's loop, a loop after its invocation timed out). Nobody waits on it, so no deadline
+   * would ever end it: past the time limit of such idle CPU, it is killed and rebuilt on the next call.
+   */
+  private watch(vm: Vm): void {
+    let lastCpu = vm.isolate.cpuTime;
+    let lastAt = performance.now();
+    let idleCpuMs = 0;
+    vm.watchdog = setInterval(() => {
+      if (vm.isolate.isDisposed) return clearInterval(vm.watchdog);
+      const cpu = vm.isolate.cpuTime;
+      const now = performance.now();
+      const busyMs = Number(cpu - lastCpu) / 1e6;
+      const wallMs = now - lastAt;
+      lastCpu = cpu;
+      lastAt = now;
+      if (vm.calls > 0 || busyMs < wallMs * IDLE_BUSY_FRACTION) {
+        idleCpuMs = 0;
+        return;
+      }
+      idleCpuMs += busyMs;
+      if (idleCpuMs >= this.limits.timeoutMs) {
+        vm.killedFor = 'time';
+        this.kill(vm);
+      }
+    }, WATCHDOG_MS);
+    vm.watchdog.unref();
   }
 
   /** The live isolate, built on first use and rebuilt after it was disposed. */
@@ -254,7 +328,12 @@ class IsolatedFunction implements FunctionSandbox {
       const first = this.rebuilds === 0 && this.handlers.size === 0;
       this.building = this.build()
         .then((vm) => {
+          if (this.disposed) {
+            this.kill(vm);
+            throw new Error('the function sandbox was disposed');
+          }
           this.vm = vm;
+          this.watch(vm);
           if (!first) this.rebuilds++;
           return vm;
         })
@@ -265,13 +344,41 @@ class IsolatedFunction implements FunctionSandbox {
     return this.building;
   }
 
+  /**
+   * Builds an isolate and loads the function into it, within the invocation time limit (plus the grace):
+   * top-level loops, getters on handler names, toJSON of load logs and top-level timers that spin all
+   * end in a FunctionLoadError instead of a load that never returns.
+   */
   private async build(): Promise<Vm> {
-    const isolate = new ivm.Isolate({
+    const limitMs = this.limits.timeoutMs;
+    let timedOut = false;
+    let isolate: ivm.Isolate | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (isolate && !isolate.isDisposed) isolate.dispose();
+    }, limitMs + STUCK_GRACE_MS);
+    try {
+      return await this.buildIn((isolate = this.newIsolate()), limitMs);
+    } catch (err) {
+      if (!timedOut) throw err;
+      throw new FunctionLoadError(
+        `loading the function did not finish within ${limitMs} ms (a loop, a getter or toJSON that never returns, or a timer that spins, at top level)`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private newIsolate(): ivm.Isolate {
+    return new ivm.Isolate({
       memoryLimit: this.limits.memoryMb,
       onCatastrophicError: (message) => {
         process.stderr.write(`dfn: isolated-vm reported a catastrophic error: ${message}\n`);
       },
     });
+  }
+
+  private async buildIn(isolate: ivm.Isolate, limitMs: number): Promise<Vm> {
     try {
       const context = await isolate.createContext();
       for (const library of LIBRARIES) {
@@ -307,21 +414,38 @@ class IsolatedFunction implements FunctionSandbox {
         throw loadError(err, this.filename);
       }
       try {
-        await script.run(context, { timeout: this.limits.timeoutMs });
+        await script.run(context, { timeout: limitMs });
       } catch (err) {
         throw loadError(err, this.filename, 'the function threw while loading');
       }
-      const table = await context.eval(
-        `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
-        { reference: true },
-      );
-      const defined = (await setHandlers.apply(undefined, [table.derefInto()], {
-        result: { copy: true },
-      })) as string[];
+      // Reading the handlers and the load logs runs user code too (a getter on globalThis.onTrack, a
+      // toJSON), so each step has the load's timeout.
+      let defined: string[];
+      let loadLogs: string[];
+      try {
+        const table = await context.eval(
+          `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
+          { reference: true, timeout: limitMs },
+        );
+        defined = (await setHandlers.apply(undefined, [table.derefInto()], {
+          result: { copy: true },
+          timeout: limitMs,
+        })) as string[];
+        const logsJson = await takeLoadLogs.apply(undefined, [], {
+          result: { copy: true },
+          timeout: limitMs,
+        });
+        loadLogs = sanitizeLines(JSON.parse(String(logsJson)));
+      } catch (err) {
+        throw loadError(err, this.filename, 'the function failed while its handlers were read');
+      }
+      if (!Array.isArray(defined)) defined = [];
       return {
         isolate,
         dispatch,
-        takeLoadLogs,
+        loadLogs,
+        calls: 0,
+        turn: Promise.resolve(),
         handlers: new Set(
           defined.filter((n): n is HandlerName => (HANDLER_NAMES as readonly string[]).includes(n)),
         ),
@@ -373,24 +497,38 @@ function summarize(results: Outcome[]): Outcome {
   );
 }
 
-function parseDispatchOutput(out: unknown, count: number): { result: RawResult; logs: string[] }[] {
-  const malformed = (why: string) =>
-    Array.from({ length: count }, () => ({
-      result: { ok: false, errorClass: 'Error', message: `the sandbox returned a malformed result (${why})` },
-      logs: [],
-    }));
-  if (typeof out !== 'string') return malformed('not a string');
-  let parsed: { results?: unknown; logs?: unknown };
+/**
+ * Takes one delivery of finished invocations from the dispatcher, `[[index, result, logs], ...]`, into
+ * `outputs` (first result per index wins) and returns how many it filled. A delivery that is not that
+ * shape (user code could disturb the dispatcher's JSON) ends every invocation still open as malformed.
+ */
+function acceptResults(doneJson: unknown, outputs: (RawOutput | undefined)[]): number {
+  let done: unknown;
   try {
-    parsed = JSON.parse(out);
+    done = typeof doneJson === 'string' ? JSON.parse(doneJson) : undefined;
   } catch {
-    return malformed('invalid JSON');
+    done = undefined;
   }
-  const { results, logs } = parsed;
-  if (!Array.isArray(results) || !Array.isArray(logs) || results.length !== count || logs.length !== count) {
-    return malformed('wrong shape');
+  let filled = 0;
+  if (!Array.isArray(done) || !done.every(isDoneEntry)) {
+    for (let i = 0; i < outputs.length; i++) {
+      if (outputs[i]) continue;
+      const message = 'the sandbox returned a malformed result';
+      outputs[i] = { result: { ok: false, errorClass: 'Error', message }, logs: [] };
+      filled++;
+    }
+    return filled;
   }
-  return results.map((r, i) => ({ result: sanitizeResult(r), logs: sanitizeLines(logs[i]) }));
+  for (const [i, result, logs] of done as [number, unknown, unknown][]) {
+    if (i >= outputs.length || outputs[i]) continue;
+    outputs[i] = { result: sanitizeResult(result), logs: sanitizeLines(logs) };
+    filled++;
+  }
+  return filled;
+}
+
+function isDoneEntry(entry: unknown): boolean {
+  return Array.isArray(entry) && entry.length === 3 && Number.isSafeInteger(entry[0]) && entry[0] >= 0;
 }
 
 function sanitizeResult(r: unknown): RawResult {

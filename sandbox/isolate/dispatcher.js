@@ -75,21 +75,53 @@ function batchResult(returned, count) {
 
 export function dispatch(requestJson) {
   const request = jsonParse(requestJson);
-  const ids = request.ids;
-  const results = new Array(ids.length);
-  for (const id of ids) sinks.set(id, newSink());
   const started = dateNow();
-  const runs = [];
+  const ids = request.ids;
+  const count = ids.length;
+  const results = new Array(count);
+  let settled = 0;
+  // Results go to the host as they settle (coalesced per microtask turn, so a micro-batch of handlers
+  // that finish together costs one crossing): when the host must kill the isolate, what already
+  // finished keeps its result and only the unfinished invocations are in doubt.
+  let ready = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    // Indexed writes, not push(): user code may have replaced Array.prototype methods.
+    const done = [];
+    for (let k = 0; k < ready.length; k++) {
+      const i = ready[k];
+      done[k] = [i, results[i], sinks.get(ids[i]).lines];
+      sinks.delete(ids[i]);
+    }
+    ready = [];
+    host.deliver.applyIgnored(undefined, [request.callId, jsonStringify(done)], {
+      arguments: { copy: true },
+    });
+  };
+  const finish = (i, result) => {
+    if (results[i] !== undefined) return;
+    results[i] = result;
+    settled++;
+    ready[ready.length] = i;
+    if (!flushQueued) {
+      flushQueued = true;
+      whenSettled(PromiseCtor.resolve(), flush);
+    }
+  };
+  for (const id of ids) sinks.set(id, newSink());
   const track = (i, start, promise) =>
     whenSettled(
       promise,
       (value) => {
-        results[i] = request.batch ? batchResult(value, request.events.length) : { ok: true };
-        results[i].durationMs = dateNow() - start;
+        const result = request.batch ? batchResult(value, request.events.length) : { ok: true };
+        result.durationMs = dateNow() - start;
+        finish(i, result);
       },
       (err) => {
-        results[i] = classify(err);
-        results[i].durationMs = dateNow() - start;
+        const result = classify(err);
+        result.durationMs = dateNow() - start;
+        finish(i, result);
       },
     );
   if (request.batch) {
@@ -102,9 +134,9 @@ export function dispatch(requestJson) {
     } catch (err) {
       p = PromiseCtor.reject(err);
     }
-    runs.push(track(0, started, p));
+    track(0, started, p);
   } else {
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; i < count; i++) {
       setCurrent(ids[i]);
       const start = dateNow();
       let p;
@@ -113,31 +145,22 @@ export function dispatch(requestJson) {
       } catch (err) {
         p = PromiseCtor.reject(err);
       }
-      runs.push(track(i, start, p));
+      track(i, start, p);
     }
   }
-  // One deadline for the whole micro-batch: invocations still pending when it passes time out here.
-  // (A CPU loop never lets this fire; the host's wall-clock backstop disposes the isolate then.)
-  const deadline = sleep(Math.max(0, request.deadlineMs - (dateNow() - started)));
-  // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
-  // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
-  whenSettled(PromiseCtor.race([PromiseCtor.all(runs), deadline]), () => {
-    const logs = [];
-    for (let i = 0; i < ids.length; i++) {
-      if (results[i] === undefined) {
-        results[i] = {
-          ok: false,
-          errorClass: 'Timeout',
-          message: `the invocation did not finish within ${request.deadlineMs} ms`,
-          durationMs: dateNow() - started,
-        };
-      }
-      logs.push(sinks.get(ids[i]).lines);
-      sinks.delete(ids[i]);
+  if (settled === count) return;
+  // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
+  // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
+  // this fire, and the host's backstop kills the isolate instead.
+  whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started))), () => {
+    for (let i = 0; i < count; i++) {
+      finish(i, {
+        ok: false,
+        errorClass: 'Timeout',
+        message: `the invocation did not finish within ${request.deadlineMs} ms`,
+        durationMs: request.deadlineMs,
+      });
     }
-    host.deliver.applyIgnored(undefined, [request.callId, jsonStringify({ results, logs })], {
-      arguments: { copy: true },
-    });
   });
 }
 
