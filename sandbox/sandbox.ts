@@ -352,13 +352,13 @@ class IsolatedFunction implements FunctionSandbox {
   private async build(): Promise<Vm> {
     const limitMs = this.limits.timeoutMs;
     let timedOut = false;
-    let isolate: ivm.Isolate | undefined;
+    const isolate = this.newIsolate();
     const timer = setTimeout(() => {
       timedOut = true;
-      if (isolate && !isolate.isDisposed) isolate.dispose();
+      if (!isolate.isDisposed) isolate.dispose();
     }, limitMs + STUCK_GRACE_MS);
     try {
-      return await this.buildIn((isolate = this.newIsolate()), limitMs);
+      return await this.buildIn(isolate, limitMs);
     } catch (err) {
       if (!timedOut) throw err;
       throw new FunctionLoadError(
