@@ -491,7 +491,7 @@ class IsolatedFunction implements FunctionSandbox {
 }
 
 /** The batch's overall outcome: success when every event succeeded, else a retry if any, else a discard. */
-function summarize(results: Outcome[]): Outcome {
+export function summarize(results: Outcome[]): Outcome {
   return (
     results.find((r) => r.outcome === 'retry') ?? results.find((r) => r.outcome === 'discard') ?? SUCCESS
   );
