@@ -177,11 +177,25 @@ class IsolatedFunction implements FunctionSandbox {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * A call that arrived while code left behind by earlier invocations kept the isolate busy, and that
+   * never got its turn before the isolate was killed for it, is not to blame: it runs once more on the
+   * rebuilt isolate.
+   */
   private async dispatch(
     ids: number[],
     events: readonly SegmentEvent[],
     batch: boolean,
   ): Promise<RawOutput[]> {
+    const first = await this.dispatchOnce(ids, events, batch);
+    return first.bystander ? (await this.dispatchOnce(ids, events, batch)).outputs : first.outputs;
+  }
+
+  private async dispatchOnce(
+    ids: number[],
+    events: readonly SegmentEvent[],
+    batch: boolean,
+  ): Promise<{ outputs: RawOutput[]; bystander?: boolean }> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
     const vm = await this.currentVm();
     for (const id of ids) this.traces.set(id, []);
@@ -200,6 +214,9 @@ class IsolatedFunction implements FunctionSandbox {
       if (received >= count) allIn('done');
     });
     let settled = false;
+    /** Whether the call's synchronous part had run; if the backstop fires before, the call was queued. */
+    let applied = false;
+    let killedQueued = false;
     const previousTurn = vm.turn;
     let turnTaken!: () => void;
     vm.turn = new Promise<void>((resolve) => {
@@ -215,10 +232,20 @@ class IsolatedFunction implements FunctionSandbox {
       // micro-batches is not counted; each of them is bounded the same way.) The isolate's own timer
       // counts from the same moment; past it plus a grace, the isolate is stuck in a CPU loop (after an
       // await, in a timer, or another call's), so it is killed and the call ends with what had finished.
+      // Killing it here, not where the call awaits, also ends a call still queued behind the loop.
       void previousTurn.then(() => {
-        if (!settled) backstop = setTimeout(() => resolve('stuck'), deadlineMs + STUCK_GRACE_MS);
+        if (settled) return;
+        backstop = setTimeout(() => {
+          killedQueued = !applied;
+          vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
+          this.kill(vm);
+          resolve('stuck');
+        }, deadlineMs + STUCK_GRACE_MS);
       });
     });
+    // With no other call in flight, a call still queued when the isolate is killed waited behind code
+    // that earlier invocations left running.
+    const behindLeftovers = vm.calls === 0;
     vm.calls++;
     try {
       try {
@@ -226,20 +253,25 @@ class IsolatedFunction implements FunctionSandbox {
         // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
         await vm.dispatch
           .apply(undefined, [request], { arguments: { copy: true }, timeout: deadlineMs })
-          .finally(turnTaken);
+          .finally(() => {
+            applied = true;
+            turnTaken();
+          });
       } catch (err) {
         // A promise rejection that user code left unhandled is reported here by isolated-vm; the
         // invocations go on and deliver their results. Only running out of memory or time is fatal.
         const message = err instanceof Error ? err.message : String(err);
         if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
         if (!vm.killedFor && /Script execution timed out/i.test(message)) vm.killedFor = 'time';
-        if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, outputs);
+        if (vm.killedFor || vm.isolate.isDisposed) {
+          return { outputs: this.killed(vm, outputs), bystander: behindLeftovers && killedQueued };
+        }
       }
       if (received < count && (await Promise.race([delivered, gaveUp])) === 'stuck') {
         vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
-        return this.killed(vm, outputs);
+        return { outputs: this.killed(vm, outputs) };
       }
-      return outputs as RawOutput[];
+      return { outputs: outputs as RawOutput[] };
     } finally {
       settled = true;
       vm.calls--;
@@ -360,7 +392,9 @@ class IsolatedFunction implements FunctionSandbox {
     try {
       return await this.buildIn(isolate, limitMs);
     } catch (err) {
-      if (!timedOut) throw err;
+      // A timeout of one load step (isolated-vm's `timeout`) or of the whole load: one clear message.
+      const stepTimedOut = err instanceof FunctionLoadError && /Script execution timed out/.test(err.reason);
+      if (!timedOut && !stepTimedOut) throw err;
       throw new FunctionLoadError(
         `loading the function did not finish within ${limitMs} ms (a loop, a getter or toJSON that never returns, or a timer that spins, at top level)`,
       );
@@ -418,6 +452,9 @@ class IsolatedFunction implements FunctionSandbox {
       } catch (err) {
         throw loadError(err, this.filename, 'the function threw while loading');
       }
+      // Timers the top-level code started with no delay run now, within the load's deadline: one that
+      // spins fails the load instead of the first invocation. (Later ones are the watchdog's.)
+      await new Promise((resolve) => setTimeout(resolve, 0));
       // Reading the handlers and the load logs runs user code too (a getter on globalThis.onTrack, a
       // toJSON), so each step has the load's timeout.
       let defined: string[];
