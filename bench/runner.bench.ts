@@ -24,6 +24,8 @@ const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
+/** Events of the fetch phase (e): each makes one request to a server on 127.0.0.1. */
+const FETCH_EVENTS = Number(process.env.BENCH_FETCH_EVENTS ?? 10_000);
 const t = topology('dfn');
 
 function event(i: number) {
@@ -228,6 +230,50 @@ async function latencyPhase(nc: NatsConnection, url: string) {
   }
 }
 
+/** (e) The runner with one fetch per event to a local server: the workload an HTTP destination is. */
+async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('{}'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  const source = 'fetch';
+  const instance: InstanceRef = { namespace: 'bench', name: 'fetch-per-event' };
+  await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
+  const subject = eventSubject(t, source, 'track');
+  for (let i = 0; i < FETCH_EVENTS; i += 1000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1000, FETCH_EVENTS - i) }, (_, k) =>
+        js.publish(subject, JSON.stringify({ ...event(i + k), messageId: `fetch-${i + k}` })),
+      ),
+    );
+  }
+  const runner = await Runner.load(
+    runnerConfig(url, instance, LATENCY_FUNCTION, false, {
+      eventSource: source,
+      settings: { url: `http://127.0.0.1:${port}/` },
+    }),
+    { log: silentLogger, replica: 'bench' },
+  );
+  try {
+    const started = performance.now();
+    await runner.start();
+    while (runner.stats.counters.delivered < FETCH_EVENTS) {
+      if (runner.stats.counters.retried || runner.stats.counters.deadLettered)
+        throw new Error(`fetch phase failed events: ${JSON.stringify(runner.stats.counters)}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return FETCH_EVENTS / ((performance.now() - started) / 1000);
+  } finally {
+    await runner.stop();
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
 const nats = await NatsServer.start();
 try {
   const nc = await nats.connect();
@@ -304,9 +350,12 @@ try {
     `    ${RETRY_BACKLOG} events in retry:        p50 ${ms(backlogged.p50)} ms, p99 ${ms(backlogged.p99)} ms` +
       ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
   );
+  const fetchEps = await fetchPhase(nc, nats.url);
+  console.log(`(e) runner, one fetch per event: ${Math.round(fetchEps)} events/s (${FETCH_EVENTS} events)`);
   await nc.close();
   console.log(
     JSON.stringify({
+      fetch_eps: Math.round(fetchEps),
       raw_eps: Math.round(best.raw),
       runner_eps: Math.round(best.runner),
       runner_batch_eps: Math.round(best.batch),
