@@ -26,6 +26,8 @@ const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
 /** Events of the fetch phase (e): each makes one request to a server on 127.0.0.1. */
 const FETCH_EVENTS = Number(process.env.BENCH_FETCH_EVENTS ?? 10_000);
+/** Events held at once in the fetch phase: a thousand concurrent requests time out on a loaded box. */
+const FETCH_CONCURRENCY = 100;
 const t = topology('dfn');
 
 function event(i: number) {
@@ -75,7 +77,12 @@ function runnerConfig(
   instance: InstanceRef,
   source: string,
   batching: boolean,
-  extra: { eventSource?: string; settings?: Record<string, unknown>; retryDelayMs?: number } = {},
+  extra: {
+    eventSource?: string;
+    settings?: Record<string, unknown>;
+    retryDelayMs?: number;
+    concurrency?: number;
+  } = {},
 ): LoadedRunnerConfig {
   return {
     dir: '(bench)',
@@ -85,7 +92,7 @@ function runnerConfig(
       instance: { ...instance, source: extra.eventSource ?? SOURCE },
       function: { revision: 'bench' },
       nats: { url },
-      limits: { concurrency: MAX_ACK_PENDING },
+      limits: { concurrency: extra.concurrency ?? MAX_ACK_PENDING },
       batching: { enabled: batching, maxSize: 100, maxWaitMs: 1000 },
       stats: { intervalMs: 60_000 },
       network: { allowPrivateNetwork: true },
@@ -255,6 +262,7 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
     runnerConfig(url, instance, LATENCY_FUNCTION, false, {
       eventSource: source,
       settings: { url: `http://127.0.0.1:${port}/` },
+      concurrency: FETCH_CONCURRENCY,
     }),
     { log: silentLogger, replica: 'bench' },
   );
