@@ -384,13 +384,18 @@ class IsolatedFunction implements FunctionSandbox {
   private async build(): Promise<Vm> {
     const limitMs = this.limits.timeoutMs;
     let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
     const isolate = this.newIsolate();
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (!isolate.isDisposed) isolate.dispose();
-    }, limitMs + STUCK_GRACE_MS);
+    // Armed when the function's own code is about to run: building the isolate, the libraries and the
+    // prelude is the sandbox's work, which a loaded machine may make slow but never endless.
+    const arm = () => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        if (!isolate.isDisposed) isolate.dispose();
+      }, limitMs + STUCK_GRACE_MS);
+    };
     try {
-      return await this.buildIn(isolate, limitMs);
+      return await this.buildIn(isolate, limitMs, arm);
     } catch (err) {
       // A timeout of one load step (isolated-vm's `timeout`) or of the whole load: one clear message.
       const stepTimedOut = err instanceof FunctionLoadError && /Script execution timed out/.test(err.reason);
@@ -412,7 +417,7 @@ class IsolatedFunction implements FunctionSandbox {
     });
   }
 
-  private async buildIn(isolate: ivm.Isolate, limitMs: number): Promise<Vm> {
+  private async buildIn(isolate: ivm.Isolate, limitMs: number, armDeadline: () => void): Promise<Vm> {
     try {
       const context = await isolate.createContext();
       for (const library of LIBRARIES) {
@@ -441,6 +446,7 @@ class IsolatedFunction implements FunctionSandbox {
       const setHandlers = await api.get('setHandlers', { reference: true });
       const takeLoadLogs = await api.get('takeLoadLogs', { reference: true });
 
+      armDeadline();
       let script: ivm.Script;
       try {
         script = await isolate.compileScript(this.source, { filename: this.filename });
