@@ -75,8 +75,11 @@ export class SandboxProcess {
         resolve();
       });
     });
-    // A failed send (the channel closed under it) shows up as an 'exit' soon after.
-    child.on('error', () => {});
+    // A failed send (the channel closed under it) shows up as an 'exit' soon after; a process that could
+    // not be started at all never exits.
+    child.on('error', (err) => {
+      if (child.pid === undefined) this.ended(`could not be started (${err.message})`);
+    });
     this.checker = setInterval(() => this.check(), CHECK_MS);
     this.checker.unref();
   }
@@ -137,7 +140,8 @@ export class SandboxProcess {
   }
 
   private call<T>(message: (id: number) => ToChild): Promise<CallOutcome<T>> {
-    if (!this.alive) return Promise.resolve({ died: true, reason: this.endedFor!, crowded: false });
+    // Dead before the call was even sent: nothing ran, so nothing is to blame (crowded: rerun it).
+    if (!this.alive) return Promise.resolve({ died: true, reason: this.endedFor!, crowded: true });
     const id = ++this.nextId;
     const crowded = this.calls.size > 0;
     if (crowded) for (const c of this.calls.values()) c.crowded = true;

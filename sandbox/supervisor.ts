@@ -77,12 +77,15 @@ class SupervisedFunction implements FunctionSandbox {
     const first = await this.gate.shared(async () => (await this.process()).invoke(events));
     const reports: (InvocationReport | undefined)[] = first.died ? [] : [...first.value];
     const suspects = events.map((_, i) => suspectOf(first, reports[i]));
-    // A call that ran alone and left one event in doubt: that event is the cause. (The dispatcher hands
-    // back results as they settle, so after an isolate was killed only the unfinished are in doubt; a
-    // dead process took every result of its call with it.)
-    const doubtful = suspects.filter((x) => x !== undefined).length;
-    if (doubtful === 0) return reports as InvocationReport[];
-    if (doubtful === 1 && !first.crowded) return events.map((_, i) => verdict(reports[i], suspects[i]));
+    // An isolate killed while this call ran alone, with one event unfinished: that event is the cause.
+    // (The dispatcher hands results back as they settle, so only the unfinished are in doubt.) A dead
+    // process took every result of its call with it, and may have died of something else (memory grown
+    // by earlier work): its events are rerun, alone, in a fresh process, even a single one.
+    const doubtful = suspects.filter((x) => x !== undefined);
+    if (doubtful.length === 0) return reports as InvocationReport[];
+    if (doubtful.length === 1 && doubtful[0]!.kind === 'interrupted' && !first.crowded) {
+      return events.map((_, i) => verdict(reports[i], suspects[i]));
+    }
     for (let i = 0; i < events.length; i++) {
       if (!suspects[i]) continue;
       const rerun = await this.gate.exclusive(async () => (await this.process()).invoke([events[i]!]));
@@ -99,7 +102,9 @@ class SupervisedFunction implements FunctionSandbox {
     const report = first.died ? undefined : first.value;
     const suspect = suspectOf(first, report);
     if (!suspect) return report!;
-    if (events.length <= 1 && !first.crowded) return batchVerdict(report, suspect, events.length);
+    if (events.length <= 1 && suspect.kind === 'interrupted' && !first.crowded) {
+      return batchVerdict(report, suspect, events.length);
+    }
     // Quarantine: each event alone through onBatch, so the one that kills its sandbox is charged alone.
     const parts: BatchReport[] = [];
     for (const event of events) {
