@@ -269,9 +269,14 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
   try {
     const started = performance.now();
     await runner.start();
+    let lastProgress = Date.now();
     while (runner.stats.counters.delivered < FETCH_EVENTS) {
       if (runner.stats.counters.retried || runner.stats.counters.deadLettered)
         throw new Error(`fetch phase failed events: ${JSON.stringify(runner.stats.counters)}`);
+      if (Date.now() - lastProgress > 10_000) {
+        lastProgress = Date.now();
+        console.log(`    fetch phase: ${JSON.stringify(runner.stats.counters)}`);
+      }
       await new Promise((r) => setTimeout(r, 2));
     }
     return FETCH_EVENTS / ((performance.now() - started) / 1000);
