@@ -2,6 +2,7 @@
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
 // waiting for their next attempt against the same with none. The last line is JSON for CI to read.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import {
@@ -40,6 +41,33 @@ function event(i: number) {
     properties: { orderId: `o-${i}`, total: 42.5, currency: 'EUR', items: [{ sku: 'sku-1', qty: 2 }] },
     context: { library: { name: 'analytics-node', version: '3.0.0' }, ip: '10.0.0.1' },
   };
+}
+
+/**
+ * CPU time (ms) used so far by this process and by its sandbox processes (children running the sandbox's
+ * child entry), so a run on a loaded machine still compares the work done, not the time slices given.
+ */
+function cpuMs(): number {
+  const own = process.cpuUsage();
+  let children = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    let list = '';
+    try {
+      list = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    for (const pid of list ? list.split(/\s+/) : []) {
+      try {
+        if (!/sandbox\/child\.[jt]s/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) continue;
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        children += (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return (own.user + own.system) / 1000 + children;
 }
 
 async function publishAll(nc: NatsConnection): Promise<number> {
@@ -108,6 +136,9 @@ function runnerConfig(
   };
 }
 
+/** CPU µs per event of the last runner phase (the runner process plus its sandbox process). */
+let lastCpuUsPerEvent = 0;
+
 async function runnerConsume(
   url: string,
   instance: InstanceRef,
@@ -119,6 +150,7 @@ async function runnerConsume(
     replica: 'bench',
   });
   const started = performance.now();
+  const cpuStart = cpuMs();
   await runner.start();
   while (runner.stats.counters.delivered < N) {
     if (runner.stats.counters.received > runner.stats.counters.delivered + MAX_ACK_PENDING + 1) {
@@ -127,6 +159,7 @@ async function runnerConsume(
     await new Promise((r) => setTimeout(r, 2));
   }
   const eps = N / ((performance.now() - started) / 1000);
+  lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / N;
   await runner.stop();
   const c = runner.stats.counters;
   if (c.delivered !== N || c.retried || c.deadLettered)
@@ -268,6 +301,7 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
   );
   try {
     const started = performance.now();
+    const cpuStart = cpuMs();
     await runner.start();
     let lastProgress = Date.now();
     while (runner.stats.counters.delivered < FETCH_EVENTS) {
@@ -279,7 +313,9 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
       }
       await new Promise((r) => setTimeout(r, 2));
     }
-    return FETCH_EVENTS / ((performance.now() - started) / 1000);
+    const eps = FETCH_EVENTS / ((performance.now() - started) / 1000);
+    lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / FETCH_EVENTS;
+    return eps;
   } finally {
     await runner.stop();
     server.closeAllConnections();
@@ -321,6 +357,7 @@ try {
   await rawConsume(nc, 'bench_warmup');
   // Interleaved rounds, best of each kept: on a shared 2-core machine a neighbour's burst hits one round.
   const best = { raw: 0, runner: 0, batch: 0 };
+  const cpu = { runner: [] as number[], batch: [] as number[] };
   for (const [i, round] of rounds.entries()) {
     const raw = await rawConsume(nc, round.raw);
     const runner = await runnerConsume(
@@ -329,12 +366,14 @@ try {
       'async function onTrack(event, settings) {}',
       false,
     );
+    cpu.runner.push(lastCpuUsPerEvent);
     const batch = await runnerConsume(
       nats.url,
       round.batch,
       'async function onBatch(events, settings) {}\nasync function onTrack(event, settings) {}',
       true,
     );
+    cpu.batch.push(lastCpuUsPerEvent);
     console.log(
       `round ${i + 1}: (a) raw consume+ack ${Math.round(raw)} ev/s | (b) runner onTrack ${Math.round(runner)} ev/s` +
         ` (${(runner / raw).toFixed(2)}) | (c) runner onBatch(100) ${Math.round(batch)} ev/s (${(batch / raw).toFixed(2)})`,
@@ -364,11 +403,21 @@ try {
       ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
   );
   const fetchEps = await fetchPhase(nc, nats.url);
-  console.log(`(e) runner, one fetch per event: ${Math.round(fetchEps)} events/s (${FETCH_EVENTS} events)`);
+  const fetchCpu = lastCpuUsPerEvent;
+  console.log(
+    `(e) runner, one fetch per event: ${Math.round(fetchEps)} events/s (${FETCH_EVENTS} events), CPU ${fetchCpu.toFixed(1)} µs/event`,
+  );
+  const minCpu = (list: number[]) => Number(Math.min(...list).toFixed(1));
+  console.log(
+    `CPU per event (runner + sandbox process): (b) ${minCpu(cpu.runner)} µs, (c) ${minCpu(cpu.batch)} µs`,
+  );
   await nc.close();
   console.log(
     JSON.stringify({
       fetch_eps: Math.round(fetchEps),
+      fetch_cpu_us_per_event: Number(fetchCpu.toFixed(1)),
+      runner_cpu_us_per_event: minCpu(cpu.runner),
+      runner_batch_cpu_us_per_event: minCpu(cpu.batch),
       raw_eps: Math.round(best.raw),
       runner_eps: Math.round(best.runner),
       runner_batch_eps: Math.round(best.batch),
