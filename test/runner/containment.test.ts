@@ -127,7 +127,8 @@ describe('containment', { timeout: 180_000 }, () => {
     // Without the abort (once the body copy is bounded), it runs out of memory instead: a Timeout, retried.
     expect(['Crashed', 'Timeout']).toContain(dead.lastError.errorType);
     if (dead.lastError.errorType === 'Crashed') {
-      expect(dead).toMatchObject({ attempts: 1, crashes: MAX_CRASHES });
+      // A run may end out of memory instead of aborting (a Timeout: one more attempt, not a crash).
+      expect(dead.crashes).toBe(MAX_CRASHES);
       expect(runner.log('the sandbox process ended; the next events start a new one')).toBeDefined();
       const shown = await runDfn([
         'deliveries',
@@ -144,13 +145,19 @@ describe('containment', { timeout: 180_000 }, () => {
   it('a poison event among 99 good ones in a micro-batch: the 99 are delivered exactly once', async () => {
     const { instance, runner } = await runnerFor(
       `${DELIVER}
+      let settled = 0;
       async function onTrack(event, settings) {
-        if (!event.properties.poison) return deliver(event, settings);
-        // Spins once the others have settled: the isolate must be killed, and only this event is to blame.
-        await new Promise((r) => setTimeout(r, 300));
+        if (!event.properties.poison) {
+          await deliver(event, settings);
+          settled++;
+          return;
+        }
+        // Spins once the 99 others have finished (top-level state is shared by the invocations): the
+        // isolate must be killed, and only this event is to blame.
+        while (settled < 99) await new Promise((r) => setTimeout(r, 20));
         for (;;) {}
       }`,
-      { retry: { maxAttempts: 1 } },
+      { retry: { maxAttempts: 1 }, limits: { timeoutMs: 3000 } },
     );
     const good = Array.from({ length: 99 }, () => track());
     const poison = track({ poison: true });
