@@ -2,10 +2,10 @@
 // (supervisor.ts), so that whatever user code does to this process, the runner that forked it stays up.
 
 import type { FromChild, ToChild } from './child-wire.js';
-import { loadFunction } from './sandbox.js';
-import { FunctionLoadError, type FunctionSandbox } from './types.js';
+import { type EncodedFunctionSandbox, loadEncodedFunction } from './sandbox.js';
+import { FunctionLoadError } from './types.js';
 
-let sandbox: FunctionSandbox | undefined;
+let sandbox: EncodedFunctionSandbox | undefined;
 
 function send(message: FromChild): void {
   process.send?.(message);
@@ -18,7 +18,7 @@ function messageOf(err: unknown): string {
 async function handle(m: ToChild): Promise<void> {
   if (m.t === 'load') {
     try {
-      sandbox = await loadFunction(m.source, m.options);
+      sandbox = await loadEncodedFunction(m.source, m.options);
       send({ t: 'loaded', handlers: [...sandbox.handlers], loadLogs: [...sandbox.loadLogs] });
     } catch (err) {
       if (err instanceof FunctionLoadError) {
@@ -37,13 +37,11 @@ async function handle(m: ToChild): Promise<void> {
   const loaded = sandbox;
   try {
     if (!loaded) throw new Error('no function is loaded in this sandbox process');
-    if (m.t === 'invoke') {
-      const reports = await loaded.invoke(m.events);
-      send({ t: 'reports', id: m.id, reports, rebuilds: loaded.rebuilds });
-    } else {
-      const report = await loaded.invokeBatch(m.events);
-      send({ t: 'batch-report', id: m.id, report, rebuilds: loaded.rebuilds });
-    }
+    const reports =
+      m.t === 'invoke'
+        ? JSON.stringify(await loaded.invokeEncoded(m.events))
+        : JSON.stringify(await loaded.invokeBatchEncoded(m.events));
+    send({ t: m.t === 'invoke' ? 'reports' : 'batch-report', id: m.id, reports, rebuilds: loaded.rebuilds });
   } catch (err) {
     send({ t: 'call-failed', id: m.id, message: messageOf(err), rebuilds: loaded?.rebuilds ?? 0 });
   }

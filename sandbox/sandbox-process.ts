@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SegmentEvent } from '../api/events.js';
 import type { FromChild, ToChild } from './child-wire.js';
+import { encodeEvents } from './sandbox.js';
 import { type BatchReport, FunctionLoadError, type InvocationReport, type SandboxOptions } from './types.js';
 
 /**
@@ -125,11 +126,11 @@ export class SandboxProcess {
   }
 
   invoke(events: readonly SegmentEvent[]): Promise<CallOutcome<InvocationReport[]>> {
-    return this.call((id) => ({ t: 'invoke', id, events }));
+    return this.call((id) => ({ t: 'invoke', id, events: encodeEvents(events) }));
   }
 
   invokeBatch(events: readonly SegmentEvent[]): Promise<CallOutcome<BatchReport>> {
-    return this.call((id) => ({ t: 'invoke-batch', id, events }));
+    return this.call((id) => ({ t: 'invoke-batch', id, events: encodeEvents(events) }));
   }
 
   /** Kills the process (SIGKILL: it may be wedged); calls in flight come back as died, with the reason. */
@@ -172,8 +173,7 @@ export class SandboxProcess {
     this.lastAnswerAt = Date.now();
     this.rebuilds = m.rebuilds;
     if (m.t === 'call-failed') call.reject(new Error(m.message));
-    else
-      call.resolve({ died: false, value: m.t === 'reports' ? m.reports : m.report, crowded: call.crowded });
+    else call.resolve({ died: false, value: JSON.parse(m.reports), crowded: call.crowded });
   }
 
   private ended(reason: string): void {

@@ -67,12 +67,35 @@ interface RawOutput {
 }
 
 export async function loadFunction(source: string, options: SandboxOptions = {}): Promise<FunctionSandbox> {
+  return loadEncodedFunction(source, options);
+}
+
+/** Events already serialised as one JSON array (as they cross from the supervisor), and how many. */
+export interface EncodedEvents {
+  json: string;
+  count: number;
+}
+
+/** The in-process sandbox with entries that take events as JSON: the sandbox process never re-encodes them. */
+export interface EncodedFunctionSandbox extends FunctionSandbox {
+  invokeEncoded(events: EncodedEvents): Promise<InvocationReport[]>;
+  invokeBatchEncoded(events: EncodedEvents): Promise<BatchReport>;
+}
+
+export async function loadEncodedFunction(
+  source: string,
+  options: SandboxOptions = {},
+): Promise<EncodedFunctionSandbox> {
   const sandbox = new IsolatedFunction(source, options);
   await sandbox.start();
   return sandbox;
 }
 
-class IsolatedFunction implements FunctionSandbox {
+export function encodeEvents(events: readonly SegmentEvent[]): EncodedEvents {
+  return { json: JSON.stringify(events), count: events.length };
+}
+
+class IsolatedFunction implements EncodedFunctionSandbox {
   readonly limits: SandboxLimits;
   handlers: ReadonlySet<HandlerName> = new Set();
   loadLogs: string[] = [];
@@ -127,11 +150,25 @@ class IsolatedFunction implements FunctionSandbox {
     }
   }
 
-  async invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
-    if (events.length === 0) return [];
+  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
+    return this.invokeEncoded(encodeEvents(events));
+  }
+
+  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+    return this.invokeBatchEncoded(encodeEvents(events));
+  }
+
+  async invokeEncoded(events: EncodedEvents): Promise<InvocationReport[]> {
+    if (events.count === 0) return [];
     const invalid = this.invalidSettings;
-    if (invalid) return events.map(() => ({ outcome: invalid, logs: [], requests: [], durationMs: 0 }));
-    const ids = events.map(() => ++this.nextId);
+    if (invalid)
+      return Array.from({ length: events.count }, () => ({
+        outcome: invalid,
+        logs: [],
+        requests: [],
+        durationMs: 0,
+      }));
+    const ids = Array.from({ length: events.count }, () => ++this.nextId);
     const raw = await this.dispatch(ids, events, false);
     return raw.map((r, i) => ({
       outcome: this.outcomeOf(r.result),
@@ -142,10 +179,10 @@ class IsolatedFunction implements FunctionSandbox {
     }));
   }
 
-  async invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+  async invokeBatchEncoded(events: EncodedEvents): Promise<BatchReport> {
     const invalid = this.invalidSettings;
-    if (invalid)
-      return { outcome: invalid, results: events.map(() => invalid), logs: [], requests: [], durationMs: 0 };
+    const all = <T>(value: T): T[] => Array.from({ length: events.count }, () => value);
+    if (invalid) return { outcome: invalid, results: all(invalid), logs: [], requests: [], durationMs: 0 };
     const id = ++this.nextId;
     const [r] = await this.dispatch([id], events, true);
     const { result, logs, interrupted } = r!;
@@ -155,7 +192,7 @@ class IsolatedFunction implements FunctionSandbox {
         ? result.statuses.map(([status, message]) =>
             this.redactOutcome(outcomeOfBatchStatus(status, message)),
           )
-        : events.map(() => outcome);
+        : all(outcome);
     return {
       outcome: summarize(results),
       results,
@@ -182,18 +219,14 @@ class IsolatedFunction implements FunctionSandbox {
    * never got its turn before the isolate was killed for it, is not to blame: it runs once more on the
    * rebuilt isolate.
    */
-  private async dispatch(
-    ids: number[],
-    events: readonly SegmentEvent[],
-    batch: boolean,
-  ): Promise<RawOutput[]> {
+  private async dispatch(ids: number[], events: EncodedEvents, batch: boolean): Promise<RawOutput[]> {
     const first = await this.dispatchOnce(ids, events, batch);
     return first.bystander ? (await this.dispatchOnce(ids, events, batch)).outputs : first.outputs;
   }
 
   private async dispatchOnce(
     ids: number[],
-    events: readonly SegmentEvent[],
+    events: EncodedEvents,
     batch: boolean,
   ): Promise<{ outputs: RawOutput[]; bystander?: boolean }> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
@@ -202,7 +235,8 @@ class IsolatedFunction implements FunctionSandbox {
     const callId = ids[0]!;
     const count = ids.length;
     const deadlineMs = this.limits.timeoutMs;
-    const request = JSON.stringify({ callId, ids, events, batch, deadlineMs });
+    // Built around the events' JSON as it came, so they are never decoded and encoded again here.
+    const request = `{"callId":${callId},"ids":${JSON.stringify(ids)},"batch":${batch},"deadlineMs":${deadlineMs},"events":${events.json}}`;
     const outputs: (RawOutput | undefined)[] = new Array(count);
     let received = 0;
     let allIn!: (v: 'done') => void;
