@@ -1,6 +1,7 @@
-// What the in-isolate dispatcher sends back for a micro-batch, checked on the host: user code shares the
-// isolate with the dispatcher and may forge or inflate its output, so every field is validated, sizes are
-// checked before parsing, and console output is redacted first and then cut to the byte limit.
+// What the in-isolate dispatcher sends back as a micro-batch's invocations settle, checked on the host:
+// user code shares the isolate with the dispatcher and may forge or inflate its output, so every field is
+// validated, sizes are checked before parsing, and console output is redacted first and then cut to the
+// byte limit.
 
 import { BOUNDS } from './bounds.js';
 import { cutChars, cutUtf8, type Redactor } from './redact.js';
@@ -29,34 +30,50 @@ export function maxOutputChars(count: number, statuses: number, logBytes: number
   return 64 * 1024 + count * perInvocation + statuses * (6 * BOUNDS.errorMessageChars + 64);
 }
 
-export function parseDispatchOutput(
+/**
+ * Takes one delivery of finished invocations from the dispatcher, `[[index, result, logs], ...]`, into
+ * `outputs` (the first result for an index wins) and returns the indices it filled. A delivery that is
+ * too large or not that shape (user code could disturb the dispatcher) ends every invocation still open
+ * as malformed.
+ */
+export function acceptDelivery(
   out: unknown,
-  count: number,
+  outputs: (RawInvocation | undefined)[],
   statuses: number,
   logBytes: number,
   redactor: Redactor,
-): RawInvocation[] {
-  const malformed = (why: string) =>
-    Array.from({ length: count }, () => ({
-      result: { ok: false, errorClass: 'Error', message: `the sandbox returned a malformed result (${why})` },
-      logs: [],
-    }));
+): number[] {
+  const filled: number[] = [];
+  const malformed = (why: string) => {
+    for (let i = 0; i < outputs.length; i++) {
+      if (outputs[i]) continue;
+      const message = `the sandbox returned a malformed result (${why})`;
+      outputs[i] = { result: { ok: false, errorClass: 'Error', message }, logs: [] };
+      filled.push(i);
+    }
+    return filled;
+  };
   if (typeof out !== 'string') return malformed('not a string');
-  if (out.length > maxOutputChars(count, statuses, logBytes)) return malformed('too large');
-  let parsed: { results?: unknown; logs?: unknown };
+  if (out.length > maxOutputChars(outputs.length, statuses, logBytes)) return malformed('too large');
+  let done: unknown;
   try {
-    parsed = JSON.parse(out);
+    done = JSON.parse(out);
   } catch {
     return malformed('invalid JSON');
   }
-  const { results, logs } = parsed ?? {};
-  if (!Array.isArray(results) || !Array.isArray(logs) || results.length !== count || logs.length !== count) {
+  if (!Array.isArray(done) || done.length > outputs.length || !done.every(isDoneEntry)) {
     return malformed('wrong shape');
   }
-  return results.map((r, i) => ({
-    result: sanitizeResult(r, statuses),
-    logs: boundLogs(logs[i], logBytes, redactor),
-  }));
+  for (const [i, result, logs] of done as [number, unknown, unknown][]) {
+    if (i >= outputs.length || outputs[i]) continue;
+    outputs[i] = { result: sanitizeResult(result, statuses), logs: boundLogs(logs, logBytes, redactor) };
+    filled.push(i);
+  }
+  return filled;
+}
+
+function isDoneEntry(entry: unknown): boolean {
+  return Array.isArray(entry) && entry.length === 3 && Number.isSafeInteger(entry[0]) && entry[0] >= 0;
 }
 
 function sanitizeResult(r: unknown, statuses: number): RawResult {

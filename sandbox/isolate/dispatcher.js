@@ -1,5 +1,5 @@
 // The dispatcher: one call from the host carries a micro-batch of events; each event's handler runs
-// concurrently and the call returns one result per event, plus each invocation's console output.
+// concurrently, and each invocation's result and console output go back to the host as it settles.
 // It runs among user code that may have replaced any built-in method or put getters on any prototype, so
 // it calls only captured intrinsics, reads only properties its records own (every field is set, so no
 // read reaches a getter on a prototype; results are kept in a Map), and writes its output from
@@ -137,39 +137,48 @@ function encodeLogs(sink) {
 
 export function dispatch(requestJson) {
   const request = jsonParse(requestJson);
+  const started = dateNow();
   const ids = request.ids;
   const count = ids.length;
-  const results = new MapCtor(); // index → result
-  const receivers = [];
+  const results = new MapCtor(); // index → result, once settled
+  const receivers = new MapCtor(); // index → the handler's receiver, while the invocation runs
   for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
-  const started = dateNow();
-  let remaining = request.batch ? 1 : count;
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    let out = '{"results":[';
-    let logs = '],"logs":[';
-    for (let i = 0; i < count; i++) {
-      let r = mapGet(results, i);
-      if (r === undefined) {
-        r = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
-        r.durationMs = dateNow() - started;
-      }
-      out += (i ? ',' : '') + encodeResult(r);
-      logs += (i ? ',' : '') + encodeLogs(mapGet(sinks, ids[i]));
-      mapDelete(sinks, ids[i]);
+  let settled = 0;
+  // Results go to the host as they settle (coalesced per microtask turn, so a micro-batch of handlers
+  // that finish together costs one crossing): when the host must kill the isolate, what already
+  // finished keeps its result and only the unfinished invocations are in doubt. They go back through
+  // hostDeliver rather than as this call's result: isolated-vm fails a call when user code leaves a
+  // promise rejection unhandled, and that must not fail the whole micro-batch.
+  let ready = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    const done = ready;
+    ready = [];
+    const ended = [];
+    let out = '[';
+    for (let k = 0; k < done.length; k++) {
+      const i = done[k];
+      const id = ids[i];
+      out += `${k ? ',' : ''}[${i},${encodeResult(mapGet(results, i))},${encodeLogs(mapGet(sinks, id))}]`;
+      mapDelete(sinks, id);
+      append(ended, id);
+      const receiver = mapGet(receivers, i);
+      if (receiver !== undefined) forgetReceiver(receiver);
+      mapDelete(receivers, i);
     }
-    fetchesEnded(ids);
-    for (let i = 0; i < receivers.length; i++) forgetReceiver(receivers[i]);
-    // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
-    // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
-    host.deliver.applyIgnored(undefined, [request.callId, `${out}${logs}]}`], copyArguments);
+    fetchesEnded(ended);
+    host.deliver.applyIgnored(undefined, [request.callId, `${out}]`], copyArguments);
   };
-  const settle = (i, start, result) => {
-    result.durationMs = dateNow() - start;
+  const finish = (i, result) => {
+    if (mapGet(results, i) !== undefined) return;
     mapSet(results, i, result);
-    if (--remaining === 0) finish();
+    settled++;
+    append(ready, i);
+    if (!flushQueued) {
+      flushQueued = true;
+      whenSettled(resolved(undefined), flush);
+    }
   };
   const track = (i, start, promise) =>
     whenSettled(
@@ -181,9 +190,14 @@ export function dispatch(requestJson) {
         } catch (err) {
           result = classify(err);
         }
-        settle(i, start, result);
+        result.durationMs = dateNow() - start;
+        finish(i, result);
       },
-      (err) => settle(i, start, classify(err)),
+      (err) => {
+        const result = classify(err);
+        result.durationMs = dateNow() - start;
+        finish(i, result);
+      },
     );
   if (request.batch) {
     setCurrent(ids[0]);
@@ -192,7 +206,7 @@ export function dispatch(requestJson) {
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
       const receiver = receiverFor(ids[0]);
-      append(receivers, receiver);
+      mapSet(receivers, 0, receiver);
       p = resolved(apply(handler, receiver, [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
       p = rejected(err);
@@ -205,7 +219,7 @@ export function dispatch(requestJson) {
       let p;
       try {
         const receiver = receiverFor(ids[i]);
-        append(receivers, receiver);
+        mapSet(receivers, i, receiver);
         p = resolved(runSingle(request.events[i], receiver));
       } catch (err) {
         p = rejected(err);
@@ -213,9 +227,18 @@ export function dispatch(requestJson) {
       track(i, start, p);
     }
   }
-  // One deadline for the whole micro-batch: invocations still pending when it passes time out here.
-  // (A CPU loop never lets this fire; the host's wall-clock backstop disposes the isolate then.)
-  whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[0]), finish);
+  if (settled === count) return;
+  // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
+  // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
+  // this fire, and the host's backstop kills the isolate instead.
+  whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[0]), () => {
+    for (let i = 0; i < count; i++) {
+      if (mapGet(results, i) !== undefined) continue;
+      const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
+      result.durationMs = request.deadlineMs;
+      finish(i, result);
+    }
+  });
 }
 
 export function setHandlers(table) {
