@@ -18,7 +18,7 @@ import {
   statsWildcard,
   topology,
 } from '../api/jetstream.js';
-import { silentLogger } from '../lib/log.js';
+import { silentProcessLogger } from '../lib/telemetry.js';
 import { DeliveryTracker, type InstanceDelivery } from '../operator/delivery/index.js';
 import { waitingCounts } from '../operator/delivery/waiting-counts.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       nc,
       jsm,
       topology: t,
-      log: silentLogger,
+      log: silentProcessLogger(),
       onChange: () => changes++,
     });
     const registry = new Registry();

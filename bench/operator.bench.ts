@@ -1,6 +1,8 @@
 // bench:operator: 500 FunctionInstances over 5 functions on a real control plane and nats-server. Measures the
 // seconds until all are Ready, against the ceiling of creating the same runner objects directly, then the
-// status writes during 60 s with nothing changing while unchanged runner stats arrive every 5 s.
+// status writes during 60 s with nothing changing while unchanged runner stats arrive every 5 s: they reach
+// the operator's DeliveryTracker (wired as in `dfn operator`), so a change it saw where there is none would be
+// a write, and is counted.
 //
 // No runner process runs: Pods are bound and reported ready by the stand-in below (the local kubelet always
 // runs them; 500 runners would measure the machine), so what is measured is the operator and the API server.
@@ -27,7 +29,7 @@ import { API_GROUP, API_VERSION } from '../api/kube-types.js';
 import { silentProcessLogger } from '../lib/telemetry.js';
 import { ControlPlane } from '../local/control-plane/control-plane.js';
 import { repoRoot } from '../local/tools.js';
-import { Operator } from '../operator/index.js';
+import { deliveryTracker, Operator } from '../operator/index.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 import { apply, destinationFunction, functionInstance } from '../test/helpers/operator.js';
 
@@ -194,6 +196,7 @@ async function main(): Promise<void> {
       writeKeys: { namespace: ns, name: 'write-keys', key: 'write-keys.yaml' },
       allowPrivateNetwork: [],
       log: silentProcessLogger(),
+      delivery: deliveryTracker(),
     });
     operator.start();
 
@@ -230,7 +233,14 @@ async function main(): Promise<void> {
       ready = await readyCount();
       if (Date.now() - lastReport > 15_000) {
         lastReport = Date.now();
-        console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready`);
+        // Where the time goes: runner Deployments kube-controller-manager reports available, against Ready.
+        const available = (
+          await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: ns })
+        ).items.filter((d) => (d.status?.availableReplicas ?? 0) >= 1).length;
+        console.log(
+          `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready ` +
+            `(${available} runner Deployments available)`,
+        );
       }
       if (Date.now() - started > 600_000) throw new Error(`only ${ready} of ${INSTANCES} Ready after 600 s`);
     }
@@ -281,25 +291,53 @@ async function main(): Promise<void> {
         nc.publish(statsSubject(t, stats.instance), JSON.stringify(stats));
       }
     };
-    // Once before counting, so a first change from these stats is not counted as idle.
+    // Once before counting: each instance's first stats are a change (delivered 0 → 10), written before
+    // counting starts, as are the functions' sums.
+    const accepted = async () =>
+      (
+        await operator.metrics.registry.getSingleMetric('dfn_operator_runner_stats_messages_total')?.get()
+      )?.values.find((v) => v.labels.result === 'accepted')?.value ?? 0;
     publishStats();
-    await new Promise((r) => setTimeout(r, STATS_EVERY_MS * 2));
+    const written = async () => {
+      const list = (await objects.listNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        namespace: ns,
+        plural: 'destinationfunctions',
+      })) as { items: { status?: { delivered?: number } }[] };
+      return list.items.reduce((n, fn) => n + (fn.status?.delivered ?? 0), 0);
+    };
+    const firstDeadline = Date.now() + 120_000;
+    while ((await written()) < INSTANCES * 10) {
+      if (Date.now() > firstDeadline) throw new Error('the first stats did not reach every status in 120 s');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // The functions' sums are written after the instances' counts: all of them now include every instance.
+    await new Promise((r) => setTimeout(r, STATS_EVERY_MS));
+    const acceptedBefore = await accepted();
     counting.on = true;
     const timer = setInterval(publishStats, STATS_EVERY_MS);
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
     clearInterval(timer);
     counting.on = false;
+    const idleStats = (await accepted()) - acceptedBefore;
+    // The measurement means something only if the stats reached the tracker: every publish of every instance
+    // (the last one may coincide with the end of the window, so it is not required).
+    const expectedStats = INSTANCES * (Math.floor((IDLE_S * 1000) / STATS_EVERY_MS) - 1);
+    if (idleStats < expectedStats) {
+      throw new Error(
+        `the tracker accepted ${idleStats} stats messages while idle, expected ${expectedStats}`,
+      );
+    }
     for (const w of watches) w.abort();
     await nc.close();
     const writes = (await operator.metrics.statusWrites.get()).values.reduce((n, v) => n + v.value, 0);
     console.log(
-      `idle ${IDLE_S} s with unchanged stats every ${STATS_EVERY_MS / 1000} s: ${idleWrites} status changes seen ` +
-        `(the operator wrote ${writes} statuses in all)`,
+      `idle ${IDLE_S} s with unchanged stats every ${STATS_EVERY_MS / 1000} s: ${idleStats} stats messages ` +
+        `accepted by the delivery tracker, ${idleWrites} status changes seen (the operator wrote ${writes} ` +
+        'statuses in all)',
     );
-    console.log(
-      'delivery tracker: not wired on this branch (operator/delivery/ is built on delivery-status), so the ' +
-        'stats reach no tracker yet; pods: reported ready by the stand-in above, no runner process ran',
-    );
+    console.log('pods: reported ready by the stand-in above, no runner process ran');
     console.log(
       `aim: converge under ${CONVERGE_AIM_S} s (${convergeS < CONVERGE_AIM_S ? 'met' : 'missed'}), 0 idle writes ` +
         `(${idleWrites === 0 ? 'met' : 'missed'}); converge / ceiling ${(convergeS / ceilingS).toFixed(1)}x`,
@@ -311,6 +349,7 @@ async function main(): Promise<void> {
         instances: INSTANCES,
         converge_s: Math.round(convergeS * 10) / 10,
         idle_writes: idleWrites,
+        idle_stats_messages: idleStats,
         ceiling_s: Math.round(ceilingS * 10) / 10,
       }),
     );

@@ -13,7 +13,7 @@ import {
   topology,
 } from '../api/jetstream.js';
 import { parseRunnerConfig } from '../api/runner-config.js';
-import { silentLogger } from '../lib/log.js';
+import { silentProcessLogger } from '../lib/telemetry.js';
 import type { LoadedRunnerConfig } from '../runner/config-loader.js';
 import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
@@ -146,7 +146,7 @@ async function runnerConsume(
   batching: boolean,
 ): Promise<number> {
   const runner = await Runner.load(runnerConfig(url, instance, source, batching), {
-    log: silentLogger,
+    log: silentProcessLogger(),
     replica: 'bench',
   });
   const started = performance.now();
@@ -217,7 +217,7 @@ async function latencyPhase(nc: NatsConnection, url: string) {
           settings: { url: `http://127.0.0.1:${port}/` },
           retryDelayMs: 3_600_000,
         }),
-        { log: silentLogger, replica: 'bench' },
+        { log: silentProcessLogger(), replica: 'bench' },
       );
       instances.push({ name, subject: eventSubject(t, source, 'track'), runner, latencies: [] });
       await runner.start();

@@ -2,7 +2,6 @@
 // and /metrics (Prometheus). Kubernetes probes and scrapers use these; clients never do.
 
 import type { FastifyInstance } from 'fastify';
-import { PROMETHEUS_CONTENT_TYPE } from '../lib/metrics.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { NatsLink } from './nats-link.js';
 
@@ -33,6 +32,6 @@ export function registerProbes(app: FastifyInstance, { link, metrics, isClosing 
   });
 
   app.get('/metrics', async (_req, reply) => {
-    return reply.type(PROMETHEUS_CONTENT_TYPE).send(metrics.registry.render());
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 }

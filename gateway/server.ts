@@ -1,7 +1,8 @@
 // The gateway's public entry point: builds the fastify app (tracking routes, probes, errors, logging)
 // around a write-keys file and a NATS connection, and owns their start and graceful stop.
 
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Registry } from 'prom-client';
 import {
   DEFAULT_NATS_URL,
   DEFAULT_PREFIX,
@@ -11,6 +12,7 @@ import {
   topology,
 } from '../api/jetstream.js';
 import { displayServers } from '../lib/nats-url.js';
+import type { Logger } from '../lib/telemetry.js';
 import { registerBodyParsing } from './body.js';
 import { registerCors } from './cors.js';
 import { GatewayError, isRetryable, toGatewayError } from './errors.js';
@@ -79,8 +81,10 @@ export interface GatewayOptions {
    * `true` uses the default limits.
    */
   createStreams?: boolean | Partial<StreamLimits>;
-  /** Fastify/pino logger options; false (the default) logs nothing. */
-  logger?: FastifyServerOptions['logger'];
+  /** The process's logger (lib/telemetry.ts), fastify's too; without it nothing is logged. */
+  log?: Logger;
+  /** The process's registry (lib/telemetry.ts) for /metrics; without it, one of the gateway's series only. */
+  registry?: Registry;
 }
 
 export interface Gateway {
@@ -102,25 +106,18 @@ export interface Gateway {
 /** How long answers to requests ended by a shutdown may take to be written before connections close. */
 const SHUTDOWN_FLUSH_MS = 1000;
 
-const LOG_LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
-
-/** Whether a logger at `current` level writes `level` lines (a disabled logger has no known level). */
-function logsAt(current: string | undefined, level: string): boolean {
-  const threshold = current === undefined ? undefined : LOG_LEVELS[current];
-  return threshold !== undefined && LOG_LEVELS[level]! >= threshold;
-}
-
 /** Builds a gateway; throws WriteKeysFileError for a missing or invalid write-keys file. */
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const t = topology(options.prefix ?? GATEWAY_DEFAULTS.prefix);
   const writeKeys = await WriteKeys.load(options.writeKeysFile);
-  const metrics = gatewayMetrics();
+  const metrics = gatewayMetrics(options.registry);
   let closing = false;
   const requestTimeoutMs = options.requestTimeoutMs ?? GATEWAY_DEFAULTS.requestTimeoutMs;
   const checkIntervalMs = OpenRequests.checkIntervalMs(requestTimeoutMs);
 
   const app = Fastify({
-    logger: options.logger ?? false,
+    // Without a logger fastify's own no-op one saves a child logger per request.
+    ...(options.log ? { loggerInstance: options.log as FastifyBaseLogger } : { logger: false }),
     // Each request is logged once, by the onResponse hook below, with what happened to its events.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.batchBytes,
@@ -237,7 +234,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     if (state.code && status < 500 && !isRetryable(state.code)) metrics.rejects.inc({ reason: state.code });
     // One line per request; successes only at debug level, so a busy gateway's log stays readable.
     const level = status >= 500 ? 'warn' : status >= 400 ? 'info' : 'debug';
-    if (!logsAt(req.log.level, level)) return;
+    if (!options.log?.isLevelEnabled(level)) return;
     req.log[level](
       {
         method: req.method,

@@ -8,7 +8,7 @@ import type {
   V1Deployment,
   V1Secret,
 } from '@kubernetes/client-node';
-import type { ConnectionOptions, JetStreamManager, NatsConnection } from 'nats';
+import type { ConnectionOptions } from 'nats';
 import type { Logger } from 'pino';
 import type { DestinationFunction } from '../api/destination-function.js';
 import type { FunctionInstance } from '../api/function-instance.js';
@@ -18,7 +18,7 @@ import {
   type StreamLimits,
   type Topology,
 } from '../api/jetstream.js';
-import type { DeliverySource } from './delivery-seam.js';
+import type { DeliveryContext, DeliverySource } from './delivery-seam.js';
 import { CodeChecker } from './function/code-check.js';
 import { FunctionReconciler } from './function/function-reconciler.js';
 import { ConsumerKeeper } from './instance/consumers.js';
@@ -42,15 +42,6 @@ export interface LeaderElectionConfig {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
-}
-
-/** What the delivery tracker is built from once NATS is connected (briefs/contract-delivery.md). */
-export interface DeliveryContext {
-  nc: NatsConnection;
-  jsm: JetStreamManager;
-  topology: Topology;
-  log: Logger;
-  onChange: (key: ObjectKey) => void;
 }
 
 export interface OperatorOptions {
@@ -79,7 +70,10 @@ export interface OperatorOptions {
   maxBackoffMs?: number;
   log: Logger;
   metrics?: OperatorMetrics;
-  /** Builds the delivery tracker (operator/delivery/) once NATS is connected; none: status has no delivery counts. */
+  /**
+   * Builds the delivery source once NATS is connected: `deliveryTracker()` (operator/delivery/) in `dfn operator`;
+   * none: status has no delivery counts.
+   */
   delivery?: (context: DeliveryContext) => DeliverySource;
 }
 

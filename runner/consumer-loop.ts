@@ -2,7 +2,7 @@
 // never wait in a client buffer (burning ack_wait) and replicas share the consumer's max_ack_pending fairly.
 
 import type { Consumer, JsMsg } from 'nats';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../lib/telemetry.js';
 import type { InFlight } from './in-flight.js';
 
 export interface ConsumerLoopOptions {
@@ -55,7 +55,7 @@ export class ConsumerLoop {
         });
         for await (const msg of messages) this.onMessage(msg);
         if (failures > 0)
-          this.log.info('pulling from the consumer again', { after: `${failures} failed pulls` });
+          this.log.info({ after: `${failures} failed pulls` }, 'pulling from the consumer again');
         failures = 0;
         this.healthy = true;
       } catch (err) {
@@ -64,7 +64,7 @@ export class ConsumerLoop {
         this.healthy = false;
         // The first failure and then every tenth: a NATS outage should not flood the logs.
         if (failures === 1 || failures % 10 === 0) {
-          this.log.warn('pull from the consumer failed; retrying', { failures, error: err });
+          this.log.warn({ failures, error: err }, 'pull from the consumer failed; retrying');
         }
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
       }

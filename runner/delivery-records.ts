@@ -10,7 +10,7 @@ import {
   type RequestRecord,
   type Topology,
 } from '../api/jetstream.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../lib/telemetry.js';
 import type { Redactor, RequestTrace } from '../sandbox/index.js';
 import { readSubject } from './stream-reader.js';
 
@@ -80,20 +80,23 @@ export class DeliveryRecorder {
   record(input: RecordInput): void {
     if (this.pending.size >= MAX_PENDING_PUBLISHES) {
       if (this.droppedSinceWarning++ === 0) {
-        this.log.warn('delivery records are being dropped: too many failures at once', {
-          subject: this.subject,
-        });
+        this.log.warn(
+          {
+            subject: this.subject,
+          },
+          'delivery records are being dropped: too many failures at once',
+        );
       }
       return;
     }
     if (this.droppedSinceWarning > 0) {
-      this.log.warn('delivery records dropped during a failure burst', { dropped: this.droppedSinceWarning });
+      this.log.warn({ dropped: this.droppedSinceWarning }, 'delivery records dropped during a failure burst');
       this.droppedSinceWarning = 0;
     }
     const p = this.js
       .publish(this.subject, JSON.stringify(this.build(input)))
       .catch((err) =>
-        this.log.warn('could not write a delivery record', { subject: this.subject, error: err }),
+        this.log.warn({ subject: this.subject, error: err }, 'could not write a delivery record'),
       )
       .finally(() => this.pending.delete(p));
     this.pending.add(p);

@@ -2,11 +2,11 @@
 // consuming), /metrics (counters and gauges). Nothing here touches events.
 
 import Fastify, { type FastifyInstance } from 'fastify';
-import { PROMETHEUS_CONTENT_TYPE } from '../lib/metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface RunnerProbe {
   readiness(): { ready: boolean; reason: string };
-  metrics(): string;
+  metrics: Registry;
 }
 
 export async function startHttpServer(
@@ -22,7 +22,7 @@ export async function startHttpServer(
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', reason });
   });
   app.get('/metrics', async (_req, reply) =>
-    reply.header('content-type', PROMETHEUS_CONTENT_TYPE).send(probe.metrics()),
+    reply.header('content-type', probe.metrics.contentType).send(await probe.metrics.metrics()),
   );
   await app.listen({ host, port });
   return app;

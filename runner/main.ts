@@ -4,13 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import { RunnerConfigError } from '../api/runner-config.js';
 import { settingsProblems } from '../api/settings.js';
-import { createLogger } from '../lib/log.js';
 import { displayServers } from '../lib/nats-url.js';
+import { processLogger, processRegistry } from '../lib/telemetry.js';
 import { FunctionLoadError } from '../sandbox/index.js';
 import { loadRunnerConfig } from './config-loader.js';
 import { listeningPort, startHttpServer } from './http.js';
+import { runnerRegistry } from './metrics.js';
 import { Runner } from './runner.js';
-import { prometheusText } from './stats.js';
 
 export interface RunRunnerOptions {
   configDir: string;
@@ -40,8 +40,7 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     throw e;
   }
   const { config } = loaded;
-  const log = createLogger(config.logLevel, {
-    component: 'runner',
+  const log = processLogger('runner', config.logLevel).child({
     namespace: config.instance.namespace,
     instance: config.instance.name,
   });
@@ -80,20 +79,23 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     return EXIT_OK;
   }
 
-  log.info('runner starting', {
-    revision: config.function.revision,
-    handlers: [...runner.handlers],
-    replica: runner.replica,
-    nats: displayServers(config.nats.url),
-  });
+  log.info(
+    {
+      revision: config.function.revision,
+      handlers: [...runner.handlers],
+      replica: runner.replica,
+      nats: displayServers(config.nats.url),
+    },
+    'runner starting',
+  );
   if (runner.functionLoadLogs.length > 0)
-    log.info('function console output while loading', { logs: runner.functionLoadLogs });
+    log.info({ logs: runner.functionLoadLogs }, 'function console output while loading');
   if (invalidSettings.length > 0) {
     log.warn(
-      "settings do not satisfy the function's settings schema: events will be discarded as Invalid Settings",
       {
         problems: invalidSettings,
       },
+      "settings do not satisfy the function's settings schema: events will be discarded as Invalid Settings",
     );
   }
 
@@ -102,7 +104,7 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     http = await startHttpServer(
       {
         readiness: () => runner.readiness(),
-        metrics: () => prometheusText(runner.stats, runner.gauges()),
+        metrics: runnerRegistry(runner.stats, () => runner.gauges(), processRegistry('dfn_runner_')),
       },
       config.http.host,
       config.http.port,
@@ -114,7 +116,7 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
     await runner.stop(0);
     return EXIT_FAILURE;
   }
-  log.info('serving /healthz, /readyz and /metrics', { host: config.http.host, port: listeningPort(http) });
+  log.info({ host: config.http.host, port: listeningPort(http) }, 'serving /healthz, /readyz and /metrics');
 
   let stopping = false;
   let resolveStopped!: (code: number) => void;
@@ -123,21 +125,21 @@ export async function runRunner(options: RunRunnerOptions): Promise<number> {
   });
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log.warn('second signal: exiting now; unfinished events will be redelivered', { signal });
+      log.warn({ signal }, 'second signal: exiting now; unfinished events will be redelivered');
       process.exit(EXIT_FAILURE);
     }
     stopping = true;
-    log.info('stopping', { signal, gracePeriodMs: config.shutdown.gracePeriodMs });
+    log.info({ signal, gracePeriodMs: config.shutdown.gracePeriodMs }, 'stopping');
     void (async () => {
       const { released } = await runner.stop();
       await http.close();
-      log.info('stopped', { released, counters: runner.stats.counters });
+      log.info({ released, counters: runner.stats.counters }, 'stopped');
       resolveStopped(EXIT_OK);
     })();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { error: reason }));
+  process.on('unhandledRejection', (reason) => log.error({ error: reason }, 'unhandled rejection'));
 
   try {
     await runner.start();

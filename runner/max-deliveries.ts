@@ -4,7 +4,7 @@
 import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { NatsError } from 'nats';
 import { deliveryHistory, type MaxDeliveriesAdvisory, type Topology } from '../api/jetstream.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../lib/telemetry.js';
 import { buildDeadLetter, publishDeadLetter } from './dead-letters.js';
 import type { RecordIdentity } from './delivery-records.js';
 import type { Stats } from './stats.js';
@@ -49,7 +49,7 @@ export class MaxDeliveriesBackstop {
         for await (const m of messages) await this.handle(m);
       } catch (err) {
         if (this.stopping) break;
-        this.deps.log.warn('pull from the max-deliveries advisories failed; retrying', { error: err });
+        this.deps.log.warn({ error: err }, 'pull from the max-deliveries advisories failed; retrying');
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -71,11 +71,14 @@ export class MaxDeliveriesBackstop {
       stored = await jsm.streams.getMessage(advisory.stream, { seq: advisory.stream_seq });
     } catch (err) {
       if (err instanceof NatsError && err.api_error?.err_code === NO_MESSAGE_FOUND) {
-        log.error('an event reached max_deliver but is no longer in its stream (expired or removed)', {
-          stream: advisory.stream,
-          seq: advisory.stream_seq,
-          deliveries: advisory.deliveries,
-        });
+        log.error(
+          {
+            stream: advisory.stream,
+            seq: advisory.stream_seq,
+            deliveries: advisory.deliveries,
+          },
+          'an event reached max_deliver but is no longer in its stream (expired or removed)',
+        );
         m.ack();
         return;
       }
@@ -98,26 +101,35 @@ export class MaxDeliveriesBackstop {
         },
       });
     } catch {
-      log.error('a message that is not an event reached max_deliver; left in its stream', {
-        seq: stored.seq,
-      });
+      log.error(
+        {
+          seq: stored.seq,
+        },
+        'a message that is not an event reached max_deliver; left in its stream',
+      );
       m.ack();
       return;
     }
     try {
       await publishDeadLetter(js, topology, deadLetter);
     } catch (err) {
-      log.error('could not dead-letter an event that reached max_deliver; trying again', {
-        seq: stored.seq,
-        error: err,
-      });
+      log.error(
+        {
+          seq: stored.seq,
+          error: err,
+        },
+        'could not dead-letter an event that reached max_deliver; trying again',
+      );
       m.nak(RETRY_DELAY_MS);
       return;
     }
-    log.warn('dead-lettered an event that reached max_deliver', {
-      seq: stored.seq,
-      deliveries: advisory.deliveries,
-    });
+    log.warn(
+      {
+        seq: stored.seq,
+        deliveries: advisory.deliveries,
+      },
+      'dead-lettered an event that reached max_deliver',
+    );
     stats.counters.deadLetteredFromAdvisory++;
     stats.failedAttempt('Crashed', deadLetter.lastError.message);
     m.ack();

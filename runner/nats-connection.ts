@@ -2,8 +2,8 @@
 // then reconnection forever, because a NATS restart must pause delivery, not end the runner.
 
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection, NatsError } from 'nats';
-import type { Logger } from '../lib/log.js';
 import { displayServers, natsUrlCredentials } from '../lib/nats-url.js';
+import type { Logger } from '../lib/telemetry.js';
 import type { NatsAuth } from './config-loader.js';
 
 export class NatsUnreachableError extends Error {
@@ -101,7 +101,7 @@ export async function connectNats(
             `in ${Math.round(target.connectTimeoutMs / 1000)}s (nats.connectTimeoutMs)`,
         );
       }
-      log.warn('NATS not reachable yet, retrying', { servers, attempt, error: describeError(err) });
+      log.warn({ servers, attempt, error: describeError(err) }, 'NATS not reachable yet, retrying');
       await new Promise((r) => setTimeout(r, Math.min(1000, remaining)));
     }
   }

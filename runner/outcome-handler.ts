@@ -6,7 +6,7 @@ import type { JetStreamClient, JsMsg } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
 import { type DeliveryHistory, type Disposition, MAX_CRASHES, type Topology } from '../api/jetstream.js';
 import { type ErrorType, failure, type Outcome } from '../api/outcome.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../lib/telemetry.js';
 import type { RequestTrace } from '../sandbox/index.js';
 import { buildDeadLetter, nanosToIso, publishDeadLetter } from './dead-letters.js';
 import type { DeliveryRecorder, RecordIdentity } from './delivery-records.js';
@@ -47,7 +47,7 @@ function answer(msg: JsMsg, fn: (msg: JsMsg) => void, log: Logger): void {
   try {
     fn(msg);
   } catch (err) {
-    log.warn('could not answer JetStream; the message will be redelivered', { seq: msg.seq, error: err });
+    log.warn({ seq: msg.seq, error: err }, 'could not answer JetStream; the message will be redelivered');
   }
 }
 
@@ -145,10 +145,13 @@ export class OutcomeHandler {
           await this.deps.requeue.now(held.msg, history);
         } catch (err) {
           copied = false;
-          this.deps.log.warn('could not hand an event back as a copy; handing the message back', {
-            seq: held.msg.seq,
-            error: err,
-          });
+          this.deps.log.warn(
+            {
+              seq: held.msg.seq,
+              error: err,
+            },
+            'could not hand an event back as a copy; handing the message back',
+          );
         }
         answer(held.msg, (m) => (copied ? m.ack() : m.nak()), this.deps.log);
         if (this.deps.inFlight.settle(held)) this.deps.stats.counters.released++;
@@ -171,7 +174,7 @@ export class OutcomeHandler {
 
   private track(p: Promise<void>): Promise<void> {
     const tracked = p
-      .catch((err) => this.deps.log.error('an outcome could not be carried out', { error: err }))
+      .catch((err) => this.deps.log.error({ error: err }, 'an outcome could not be carried out'))
       .finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
     return tracked;
@@ -192,10 +195,13 @@ export class OutcomeHandler {
       await publish();
       answer(held.msg, (m) => m.ack(), this.deps.log);
     } catch (err) {
-      this.deps.log.warn('could not re-enqueue an event; handing the message back to NATS instead', {
-        seq: held.msg.seq,
-        error: err,
-      });
+      this.deps.log.warn(
+        {
+          seq: held.msg.seq,
+          error: err,
+        },
+        'could not re-enqueue an event; handing the message back to NATS instead',
+      );
       answer(held.msg, (m) => m.nak(fallbackDelayMs), this.deps.log);
     }
     return this.deps.inFlight.settle(held);
@@ -255,10 +261,13 @@ export class OutcomeHandler {
     } catch (err) {
       // Never term what is not safely dead-lettered: hand it back soon (not after the schedule's longest
       // delay) and dead-letter it when it comes back; if the publish did land, its message id dedupes it.
-      log.error('could not publish a dead letter; the event will be attempted again', {
-        seq: msg.seq,
-        error: err,
-      });
+      log.error(
+        {
+          seq: msg.seq,
+          error: err,
+        },
+        'could not publish a dead letter; the event will be attempted again',
+      );
       answer(msg, (m) => m.nak(DEAD_LETTER_RETRY_DELAY_MS), log);
       if (!this.deps.inFlight.settle(held)) return;
       this.deps.stats.counters.retried++;

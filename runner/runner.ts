@@ -13,7 +13,7 @@ import {
   topology as makeTopology,
   type Topology,
 } from '../api/jetstream.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../lib/telemetry.js';
 import {
   DEFAULT_LIMITS,
   type FunctionSandbox,
@@ -28,11 +28,12 @@ import { compileEventFilter, type EventFilter } from './filters.js';
 import { InFlight } from './in-flight.js';
 import { Invoker } from './invoker.js';
 import { MaxDeliveriesBackstop } from './max-deliveries.js';
+import type { Gauges } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { OutcomeHandler } from './outcome-handler.js';
 import { Requeuer } from './requeue.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { type Gauges, Stats, StatsPublisher } from './stats.js';
+import { Stats, StatsPublisher } from './stats.js';
 
 export type RunnerState =
   | 'loaded'
@@ -188,7 +189,7 @@ export class Runner {
     if (stopped()) return;
     this.natsConnected = true;
     this.watchConnection(nc);
-    this.log.info('connected to NATS', { server: nc.getServer() });
+    this.log.info({ server: nc.getServer() }, 'connected to NATS');
     const jsm = await nc.jetstreamManager({ timeout: 10_000 }).catch((err) => {
       throw new Error(
         `NATS at ${nc.getServer()} has no JetStream (start nats-server with -js): ${err.message}`,
@@ -218,10 +219,13 @@ export class Runner {
     );
     const ackWaitMs = Math.max(1000, Math.round((info.config.ack_wait ?? 30e9) / 1e6));
     if (capacity < config.limits.concurrency) {
-      this.log.warn("limits.concurrency is above the consumer's max_ack_pending; holding fewer events", {
-        concurrency: config.limits.concurrency,
-        maxAckPending,
-      });
+      this.log.warn(
+        {
+          concurrency: config.limits.concurrency,
+          maxAckPending,
+        },
+        "limits.concurrency is above the consumer's max_ack_pending; holding fewer events",
+      );
     }
 
     const inFlight = new InFlight(capacity);
@@ -266,14 +270,17 @@ export class Runner {
     this.startLeaseKeeper(ackWaitMs);
     this.state = 'consuming';
     this.loop.start();
-    this.log.info('consuming', {
-      stream: this.topology.eventsStream,
-      consumer: this.consumerName,
-      capacity,
-      ackWaitMs,
-      batching: this.invoker.batching ? config.batching : false,
-      maxAttempts: config.retry.maxAttempts,
-    });
+    this.log.info(
+      {
+        stream: this.topology.eventsStream,
+        consumer: this.consumerName,
+        capacity,
+        ackWaitMs,
+        batching: this.invoker.batching ? config.batching : false,
+        maxAttempts: config.retry.maxAttempts,
+      },
+      'consuming',
+    );
   }
 
   /** One message from the consumer: decode, filter, then hold it until its outcome is known. */
@@ -298,8 +305,8 @@ export class Runner {
     const verdict = this.filter(event);
     if (!verdict.pass) {
       // "Why did my event not arrive?" is answered with logLevel: debug.
-      if (this.log.debugEnabled)
-        this.log.debug('filtered', { messageId: event.messageId, reason: verdict.reason });
+      if (this.log.isLevelEnabled('debug'))
+        this.log.debug({ messageId: event.messageId, reason: verdict.reason }, 'filtered');
       this.outcomes!.filtered(msg);
       return;
     }
@@ -318,8 +325,8 @@ export class Runner {
       consumer = await this.js!.consumers.get(this.topology.advisoryStream, this.consumerName);
     } catch (err) {
       this.log.warn(
-        'no advisory consumer for this instance: events that reach max_deliver will not be dead-lettered',
         { stream: this.topology.advisoryStream, consumer: this.consumerName, error: err },
+        'no advisory consumer for this instance: events that reach max_deliver will not be dead-lettered',
       );
       return undefined;
     }
@@ -350,12 +357,12 @@ export class Runner {
         if (Date.now() - lastLog > 30_000) {
           lastLog = Date.now();
           this.log.warn(
-            'waiting for the consumer to exist (the operator creates it; or set nats.ensureTopology: true)',
             {
               stream: this.topology.eventsStream,
               consumer: this.consumerName,
               error: err,
             },
+            'waiting for the consumer to exist (the operator creates it; or set nats.ensureTopology: true)',
           );
         }
         await new Promise((r) => setTimeout(r, 1000));
@@ -390,10 +397,10 @@ export class Runner {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
           this.natsConnected = false;
-          this.log.warn('disconnected from NATS; reconnecting', { server: String(s.data) });
+          this.log.warn({ server: String(s.data) }, 'disconnected from NATS; reconnecting');
         } else if (s.type === 'reconnect') {
           this.natsConnected = true;
-          this.log.info('reconnected to NATS', { server: String(s.data) });
+          this.log.info({ server: String(s.data) }, 'reconnected to NATS');
         }
       }
     })().catch(() => {});
@@ -440,10 +447,13 @@ export class Runner {
         const left = [...this.inFlight!];
         const now = Date.now();
         const overdue = left.filter((held) => this.overdue(held, now)).length;
-        this.log.warn('grace period over: handing unfinished events back to NATS', {
-          events: left.length,
-          overdue,
-        });
+        this.log.warn(
+          {
+            events: left.length,
+            overdue,
+          },
+          'grace period over: handing unfinished events back to NATS',
+        );
         await Promise.all(left.map((held) => this.outcomes!.release(held, this.overdue(held, now))));
       }
       // Copies and dead letters still being published (bounded: each publish has its own timeout).

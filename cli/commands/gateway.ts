@@ -7,9 +7,9 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/server.js';
 import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
-import { pinoLineOptions } from '../../lib/log.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
 import { podHttpPort, podPath } from '../../lib/pod-env.js';
+import { LOG_LEVELS, processLogger, processRegistry, type TelemetryLogLevel } from '../../lib/telemetry.js';
 import { parsePrefix } from './nats-options.js';
 
 interface GatewayFlags {
@@ -27,7 +27,7 @@ interface GatewayFlags {
   maxInFlightBytes: number;
   maxRequestStoredBytes: number;
   trustProxy?: string[];
-  logLevel: string;
+  logLevel: TelemetryLogLevel;
   createStreams?: boolean;
 }
 
@@ -242,7 +242,7 @@ export function registerGatewayCommand(program: Command): void {
     .addOption(
       new Option('--log-level <level>', 'least severe log level written; "debug" logs every accepted request')
         .env('DFN_LOG_LEVEL')
-        .choices(['debug', 'info', 'warn', 'error', 'silent'])
+        .choices(LOG_LEVELS)
         .default('info'),
     )
     .addOption(
@@ -296,12 +296,8 @@ async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
       maxRequestStoredBytes: flags.maxRequestStoredBytes,
       ...(flags.trustProxy ? { trustProxy: flags.trustProxy } : {}),
       createStreams: flags.createStreams === true || envSwitch('DFN_CREATE_STREAMS', cmd),
-      logger: {
-        level: flags.logLevel,
-        ...pinoLineOptions('gateway'),
-        // Defence in depth: no code path logs headers, but a write key must never reach a log.
-        redact: ['req.headers.authorization', 'headers.authorization'],
-      },
+      log: processLogger('gateway', flags.logLevel),
+      registry: processRegistry('dfn_gateway_'),
     });
   } catch (err) {
     if (err instanceof WriteKeysFileError) {

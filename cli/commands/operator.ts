@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_HEALTH_POLICY } from '../../api/delivery-status.js';
 import { topology } from '../../api/jetstream.js';
 import { inClusterKubeConfig } from '../../lib/in-cluster.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
@@ -35,6 +36,12 @@ interface OperatorFlags extends NatsFlags {
   renewDeadline: number;
   retryPeriod: number;
   statusInterval: number;
+  deliveryPollInterval: number;
+  healthWindow: number;
+  healthMinAttempts: number;
+  healthUnhealthyRatio: number;
+  healthHealthyRatio: number;
+  runnerStatsInterval?: number;
   resync: number;
   revisionHistory: number;
   streamStorage: 'file' | 'memory';
@@ -48,6 +55,16 @@ function whole(min: number, max: number, what: string) {
     const n = Number(value);
     if (!/^\d+$/.test(value.trim()) || n < min || n > max) {
       throw new InvalidArgumentError(`${what} must be a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+function ratio(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+      throw new InvalidArgumentError(`${what} must be a number from 0 to 1.`);
     }
     return n;
   };
@@ -75,6 +92,11 @@ time (a Lease); the others stand by and take over when it stops or dies.
 Runners get their NATS credentials from a Secret the operator keeps in each namespace with
 instances (dfn-runner-nats), from --runner-nats-token-file / --runner-nats-creds /
 --runner-nats-user + --runner-nats-password-file; none given, runners connect without.
+
+Delivery status: runners publish their counters every --runner-stats-interval; the operator
+adds them up per instance (never backwards: a restarted runner or operator continues from
+status), reads each consumer's backlog every --delivery-poll-interval, and sets Healthy from
+the failure ratio of the last --health-window (docs/delivery-status.md).
 
 Endpoints: GET /healthz /readyz /metrics on --http-host:--http-port.
 Signals: SIGTERM or SIGINT ends reconciles under way, releases the lease and exits 0.
@@ -194,6 +216,44 @@ export function registerOperatorCommand(program: Command): void {
         .argParser(whole(0, 600_000, 'the status interval')),
     )
     .addOption(
+      new Option(
+        '--runner-stats-interval <ms>',
+        "how often runners publish their counters (default: the runner's, 5000); status follows at that pace",
+      )
+        .env('DFN_RUNNER_STATS_INTERVAL_MS')
+        .argParser(whole(100, 600_000, 'the runner stats interval')),
+    )
+    .addOption(
+      new Option('--delivery-poll-interval <ms>', "how often each instance's backlog and retrying are read")
+        .env('DFN_DELIVERY_POLL_INTERVAL_MS')
+        .default(5_000)
+        .argParser(whole(100, 600_000, 'the delivery poll interval')),
+    )
+    .addOption(
+      new Option('--health-window <ms>', 'Healthy judges the delivery attempts of this last stretch of time')
+        .env('DFN_HEALTH_WINDOW_MS')
+        .default(DEFAULT_HEALTH_POLICY.windowMs)
+        .argParser(whole(1000, 86_400_000, 'the health window')),
+    )
+    .addOption(
+      new Option('--health-min-attempts <n>', 'fewer attempts in the window: Healthy stays as it was')
+        .env('DFN_HEALTH_MIN_ATTEMPTS')
+        .default(DEFAULT_HEALTH_POLICY.minAttempts)
+        .argParser(whole(1, 1_000_000, 'the least number of attempts')),
+    )
+    .addOption(
+      new Option('--health-unhealthy-ratio <ratio>', 'Healthy turns False when more than this share failed')
+        .env('DFN_HEALTH_UNHEALTHY_RATIO')
+        .default(DEFAULT_HEALTH_POLICY.unhealthyRatio)
+        .argParser(ratio('the unhealthy ratio')),
+    )
+    .addOption(
+      new Option('--health-healthy-ratio <ratio>', 'and True again when at most this share failed')
+        .env('DFN_HEALTH_HEALTHY_RATIO')
+        .default(DEFAULT_HEALTH_POLICY.healthyRatio)
+        .argParser(ratio('the healthy ratio')),
+    )
+    .addOption(
       new Option('--resync <ms>', 'everything is reconciled again this often')
         .default(600_000)
         .argParser(whole(1000, 86_400_000, 'the resync period')),
@@ -278,10 +338,14 @@ function runnerNatsAuth(flags: OperatorFlags): RunnerNatsAuth {
 
 async function runOperator(flags: OperatorFlags): Promise<number> {
   // Loaded here: `dfn --help` and the other commands need none of the operator.
-  const { Operator, startOperatorHttp } = await import('../../operator/index.js');
+  const { deliveryTracker, Operator, startOperatorHttp } = await import('../../operator/index.js');
   topology(flags.prefix);
   if (flags.renewDeadline >= flags.leaseDuration) {
     throw new CliUsageError('--renew-deadline must be shorter than --lease-duration');
+  }
+  if (flags.healthHealthyRatio > flags.healthUnhealthyRatio) {
+    // Otherwise a ratio between the two would flip Healthy at every judgement.
+    throw new CliUsageError('--health-healthy-ratio must not be above --health-unhealthy-ratio');
   }
   const log = processLogger('operator', flags.logLevel);
   const kc = kubeConfig(flags);
@@ -299,6 +363,7 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
       natsUrl: list(flags.runnerNatsUrl ?? flags.natsUrl),
       natsAuth: runnerNatsAuth(flags),
       progressDeadlineSeconds: flags.runnerProgressDeadline,
+      ...(flags.runnerStatsInterval ? { statsIntervalMs: flags.runnerStatsInterval } : {}),
     },
     ...(flags.writeKeysSecret ? { writeKeys: { ...flags.writeKeysSecret, key: flags.writeKeysKey } } : {}),
     allowPrivateNetwork: allow.includes('*') ? '*' : allow,
@@ -315,6 +380,16 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
         }
       : {}),
     statusIntervalMs: flags.statusInterval,
+    // Runner stats and the consumers' pending counts into status, Healthy, and the backlog gauge.
+    delivery: deliveryTracker({
+      pollIntervalMs: flags.deliveryPollInterval,
+      health: {
+        windowMs: flags.healthWindow,
+        minAttempts: flags.healthMinAttempts,
+        unhealthyRatio: flags.healthUnhealthyRatio,
+        healthyRatio: flags.healthHealthyRatio,
+      },
+    }),
     resyncMs: flags.resync,
     revisionHistory: flags.revisionHistory,
     log,

@@ -160,6 +160,12 @@ export class ControlPlane {
           // Otherwise it creates /usr/libexec/kubernetes/kubelet-plugins/... on the machine.
           `--flex-volume-plugin-dir=${flexDir}`,
           '--controllers=*',
+          // Its client's default (20 requests/s, bursts of 30) turns Deployments into ReplicaSets, Pods and
+          // ready counts at about four Deployments a second (some five writes each): 500 instances waited
+          // minutes for their Pods while the operator had long applied everything (docs/operator.md). Raised,
+          // the apiserver and etcd set the pace, as in a cluster, not a client-side limit of this one.
+          '--kube-api-qps=200',
+          '--kube-api-burst=400',
         ]);
         await waitReady(c, `https://127.0.0.1:${port}/healthz`, { ...tls, insecure: true }, timeoutMs);
         return { component: c, ports: { port } };

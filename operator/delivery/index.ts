@@ -1,37 +1,16 @@
 // Delivery status of FunctionInstances: runner stats over NATS and the instances' consumers, turned into what
-// the operator writes into `.status`. The seam with the operator core (see briefs' contract-delivery.md).
+// the operator writes into `.status`. It implements the operator core's seam (operator/delivery-seam.ts).
 
-import type { JetStreamManager, NatsConnection } from 'nats';
 import type { HealthPolicy } from '../../api/delivery-status.js';
-import type { Topology } from '../../api/jetstream.js';
-import type { Logger } from '../../lib/log.js';
+import type { DeliveryContext, DeliverySource } from '../delivery-seam.js';
+import type { ObjectKey } from '../machinery/controller.js';
+import { DeliveryTracker } from './tracker.js';
 
-export interface InstanceKey {
-  namespace: string;
-  name: string;
-}
+export type { InstanceDelivery } from '../delivery-seam.js';
+export type InstanceKey = ObjectKey;
 
-/** What the operator writes into a FunctionInstance's status from delivery. Fields per api/delivery-status.ts. */
-export interface InstanceDelivery {
-  delivered: number;
-  retrying: number;
-  failed: number;
-  deadLettered: number;
-  filtered: number;
-  lastError?: { type: string; message: string; time: string };
-  /** The consumer's pending count; absent while the instance has no consumer. */
-  backlog?: number;
-  /** undefined until enough events were seen to judge. */
-  healthy?: { status: boolean; reason: string; message: string };
-}
-
-export interface DeliveryTrackerOptions {
-  nc: NatsConnection;
-  topology: Topology;
-  jsm: JetStreamManager;
-  log: Logger;
-  /** Called (debounced by the tracker) when an instance's InstanceDelivery changed. */
-  onChange: (key: InstanceKey) => void;
+/** How the tracker judges and polls; every field has a default. */
+export interface DeliveryTrackerSettings {
   /** How often backlog and retrying are read from JetStream (ms). Default 5000. */
   pollIntervalMs?: number;
   /** Changes within this long are reported once (ms). Default 250. */
@@ -41,6 +20,15 @@ export interface DeliveryTrackerOptions {
   /** Bounds on what the stats subjects can make the tracker hold. Defaults in DEFAULT_TRACKER_LIMITS. */
   limits?: Partial<TrackerLimits>;
 }
+
+/** The operator's context (its NATS connection, logger, and onChange, debounced by the tracker) and settings. */
+export type DeliveryTrackerOptions = DeliveryContext & DeliveryTrackerSettings;
+
+/** The delivery source of OperatorOptions.delivery: a DeliveryTracker with these settings. */
+export const deliveryTracker =
+  (settings: DeliveryTrackerSettings = {}) =>
+  (context: DeliveryContext): DeliverySource =>
+    new DeliveryTracker({ ...context, ...settings });
 
 export interface TrackerLimits {
   /** Runner processes remembered per instance; the least recently heard are retired beyond it. */
@@ -63,4 +51,4 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = Object.freeze({
   eventsPerSecondPerProcess: 250_000,
 });
 
-export { DeliveryTracker } from './tracker.js';
+export { DeliveryTracker };

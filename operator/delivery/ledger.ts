@@ -69,8 +69,6 @@ export type RetiredProcesses = BoundedMap<string, ProcessState>;
 export class InstanceLedger {
   /** Given a persisted status; only seeded instances are reported to the operator. */
   seeded = false;
-  /** current() has been answered: a seed now would count the status twice. */
-  read = false;
   private readonly totals: StatusCounts = { delivered: 0, failed: 0, deadLettered: 0, filtered: 0 };
   private retrying = 0;
   private backlog: number | undefined;
@@ -121,6 +119,20 @@ export class InstanceLedger {
       this.healthy = { status: h.status, reason: String(h.reason), message: String(h.message) };
     }
     this.refresh();
+  }
+
+  /**
+   * Seeded again: this operator leads again, and another may have written status meanwhile. The stored counts
+   * are a floor (what this ledger kept counting while standing by is already in it, so adding them would count
+   * twice; writing less than is stored would go backwards). True when the status changed.
+   */
+  catchUp(status: InstanceDelivery): boolean {
+    for (const f of STATUS_COUNT_FIELDS) this.totals[f] = Math.max(this.totals[f], count(status[f]));
+    const storedError = status.lastError && lastErrorState(status.lastError, Number.POSITIVE_INFINITY);
+    if (storedError && (!this.lastError || storedError.timeMs > this.lastError.timeMs)) {
+      this.lastError = storedError;
+    }
+    return this.refresh();
   }
 
   /** One stats message of this instance's runners. True when the status changed. */

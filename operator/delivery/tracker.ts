@@ -6,6 +6,7 @@ import type { Subscription } from 'nats';
 import type { Registry } from 'prom-client';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../../api/delivery-status.js';
 import { statsWildcard } from '../../api/jetstream.js';
+import type { DeliverySource } from '../delivery-seam.js';
 import { BoundedMap } from './bounded-map.js';
 import {
   DEFAULT_TRACKER_LIMITS,
@@ -28,7 +29,7 @@ const REJECT_LOG_INTERVAL_MS = 60_000;
 
 type TrackerState = 'new' | 'started' | 'stopped';
 
-export class DeliveryTracker {
+export class DeliveryTracker implements DeliverySource {
   private readonly policy: HealthPolicy;
   private readonly limits: TrackerLimits;
   private readonly pollIntervalMs: number;
@@ -70,7 +71,7 @@ export class DeliveryTracker {
     this.sub = nc.subscribe(statsWildcard(topology), {
       callback: (err, msg) => {
         if (err) {
-          this.options.log.warn('runner stats subscription error', { error: err });
+          this.options.log.warn({ err }, 'runner stats subscription error');
           return;
         }
         this.receive(msg.subject, msg.data);
@@ -109,13 +110,17 @@ export class DeliveryTracker {
     await this.polling;
   }
 
-  /** Before the first current() of an instance: its persisted status (an operator restart continues). */
+  /**
+   * Before the first current() of an instance: its persisted status (an operator restart continues). Seeded
+   * again (this operator leads again), the status is a floor for the counts.
+   */
   seed(key: InstanceKey, status: InstanceDelivery): void {
     const k = instanceKeyString(key);
     const existing = this.seeded.get(k);
     if (existing) {
-      // Seeding again would add the status to itself; after current(), the ledger is what status holds.
-      this.options.log.debug('delivery status seeded already; ignored', { instance: k, read: existing.read });
+      // Leading again (a new session seeds anew): adding the status would count it twice, but another leader
+      // may have written more meanwhile; the status is a floor.
+      if (existing.catchUp(status)) this.changed(existing);
       return;
     }
     const ledger = this.unseeded.take(k) ?? this.newLedger(key);
@@ -127,7 +132,6 @@ export class DeliveryTracker {
   current(key: InstanceKey): InstanceDelivery | undefined {
     const ledger = this.seeded.get(instanceKeyString(key));
     if (!ledger) return undefined;
-    ledger.read = true;
     return ledger.snapshot;
   }
 
@@ -199,11 +203,10 @@ export class DeliveryTracker {
     const now = Date.now();
     if (now - (this.lastRejectLog.get(reason) ?? 0) < REJECT_LOG_INTERVAL_MS) return;
     this.lastRejectLog.set(reason, now);
-    this.options.log.warn('refused a runner stats message (repeats are counted, not logged, for a minute)', {
-      reason,
-      subject: subject.slice(0, 256),
-      detail: detail.slice(0, 256),
-    });
+    this.options.log.warn(
+      { reason, subject: subject.slice(0, 256), detail: detail.slice(0, 256) },
+      'refused a runner stats message (repeats are counted, not logged, for a minute)',
+    );
   }
 
   /** Backlog and retrying of every seeded instance, one listing per stream; one poll at a time. */
@@ -238,9 +241,7 @@ export class DeliveryTracker {
     const now = Date.now();
     if (now - (this.lastRejectLog.get('poll') ?? 0) < REJECT_LOG_INTERVAL_MS) return;
     this.lastRejectLog.set('poll', now);
-    this.options.log.warn('could not read the consumers’ pending counts; backlog and retrying kept', {
-      error: err,
-    });
+    this.options.log.warn({ err }, 'could not read the consumers’ pending counts; backlog and retrying kept');
   }
 
   private tickHealth(): void {
@@ -273,7 +274,7 @@ export class DeliveryTracker {
       try {
         this.options.onChange({ ...ledger.key });
       } catch (err) {
-        this.options.log.error('the delivery status change handler failed', { instance: k, error: err });
+        this.options.log.error({ instance: k, err }, 'the delivery status change handler failed');
       }
     }
   }

@@ -103,7 +103,10 @@ const DELIVERY_FIELDS = [
   'lastError',
 ] as const;
 
+/** The delivery a status holds: what the tracker is seeded with, so an operator restart continues from it. */
 function deliveryOfStatus(status: FunctionInstanceStatus | undefined): InstanceDelivery {
+  // The verdict too: without it, a restarted operator would drop Healthy until enough new attempts were seen.
+  const healthy = status?.conditions?.find((c) => c.type === C.Healthy);
   return {
     delivered: status?.delivered ?? 0,
     retrying: status?.retrying ?? 0,
@@ -112,12 +115,15 @@ function deliveryOfStatus(status: FunctionInstanceStatus | undefined): InstanceD
     filtered: status?.filtered ?? 0,
     ...(status?.backlog !== undefined ? { backlog: status.backlog } : {}),
     ...(status?.lastError ? { lastError: status.lastError } : {}),
+    ...(healthy && healthy.status !== 'Unknown'
+      ? { healthy: { status: healthy.status === 'True', reason: healthy.reason, message: healthy.message } }
+      : {}),
   };
 }
 
 export class InstanceReconciler implements Reconciler {
   readonly kind = RESOURCES.instances.kind;
-  /** Instances whose persisted delivery the tracker has been given (by uid). */
+  /** Instances whose persisted delivery the tracker has been given (by uid), this leading session. */
   private readonly seeded = new Set<string>();
 
   constructor(private readonly options: InstanceReconcilerOptions) {}
@@ -127,6 +133,8 @@ export class InstanceReconciler implements Reconciler {
     const fi = world.instances.get(key.namespace, key.name);
     if (!fi) {
       this.options.status.forget(RESOURCES.instances.plural, key.namespace, key.name);
+      // Gone without its finalizer running (removed by hand): its late stats must not count for a namesake.
+      this.options.delivery?.forget(key);
       return {};
     }
     if (fi.metadata.deletionTimestamp) return this.finalize(key, fi);
@@ -163,8 +171,9 @@ export class InstanceReconciler implements Reconciler {
       });
     }
 
-    const delivery = this.delivery(key, fi);
-    if (delivery?.healthy) {
+    // No tracker yet (NATS still connecting after a restart): the stored delivery, Healthy included, stays.
+    const delivery = this.delivery(key, fi) ?? deliveryOfStatus(fi.status);
+    if (delivery.healthy) {
       const h = delivery.healthy;
       if (h.status) conditions.markTrue(C.Healthy, h.reason, h.message);
       else conditions.markFalse(C.Healthy, h.reason, h.message);
@@ -180,7 +189,7 @@ export class InstanceReconciler implements Reconciler {
       observedGeneration: fi.metadata.generation,
       ...(plan.deploy ? { revision: plan.deploy.revision.number } : {}),
       ...(readyReplicas !== undefined ? { readyReplicas } : {}),
-      ...pick(delivery ?? deliveryOfStatus(fi.status)),
+      ...pick(delivery),
       conditions: conditions.list(),
     };
     const outcome = await this.options.status.write(

@@ -163,6 +163,30 @@ describe('running', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it("serves its series and the process's default metrics, prefixed dfn_gateway_, on /metrics", async () => {
+    const port = await freePort();
+    const child = spawnDfn(['gateway', '--host', '127.0.0.1', '--port', String(port), '-w', keysFile], {
+      env: { DFN_NATS_URL: nats.url, DFN_PREFIX: 'clitest', DFN_CREATE_STREAMS: 'true' },
+    });
+    const logs = collectLines(child);
+    try {
+      await logs.waitFor((l) => l.msg === 'gateway started');
+      const unauthorized = await fetch(`http://127.0.0.1:${port}/v1/track`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ userId: 'u', event: 'E' }),
+      });
+      expect(unauthorized.status).toBe(401);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toMatch(/^dfn_gateway_write_keys 1$/m);
+      expect(text).toMatch(/^dfn_gateway_requests_total\{route="\/v1\/track",status="401"\} 1$/m);
+      expect(text).toMatch(/^dfn_gateway_process_cpu_seconds_total \d/m);
+      expect(text).toMatch(/^# TYPE dfn_gateway_nodejs_eventloop_lag_seconds gauge$/m);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
 
 describe('DFN_CREATE_STREAMS', () => {

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { classifyPublishError } from '../../gateway/publish.js';
+import { processLogger } from '../../lib/telemetry.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
 import { GatewayHarness, gatewayFixture, OTHER_KEY, WRITE_KEY } from './harness.js';
@@ -121,7 +122,7 @@ describe('when JetStream cannot take the events', () => {
   it("logs JetStream's reason with the failed request, for the operator", async () => {
     const lines: Array<Record<string, unknown>> = [];
     const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
-    h = await gw.start({ streams: false, gateway: { logger: { level: 'warn', stream } } });
+    h = await gw.start({ streams: false, gateway: { log: processLogger('gateway', 'warn', stream) } });
     await h.post('/v1/track', { userId: 'u', event: 'E' }, { writeKey: WRITE_KEY });
     expect(lines.find((l) => l.url === '/v1/track')).toMatchObject({
       status: 503,

@@ -208,6 +208,23 @@ describe('seed (an operator restart continues from status)', () => {
     expect(l.snapshot.delivered).toBe(1005);
   });
 
+  it('seeded again (leading again), the stored status is a floor: never added twice, never written lower', () => {
+    const l = ledger();
+    l.seed({ ...EMPTY, delivered: 100, failed: 2 });
+    l.observe(msg('r', 10_000, 11_000, { delivered: 10 }), clock(11_000));
+    // While this operator stood by, another led and wrote from the same runners' stats: no more than we have.
+    expect(l.catchUp({ ...EMPTY, delivered: 108, failed: 2 })).toBe(false);
+    expect(l.snapshot).toMatchObject({ delivered: 110, failed: 2 });
+    // It had heard more (our subscription missed some): its counts are the floor.
+    const time = '2026-12-01T10:00:20.000Z';
+    expect(
+      l.catchUp({ ...EMPTY, delivered: 130, failed: 5, lastError: { type: 'Timeout', message: 'x', time } }),
+    ).toBe(true);
+    expect(l.snapshot).toMatchObject({ delivered: 130, failed: 5, lastError: { type: 'Timeout', time } });
+    l.observe(msg('r', 10_000, 21_000, { delivered: 12 }), clock(21_000));
+    expect(l.snapshot.delivered).toBe(132);
+  });
+
   it('keeps counts a status could not hold out of it: negative, fractional or huge seeds are clamped', () => {
     const l = ledger();
     l.seed({ delivered: -5, retrying: 2.7, failed: Number.NaN, deadLettered: 1e300, filtered: 3 });

@@ -1,7 +1,7 @@
-// The operator's side of the delivery seam (briefs/contract-delivery.md). The real DeliveryTracker
-// (operator/delivery/) is built on another branch and is not here, so a stand-in gives the numbers: this
-// proves what the core does with them — seeded from the persisted status, written into status and the
-// Healthy condition, summed into the function, spaced per object, forgotten when the instance goes.
+// The operator's side of the delivery seam (operator/delivery-seam.ts), alone: a stand-in for the tracker
+// gives the numbers, so this proves what the core does with them — seeded from the persisted status, written
+// into status and the Healthy condition, summed into the function, spaced per object, forgotten when the
+// instance goes. test/operator/delivery-e2e.test.ts runs the real tracker in `dfn operator`.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliverySource, InstanceDelivery, Operator } from '../../operator/index.js';
@@ -24,7 +24,7 @@ const ns = useNamespace('op-delivery');
 let nats: NatsServer;
 let operator: Operator;
 
-/** Stand-in for operator/delivery/'s DeliveryTracker: numbers set by the test, onChange as the contract says. */
+/** Stand-in for operator/delivery/'s DeliveryTracker: numbers set by the test, onChange as the seam says. */
 class StandInDelivery implements DeliverySource {
   readonly seeded = new Map<string, InstanceDelivery>();
   readonly forgotten: string[] = [];

@@ -12,7 +12,7 @@ import {
   retrySchedulesWildcard,
   statsSubject,
 } from '../../api/jetstream.js';
-import { silentLogger } from '../../lib/log.js';
+import { silentProcessLogger } from '../../lib/telemetry.js';
 import {
   DeliveryTracker,
   type DeliveryTrackerOptions,
@@ -57,7 +57,7 @@ class TrackerUnderTest {
       nc: f.nc,
       jsm: f.jsm,
       topology: f.t,
-      log: silentLogger,
+      log: silentProcessLogger(),
       pollIntervalMs: 200,
       debounceMs: 50,
       onChange: (key) => this.changes.push({ key, delivery: this.tracker.current(key) }),

@@ -2,7 +2,6 @@
 // /readyz and /metrics; SIGTERM ends with exit 0 and the lease released (the standby takes over at once);
 // a SIGKILLed leader is replaced once its lease expires, and the new leader reconciles.
 
-import type { ChildProcess } from 'node:child_process';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDfn } from '../helpers/dfn.js';
@@ -15,37 +14,24 @@ import {
   TEST_IMAGE,
   waitForCondition,
 } from '../helpers/operator.js';
-import { freePort } from '../helpers/ports.js';
+import {
+  killOperatorProcesses,
+  type OperatorProcess,
+  startOperatorProcess,
+} from '../helpers/operator-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ns = useNamespace('op-process');
 let nats: NatsServer;
 
-interface OperatorProcess {
-  name: string;
-  child: ChildProcess;
-  port: number;
-  logs: string[];
-  exited: Promise<number | null>;
-}
-
-const running: OperatorProcess[] = [];
-
-async function startOperator(name: string): Promise<OperatorProcess> {
-  const port = await freePort();
-  const child = spawnDfn(
-    [
-      'operator',
-      '--kubeconfig',
-      ns.cp.kubeconfigPath,
-      '--namespace',
-      ns.name,
+const startOperator = (name: string) =>
+  startOperatorProcess({
+    ns,
+    natsUrl: nats.url,
+    name,
+    args: [
       '--runner-image',
       TEST_IMAGE,
-      '--nats-url',
-      nats.url,
-      '--stream-storage',
-      'memory',
       '--lease-namespace',
       ns.name,
       '--lease-duration',
@@ -54,36 +40,8 @@ async function startOperator(name: string): Promise<OperatorProcess> {
       '3000',
       '--retry-period',
       '300',
-      '--http-host',
-      '127.0.0.1',
-      '--http-port',
-      String(port),
     ],
-    { env: { POD_NAME: name } },
-  );
-  const logs: string[] = [];
-  let buffer = '';
-  child.stdout!.on('data', (d) => {
-    buffer += d;
-    const lines = buffer.split('\n');
-    buffer = lines.pop()!;
-    logs.push(...lines);
   });
-  child.stderr!.on('data', (d) => logs.push(`stderr: ${d}`));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const p = { name, child, port, logs, exited };
-  running.push(p);
-  await waitFor(
-    `${name} to serve /healthz`,
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    60_000,
-  );
-  return p;
-}
 
 const holder = async () =>
   (
@@ -93,21 +51,19 @@ const holder = async () =>
       .catch(() => undefined)
   )?.spec?.holderIdentity;
 
-const json = async (p: OperatorProcess, path: string) => {
-  const r = await fetch(`http://127.0.0.1:${p.port}${path}`);
-  return { status: r.status, body: path === '/metrics' ? await r.text() : await r.json() };
-};
+const json = (p: OperatorProcess, path: string) => p.get(path);
 
 beforeAll(async () => {
   nats = await NatsServer.start();
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of running) p.child.kill('SIGKILL');
+  killOperatorProcesses();
   await nats?.dispose();
 });
 
-describe('dfn operator', () => {
+// Each test starts `dfn operator` processes (tsx, several seconds each on a loaded machine): more than vitest's 60 s.
+describe('dfn operator', { timeout: 180_000 }, () => {
   let a: OperatorProcess;
   let b: OperatorProcess;
 

@@ -4,7 +4,7 @@
 import type { JsMsg } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumerName } from '../../api/jetstream.js';
-import { silentLogger } from '../../lib/log.js';
+import { silentProcessLogger } from '../../lib/telemetry.js';
 import { ConsumerLoop } from '../../runner/consumer-loop.js';
 import { InFlight } from '../../runner/in-flight.js';
 import type { NatsServer } from '../helpers/nats-server.js';
@@ -53,7 +53,7 @@ describe('ConsumerLoop', () => {
           received.push(msg);
           stopping ??= loop.stop();
         },
-        silentLogger,
+        silentProcessLogger(),
         // Well inside the consumer's 2 s ack wait, so no redelivery joins the pull before it ends.
         { expiresMs: 1000, minRoom: 1 },
       );

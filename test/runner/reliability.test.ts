@@ -14,7 +14,7 @@ import {
   retrySubject,
 } from '../../api/jetstream.js';
 import type { RetryConfig } from '../../api/runner-config.js';
-import { silentLogger } from '../../lib/log.js';
+import { silentProcessLogger } from '../../lib/telemetry.js';
 import { readDeadLetters } from '../../runner/dead-letters.js';
 import { DeliveryRecorder, readDeliveryRecords } from '../../runner/delivery-records.js';
 import { InFlight } from '../../runner/in-flight.js';
@@ -244,9 +244,9 @@ describe('reliability', { timeout: 180_000 }, () => {
       }),
       stats,
       inFlight,
-      records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), silentLogger),
+      records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), silentProcessLogger()),
       requeue: new Requeuer(f.js, f.t, instance),
-      log: silentLogger,
+      log: silentProcessLogger(),
     });
     const consumer = await f.js.consumers.get(f.t.eventsStream, consumerName(instance));
     const seen: Array<[string | undefined, string | undefined]> = [];
