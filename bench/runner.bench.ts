@@ -297,7 +297,7 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
       settings: { url: `http://127.0.0.1:${port}/` },
       concurrency: FETCH_CONCURRENCY,
     }),
-    { log: silentLogger, replica: 'bench' },
+    { log: silentProcessLogger(), replica: 'bench' },
   );
   try {
     const started = performance.now();

@@ -132,7 +132,7 @@ export class Runner {
       },
       {
         onProcessExit: (reason) =>
-          log.warn('the sandbox process ended; the next events start a new one', { reason }),
+          log.warn({ reason }, 'the sandbox process ended; the next events start a new one'),
       },
     );
     return new Runner(loaded, sandbox, log, replica);
