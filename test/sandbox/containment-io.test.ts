@@ -33,6 +33,10 @@ beforeAll(async () => {
       });
       return;
     }
+    if (req.url === '/status') {
+      res.end(JSON.stringify({ held: held.length, closedEarly }));
+      return;
+    }
     if (req.url?.startsWith('/slow')) {
       held.push(res);
       res.on('close', () => {
@@ -234,6 +238,41 @@ describe('requests', () => {
     expect(paths.filter((p) => p !== '/delay/bg')).toEqual(['/after']);
     if (paths.includes('/delay/bg'))
       await waitFor('the background request to be closed', () => closedEarly === 1);
+  });
+
+  it('in one micro-batch, an invocation that returned has its request aborted and its timer cancelled while its neighbour still runs', async () => {
+    const sb = await load(
+      `const status = async (url) => (await fetch(url + '/status')).json();
+      async function until(url, test) {
+        for (let i = 0; i < 500; i++) {
+          if (test(await status(url))) return true;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return false;
+      }
+      async function onTrack(event, settings) {
+        if (event.event === 'first') {
+          fetch(settings.url + '/slow/bg').catch(() => {});
+          await until(settings.url, (s) => s.held === 1);
+          setTimeout(() => fetch(settings.url + '/late'), 100);
+          return;
+        }
+        // The first invocation's request ends while this one is still running, not when the micro-batch does.
+        console.log('closed while running', await until(settings.url, (s) => s.closedEarly === 1));
+        await new Promise((r) => setTimeout(r, 300));
+        await fetch(settings.url + '/after');
+      }`,
+      { ...local, settings: { url }, limits: { timeoutMs: 30_000 } },
+    );
+    const [first, second] = await sb.invoke([
+      { type: 'track', event: 'first' },
+      { type: 'track', event: 'second' },
+    ]);
+    expect(first!.outcome).toEqual({ outcome: 'success' });
+    expect(second!.outcome).toEqual({ outcome: 'success' });
+    expect(second!.logs).toEqual(['closed while running true']);
+    // The 100 ms timer would have fired before /after went out, 300 ms after the request was closed.
+    expect(paths.filter((p) => p !== '/status')).toEqual(['/slow/bg', '/after']);
   });
 
   it('sequential fetches reuse pooled keep-alive sockets, across invocations', async () => {
