@@ -143,7 +143,6 @@ export function dispatch(requestJson) {
   const results = new MapCtor(); // index → result, once settled
   const receivers = new MapCtor(); // index → the handler's receiver, while the invocation runs
   for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
-  let settled = 0;
   // Results go to the host as they settle (coalesced per microtask turn, so a micro-batch of handlers
   // that finish together costs one crossing): when the host must kill the isolate, what already
   // finished keeps its result and only the unfinished invocations are in doubt. They go back through
@@ -173,7 +172,6 @@ export function dispatch(requestJson) {
   const finish = (i, result) => {
     if (mapGet(results, i) !== undefined) return;
     mapSet(results, i, result);
-    settled++;
     append(ready, i);
     if (!flushQueued) {
       flushQueued = true;
@@ -227,7 +225,6 @@ export function dispatch(requestJson) {
       track(i, start, p);
     }
   }
-  if (settled === count) return;
   // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
   // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
   // this fire, and the host's backstop kills the isolate instead.
