@@ -31,7 +31,7 @@ import {
   StringCtor,
   whenSettled,
 } from './intrinsics.js';
-import { forgetReceiver, receiverFor, setCurrent } from './invocation.js';
+import { receiverFor, setCurrent } from './invocation.js';
 
 let handlers = objectCreate(null);
 
@@ -140,7 +140,6 @@ export function dispatch(requestJson) {
   const ids = request.ids;
   const count = ids.length;
   const results = new MapCtor(); // index → result
-  const receivers = [];
   for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
   const started = dateNow();
   let remaining = request.batch ? 1 : count;
@@ -161,7 +160,7 @@ export function dispatch(requestJson) {
       mapDelete(sinks, ids[i]);
     }
     fetchesEnded(ids);
-    for (let i = 0; i < receivers.length; i++) forgetReceiver(receivers[i]);
+
     // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
     // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
     host.deliver.applyIgnored(undefined, [request.callId, `${out}${logs}]}`], copyArguments);
@@ -192,7 +191,6 @@ export function dispatch(requestJson) {
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
       const receiver = receiverFor(ids[0]);
-      append(receivers, receiver);
       p = resolved(apply(handler, receiver, [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
       p = rejected(err);
@@ -205,7 +203,6 @@ export function dispatch(requestJson) {
       let p;
       try {
         const receiver = receiverFor(ids[i]);
-        append(receivers, receiver);
         p = resolved(runSingle(request.events[i], receiver));
       } catch (err) {
         p = rejected(err);
