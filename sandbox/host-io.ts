@@ -102,9 +102,9 @@ export class IsolateIo {
 
   /**
    * setTimeout's host half (timerId > 0; `ms` null cancels it), and the sandbox's own sleeps (timerId 0:
-   * the dispatcher's deadline, a cache waiter's turn). Those are not user code's to multiply: they run
-   * out on their own and are cleared only with the isolate (waking each when its invocation ends would
-   * cost a crossing per micro-batch).
+   * the dispatcher's deadline, a cache waiter's turn), bounded apart from user timers. Both end with
+   * their invocation: a deadline left pending for its full 5 s costs more (isolated-vm keeps every
+   * pending call) than the crossing that settles it early.
    */
   sleep(invocation: number, ms: number | null, timerId: number): Promise<boolean> | undefined {
     const delay = Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS);
@@ -113,9 +113,14 @@ export class IsolateIo {
         return Promise.resolve(false);
       }
       const key = --this.nextInternalSleep;
+      const owner = this.invocations.get(invocation);
       return new Promise((resolve) => {
         const timer = setTimeout(() => this.wake(key, true), delay);
         this.sleeps.set(key, { invocation, timer, resolve });
+        if (owner) {
+          owner.sleeps ??= new Set();
+          owner.sleeps.add(key);
+        }
       });
     }
     const key = Number(timerId);
@@ -250,10 +255,8 @@ export class IsolateIo {
     if (!sleep) return;
     this.sleeps.delete(key);
     clearTimeout(sleep.timer);
-    if (key > 0) {
-      this.userSleeps--;
-      this.invocations.get(sleep.invocation)?.sleeps?.delete(key);
-    }
+    if (key > 0) this.userSleeps--;
+    this.invocations.get(sleep.invocation)?.sleeps?.delete(key);
     sleep.resolve(elapsed);
   }
 

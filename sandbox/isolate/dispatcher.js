@@ -31,7 +31,7 @@ import {
   StringCtor,
   whenSettled,
 } from './intrinsics.js';
-import { forgetReceiver, receiverFor, setCurrent } from './invocation.js';
+import { receiverFor, setCurrent } from './invocation.js';
 
 let handlers = objectCreate(null);
 
@@ -141,7 +141,6 @@ export function dispatch(requestJson) {
   const ids = request.ids;
   const count = ids.length;
   const results = new MapCtor(); // index → result, once settled
-  const receivers = new MapCtor(); // index → the handler's receiver, while the invocation runs
   for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
   // Results go to the host as they settle (coalesced per microtask turn, so a micro-batch of handlers
   // that finish together costs one crossing): when the host must kill the isolate, what already
@@ -162,9 +161,6 @@ export function dispatch(requestJson) {
       out += `${k ? ',' : ''}[${i},${encodeResult(mapGet(results, i))},${encodeLogs(mapGet(sinks, id))}]`;
       mapDelete(sinks, id);
       append(ended, id);
-      const receiver = mapGet(receivers, i);
-      if (receiver !== undefined) forgetReceiver(receiver);
-      mapDelete(receivers, i);
     }
     fetchesEnded(ended);
     host.deliver.applyIgnored(undefined, [request.callId, `${out}]`], copyArguments);
@@ -204,7 +200,6 @@ export function dispatch(requestJson) {
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
       const receiver = receiverFor(ids[0]);
-      mapSet(receivers, 0, receiver);
       p = resolved(apply(handler, receiver, [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
       p = rejected(err);
@@ -217,7 +212,6 @@ export function dispatch(requestJson) {
       let p;
       try {
         const receiver = receiverFor(ids[i]);
-        mapSet(receivers, i, receiver);
         p = resolved(runSingle(request.events[i], receiver));
       } catch (err) {
         p = rejected(err);
@@ -227,15 +221,26 @@ export function dispatch(requestJson) {
   }
   // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
   // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
-  // this fire, and the host's backstop kills the isolate instead.
-  whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[0]), () => {
-    for (let i = 0; i < count; i++) {
-      if (mapGet(results, i) !== undefined) continue;
-      const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
-      result.durationMs = request.deadlineMs;
-      finish(i, result);
-    }
-  });
+  // this fire, and the host's backstop kills the isolate instead. The deadline's sleep belongs to an
+  // invocation still pending and ends with it on the host, as the sandbox's own sleeps do: when its owner
+  // ends first, it is armed again, for the time left, under one still pending.
+  const armDeadline = () => {
+    let owner = -1;
+    for (let i = 0; i < count && owner < 0; i++) if (mapGet(results, i) === undefined) owner = i;
+    if (owner < 0) return;
+    whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[owner]), (elapsed) => {
+      // Cancelled with its owner: the others still have the time left. Otherwise (elapsed, or refused
+      // at once past the bound on the sandbox's own sleeps) the deadline has come.
+      if (elapsed !== true && mapGet(results, owner) !== undefined) return armDeadline();
+      for (let i = 0; i < count; i++) {
+        if (mapGet(results, i) !== undefined) continue;
+        const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
+        result.durationMs = request.deadlineMs;
+        finish(i, result);
+      }
+    });
+  };
+  armDeadline();
 }
 
 export function setHandlers(table) {

@@ -10,13 +10,12 @@ import {
   apply,
   ErrorCtor,
   getPrototypeOf,
-  MapCtor,
-  mapDelete,
-  mapGet,
-  mapSet,
   objectCreate,
   objectFreeze,
   ProxyCtor,
+  WeakMapCtor,
+  weakMapGet,
+  weakMapSet,
 } from './intrinsics.js';
 
 /** 0: top-level code while the function loads. */
@@ -26,20 +25,14 @@ export function setCurrent(id) {
   current = id;
 }
 
-// receiver → invocation id, while the invocation runs (a Map, not a WeakMap: ephemerons cost every GC).
-const receivers = new MapCtor();
+const receivers = new WeakMapCtor(); // receiver → invocation id
 const passThrough = objectFreeze(objectCreate(null));
 
 /** The `this` of a handler run for invocation `id`: reads and writes go to the global object. */
 export function receiverFor(id) {
   const receiver = new ProxyCtor(globalThis, passThrough);
-  mapSet(receivers, receiver, id);
+  weakMapSet(receivers, receiver, id);
   return receiver;
-}
-
-/** The invocation ended: its receiver no longer stands for it. */
-export function forgetReceiver(receiver) {
-  mapDelete(receivers, receiver);
 }
 
 const captureStackTrace = ErrorCtor.captureStackTrace;
@@ -51,7 +44,7 @@ function prepare(_error, frames) {
   for (let i = 0; i < frames.length; i++) {
     const self = getThis(frames[i]);
     if (self !== null && (typeof self === 'object' || typeof self === 'function')) {
-      const id = mapGet(receivers, self);
+      const id = weakMapGet(receivers, self);
       if (id !== undefined) {
         found = id;
         return '';
