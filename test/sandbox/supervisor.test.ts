@@ -22,8 +22,10 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
   const loaded: FunctionSandbox[] = [];
   let server: Server;
   let url: string;
-  /** Called for each request the server receives, with its path. */
-  let onRequest: (path: string) => void = () => {};
+  /** Called for each request the server receives, with its path; 'keep' leaves it unanswered. */
+  let onRequest: (path: string) => unknown = () => {};
+  let held = 0;
+  let heldClosed = 0;
 
   const load = async (source: string, options: SandboxOptions = {}) => {
     const sb = await loadSupervisedFunction(source, {
@@ -38,7 +40,15 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
 
   beforeAll(async () => {
     server = createServer((req, res) => {
-      onRequest(req.url ?? '/');
+      if (onRequest(req.url ?? '/') === 'keep') return;
+      if (req.url === '/hold') {
+        // Held until its client goes away: counted when the connection closes with no answer sent.
+        held++;
+        res.on('close', () => {
+          if (!res.writableEnded) heldClosed++;
+        });
+        return;
+      }
       res.end('{}');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -127,6 +137,31 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
     expect(reports.every((r) => r.interrupted === undefined)).toBe(true);
     // Nothing that had finished ran again.
     expect(requests.sort()).toEqual(['/a', '/b', '/c', '/spin']);
+  });
+
+  it('requests in flight end with the sandbox process killed under them, and with the isolate killed in the rerun', async () => {
+    const sb = await load(`async function onTrack(event, settings) {
+      await fetch(settings.url + '/' + event.userId);
+    }`);
+    held = 0;
+    heldClosed = 0;
+    onRequest = (path) => {
+      if (path !== '/poison') return;
+      // Once the held request is out, the poison's request kills whatever sandbox process made it.
+      const kill = (): void => {
+        if (held === 0) return void setTimeout(kill, 10);
+        for (const pid of childPids()) process.kill(pid, 'SIGKILL');
+      };
+      kill();
+      return 'keep';
+    };
+    const reports = await sb.invoke(['hold', 'poison'].map((userId) => ({ type: 'track', userId })));
+    // /hold never answers: alone in a fresh process it is a Timeout, its isolate killed at the deadline.
+    expect(reports[0]!.outcome).toMatchObject({ outcome: 'retry', errorType: 'Timeout' });
+    expect(reports[1]!.outcome).toMatchObject({ outcome: 'retry', errorType: 'Crashed' });
+    // Every held request was closed by its client, none left open by a process or an isolate gone.
+    await expect.poll(() => heldClosed, { timeout: 30_000 }).toBe(held);
+    expect(held).toBeGreaterThanOrEqual(2);
   });
 
   it('a batch whose process dies is rerun one event per onBatch call', async () => {
