@@ -444,8 +444,8 @@ class IsolatedFunction implements EncodedFunctionSandbox {
 
   /**
    * Builds an isolate and loads the function into it, within the invocation time limit (plus the grace):
-   * top-level loops, getters on handler names, toJSON of load logs and top-level timers that spin all
-   * end in a FunctionLoadError instead of a load that never returns.
+   * top-level loops, getters on handler names and top-level timers that spin all end in a
+   * FunctionLoadError instead of a load that never returns.
    */
   private async build(): Promise<Vm> {
     const limitMs = this.limits.timeoutMs;
@@ -528,8 +528,8 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       // Timers the top-level code started with no delay run now, within the load's deadline: one that
       // spins fails the load instead of the first invocation. (Later ones are the watchdog's.)
       await new Promise((resolve) => setTimeout(resolve, 0));
-      // Reading the handlers and the load logs runs user code too (a getter on globalThis.onTrack, a
-      // toJSON), so each step has the load's timeout.
+      // Reading the handlers runs user code too (a getter on globalThis.onTrack), and any step may wait
+      // behind a timer that spins, so each step has the load's timeout.
       const stepCopy = ivmOptions({ result: { copy: true }, timeout: limitMs });
       let defined: string[];
       let loadLogs: string[];
