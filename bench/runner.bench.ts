@@ -2,6 +2,7 @@
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
 // waiting for their next attempt against the same with none. The last line is JSON for CI to read.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
 import {
@@ -24,6 +25,10 @@ const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
+/** Events of the fetch phase (e): each makes one request to a server on 127.0.0.1. */
+const FETCH_EVENTS = Number(process.env.BENCH_FETCH_EVENTS ?? 10_000);
+/** Events held at once in the fetch phase: a thousand concurrent requests time out on a loaded box. */
+const FETCH_CONCURRENCY = 100;
 const t = topology('dfn');
 
 function event(i: number) {
@@ -36,6 +41,33 @@ function event(i: number) {
     properties: { orderId: `o-${i}`, total: 42.5, currency: 'EUR', items: [{ sku: 'sku-1', qty: 2 }] },
     context: { library: { name: 'analytics-node', version: '3.0.0' }, ip: '10.0.0.1' },
   };
+}
+
+/**
+ * CPU time (ms) used so far by this process and by its sandbox processes (children running the sandbox's
+ * child entry), so a run on a loaded machine still compares the work done, not the time slices given.
+ */
+function cpuMs(): number {
+  const own = process.cpuUsage();
+  let children = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    let list = '';
+    try {
+      list = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    for (const pid of list ? list.split(/\s+/) : []) {
+      try {
+        if (!/sandbox\/child\.[jt]s/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) continue;
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        children += (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return (own.user + own.system) / 1000 + children;
 }
 
 async function publishAll(nc: NatsConnection): Promise<number> {
@@ -73,7 +105,12 @@ function runnerConfig(
   instance: InstanceRef,
   source: string,
   batching: boolean,
-  extra: { eventSource?: string; settings?: Record<string, unknown>; retryDelayMs?: number } = {},
+  extra: {
+    eventSource?: string;
+    settings?: Record<string, unknown>;
+    retryDelayMs?: number;
+    concurrency?: number;
+  } = {},
 ): LoadedRunnerConfig {
   return {
     dir: '(bench)',
@@ -83,7 +120,7 @@ function runnerConfig(
       instance: { ...instance, source: extra.eventSource ?? SOURCE },
       function: { revision: 'bench' },
       nats: { url },
-      limits: { concurrency: MAX_ACK_PENDING },
+      limits: { concurrency: extra.concurrency ?? MAX_ACK_PENDING },
       batching: { enabled: batching, maxSize: 100, maxWaitMs: 1000 },
       stats: { intervalMs: 60_000 },
       network: { allowPrivateNetwork: true },
@@ -99,6 +136,9 @@ function runnerConfig(
   };
 }
 
+/** CPU µs per event of the last runner phase (the runner process plus its sandbox process). */
+let lastCpuUsPerEvent = 0;
+
 async function runnerConsume(
   url: string,
   instance: InstanceRef,
@@ -110,6 +150,7 @@ async function runnerConsume(
     replica: 'bench',
   });
   const started = performance.now();
+  const cpuStart = cpuMs();
   await runner.start();
   while (runner.stats.counters.delivered < N) {
     if (runner.stats.counters.received > runner.stats.counters.delivered + MAX_ACK_PENDING + 1) {
@@ -118,6 +159,7 @@ async function runnerConsume(
     await new Promise((r) => setTimeout(r, 2));
   }
   const eps = N / ((performance.now() - started) / 1000);
+  lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / N;
   await runner.stop();
   const c = runner.stats.counters;
   if (c.delivered !== N || c.retried || c.deadLettered)
@@ -228,6 +270,59 @@ async function latencyPhase(nc: NatsConnection, url: string) {
   }
 }
 
+/** (e) The runner with one fetch per event to a local server: the workload an HTTP destination is. */
+async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('{}'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  const source = 'fetch';
+  const instance: InstanceRef = { namespace: 'bench', name: 'fetch-per-event' };
+  await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
+  const subject = eventSubject(t, source, 'track');
+  for (let i = 0; i < FETCH_EVENTS; i += 1000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1000, FETCH_EVENTS - i) }, (_, k) =>
+        js.publish(subject, JSON.stringify({ ...event(i + k), messageId: `fetch-${i + k}` })),
+      ),
+    );
+  }
+  const runner = await Runner.load(
+    runnerConfig(url, instance, LATENCY_FUNCTION, false, {
+      eventSource: source,
+      settings: { url: `http://127.0.0.1:${port}/` },
+      concurrency: FETCH_CONCURRENCY,
+    }),
+    { log: silentProcessLogger(), replica: 'bench' },
+  );
+  try {
+    const started = performance.now();
+    const cpuStart = cpuMs();
+    await runner.start();
+    let lastProgress = Date.now();
+    while (runner.stats.counters.delivered < FETCH_EVENTS) {
+      if (runner.stats.counters.retried || runner.stats.counters.deadLettered)
+        throw new Error(`fetch phase failed events: ${JSON.stringify(runner.stats.counters)}`);
+      if (Date.now() - lastProgress > 10_000) {
+        lastProgress = Date.now();
+        console.log(`    fetch phase: ${JSON.stringify(runner.stats.counters)}`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const eps = FETCH_EVENTS / ((performance.now() - started) / 1000);
+    lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / FETCH_EVENTS;
+    return eps;
+  } finally {
+    await runner.stop();
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
 const nats = await NatsServer.start();
 try {
   const nc = await nats.connect();
@@ -262,6 +357,7 @@ try {
   await rawConsume(nc, 'bench_warmup');
   // Interleaved rounds, best of each kept: on a shared 2-core machine a neighbour's burst hits one round.
   const best = { raw: 0, runner: 0, batch: 0 };
+  const cpu = { runner: [] as number[], batch: [] as number[] };
   for (const [i, round] of rounds.entries()) {
     const raw = await rawConsume(nc, round.raw);
     const runner = await runnerConsume(
@@ -270,12 +366,14 @@ try {
       'async function onTrack(event, settings) {}',
       false,
     );
+    cpu.runner.push(lastCpuUsPerEvent);
     const batch = await runnerConsume(
       nats.url,
       round.batch,
       'async function onBatch(events, settings) {}\nasync function onTrack(event, settings) {}',
       true,
     );
+    cpu.batch.push(lastCpuUsPerEvent);
     console.log(
       `round ${i + 1}: (a) raw consume+ack ${Math.round(raw)} ev/s | (b) runner onTrack ${Math.round(runner)} ev/s` +
         ` (${(runner / raw).toFixed(2)}) | (c) runner onBatch(100) ${Math.round(batch)} ev/s (${(batch / raw).toFixed(2)})`,
@@ -304,9 +402,22 @@ try {
     `    ${RETRY_BACKLOG} events in retry:        p50 ${ms(backlogged.p50)} ms, p99 ${ms(backlogged.p99)} ms` +
       ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
   );
+  const fetchEps = await fetchPhase(nc, nats.url);
+  const fetchCpu = lastCpuUsPerEvent;
+  console.log(
+    `(e) runner, one fetch per event: ${Math.round(fetchEps)} events/s (${FETCH_EVENTS} events), CPU ${fetchCpu.toFixed(1)} µs/event`,
+  );
+  const minCpu = (list: number[]) => Number(Math.min(...list).toFixed(1));
+  console.log(
+    `CPU per event (runner + sandbox process): (b) ${minCpu(cpu.runner)} µs, (c) ${minCpu(cpu.batch)} µs`,
+  );
   await nc.close();
   console.log(
     JSON.stringify({
+      fetch_eps: Math.round(fetchEps),
+      fetch_cpu_us_per_event: Number(fetchCpu.toFixed(1)),
+      runner_cpu_us_per_event: minCpu(cpu.runner),
+      runner_batch_cpu_us_per_event: minCpu(cpu.batch),
       raw_eps: Math.round(best.raw),
       runner_eps: Math.round(best.runner),
       runner_batch_eps: Math.round(best.batch),

@@ -3,7 +3,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { SegmentEvent } from '../api/events.js';
-import { loadFunction } from '../sandbox/index.js';
+import { type FunctionSandbox, loadFunction, loadSupervisedFunction } from '../sandbox/index.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const MICRO_BATCH = 100;
@@ -47,13 +47,15 @@ const batches = chunks(events, MICRO_BATCH);
 
 console.log(`${EVENTS} track events, micro-batches and onBatch of ${MICRO_BATCH}`);
 
-// (a) the runner's path for single-event handlers: one boundary crossing per micro-batch.
-const sandboxUs = await measure('sandbox onTrack (micro-batches of 100)', EVENTS, async () => {
+const microBatches = (sb: FunctionSandbox) => async () => {
   for (const batch of batches) {
-    const reports = await sandbox.invoke(batch);
+    const reports = await sb.invoke(batch);
     if (reports.some((r) => r.outcome.outcome !== 'success')) throw new Error('unexpected failure');
   }
-});
+};
+
+// (a) the runner's path for single-event handlers: one boundary crossing per micro-batch.
+const sandboxUs = await measure('sandbox onTrack (micro-batches of 100)', EVENTS, microBatches(sandbox));
 
 // (b) one event per crossing: what a naive design would pay per event.
 const singleCount = Math.min(EVENTS, 5_000);
@@ -69,6 +71,21 @@ const batchUs = await measure('sandbox onBatch (100 events per call)', EVENTS, a
   }
 });
 sandbox.dispose();
+
+// (e) the same through a supervised sandbox process (what the runner uses): one IPC message per micro-batch.
+const supervised = await loadSupervisedFunction(SOURCE, { settings: { apiKey: 'k' } });
+const supervisedUs = await measure(
+  'supervised onTrack (micro-batches of 100)',
+  EVENTS,
+  microBatches(supervised),
+);
+const supervisedBatchUs = await measure('supervised onBatch (100 events per call)', EVENTS, async () => {
+  for (const batch of batches) {
+    const report = await supervised.invokeBatch(batch);
+    if (report.outcome.outcome !== 'success') throw new Error('unexpected failure');
+  }
+});
+supervised.dispose();
 
 // (d) the ceiling: the same handler as a plain in-process function, each event awaited.
 const plain = new Function(`${SOURCE}; return { onTrack, onBatch };`)() as {
@@ -88,6 +105,8 @@ console.log(
     sandbox_us_per_event: Number(sandboxUs.toFixed(3)),
     sandbox_single_call_us_per_event: Number(singleUs.toFixed(3)),
     sandbox_batch_us_per_event: Number(batchUs.toFixed(3)),
+    supervised_us_per_event: Number(supervisedUs.toFixed(3)),
+    supervised_batch_us_per_event: Number(supervisedBatchUs.toFixed(3)),
     plain_us_per_event: Number(plainUs.toFixed(3)),
     plain_with_json_decode_us_per_event: Number(plainDecodeUs.toFixed(3)),
   }),

@@ -17,7 +17,7 @@ import type { Logger } from '../lib/telemetry.js';
 import {
   DEFAULT_LIMITS,
   type FunctionSandbox,
-  loadFunction,
+  loadSupervisedFunction,
   Redactor,
   type SandboxLimits,
 } from '../sandbox/index.js';
@@ -116,16 +116,26 @@ export class Runner {
       const value = config.limits[key];
       if (value !== undefined) limits[key] = value;
     }
-    const sandbox = await loadFunction(loaded.source, {
-      settings: loaded.settings,
-      sensitiveValues: loaded.sensitiveValues,
-      settingsSchema: config.function.settingsSchema,
-      allowPrivateNetwork: config.network.allowPrivateNetwork,
-      limits,
-      filename: 'function.js',
-    });
     const replica = options.replica ?? defaultReplicaName();
-    return new Runner(loaded, sandbox, options.log.child({ replica }), replica);
+    const log = options.log.child({ replica });
+    // The function runs in a sandbox process of its own: whatever it does to that process, this one (its
+    // NATS connection, its acks) stays up, and the events it held are rerun or charged a crash.
+    const sandbox = await loadSupervisedFunction(
+      loaded.source,
+      {
+        settings: loaded.settings,
+        sensitiveValues: loaded.sensitiveValues,
+        settingsSchema: config.function.settingsSchema,
+        allowPrivateNetwork: config.network.allowPrivateNetwork,
+        limits,
+        filename: 'function.js',
+      },
+      {
+        onProcessExit: (reason) =>
+          log.warn({ reason }, 'the sandbox process ended; the next events start a new one'),
+      },
+    );
+    return new Runner(loaded, sandbox, log, replica);
   }
 
   get handlers(): ReadonlySet<string> {

@@ -7,7 +7,10 @@ import ivm from 'isolated-vm';
 import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../api/events.js';
 import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS } from '../api/outcome.js';
 import { settingsProblems } from '../api/settings.js';
-import { type FetchRequestWire, type FetchResultWire, HostFetcher } from './host-fetch.js';
+import { BOUNDS } from './bounds.js';
+import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from './dispatch-output.js';
+import { type FetchRequestWire, HostFetcher } from './host-fetch.js';
+import { type InvocationTraces, IsolateIo } from './host-io.js';
 import { LIBRARIES } from './libraries.js';
 import { preludeSource } from './prelude.js';
 import { Redactor } from './redact.js';
@@ -25,34 +28,79 @@ import {
 /** Extra wall-clock time past the invocation limit before the host decides the isolate is stuck in a CPU loop. */
 const STUCK_GRACE_MS = 500;
 const DISPOSED_POLL_MS = 100;
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The watchdog samples the isolate's CPU time this often. With no invocation in flight, CPU time adds up
+ * only from timers or promises user code left behind; once that idle CPU reaches the invocation time
+ * limit (samples busier than IDLE_BUSY_FRACTION in a row), the isolate is killed.
+ */
+const WATCHDOG_MS = 250;
+const IDLE_BUSY_FRACTION = 0.1;
 const MAX_MESSAGE_CHARS = 2_000;
 
-/** What the in-isolate dispatcher reports for one invocation (validated here: user code could forge it). */
-interface RawResult {
-  ok: boolean;
-  errorClass?: string;
-  message?: string;
-  durationMs?: number;
-  statuses?: [number, string][];
+/** Options handed to isolated-vm: frozen and without a prototype, so nothing inherited can change them. */
+function ivmOptions<const T extends object>(options: T): T {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(options)) {
+    out[key] = value !== null && typeof value === 'object' ? ivmOptions(value) : value;
+  }
+  return Object.freeze(out) as T;
 }
+
+const REFERENCE_RESULT = ivmOptions({ result: { reference: true } });
+const REFERENCE = ivmOptions({ reference: true });
 
 interface Vm {
   isolate: ivm.Isolate;
   dispatch: ivm.Reference<(request: string) => void>;
-  takeLoadLogs: ivm.Reference<() => string>;
   handlers: Set<HandlerName>;
+  /** Timers, requests and traces the host holds for this isolate. */
+  io: IsolateIo;
+  /** Console output of the function's top-level code while this isolate loaded it. */
+  loadLogs: string[];
+  /** Dispatch calls in flight: while there are none, CPU time used by the isolate is the watchdog's. */
+  calls: number;
+  /** Settles when the last dispatch call issued has been taken up and its synchronous part has run. */
+  turn: Promise<void>;
+  watchdog?: NodeJS.Timeout;
   /** Why the host killed it, when it did. */
   killedFor?: 'time' | 'memory';
 }
 
+/** One event's raw result; `interrupted` when it had not finished as its isolate was killed. */
+interface RawOutput extends RawInvocation {
+  interrupted?: 'time' | 'memory';
+}
+
 export async function loadFunction(source: string, options: SandboxOptions = {}): Promise<FunctionSandbox> {
+  return loadEncodedFunction(source, options);
+}
+
+/** Events already serialised as one JSON array (as they cross from the supervisor), and how many. */
+export interface EncodedEvents {
+  json: string;
+  count: number;
+}
+
+/** The in-process sandbox with entries that take events as JSON: the sandbox process never re-encodes them. */
+export interface EncodedFunctionSandbox extends FunctionSandbox {
+  invokeEncoded(events: EncodedEvents): Promise<InvocationReport[]>;
+  invokeBatchEncoded(events: EncodedEvents): Promise<BatchReport>;
+}
+
+export async function loadEncodedFunction(
+  source: string,
+  options: SandboxOptions = {},
+): Promise<EncodedFunctionSandbox> {
   const sandbox = new IsolatedFunction(source, options);
   await sandbox.start();
   return sandbox;
 }
 
-class IsolatedFunction implements FunctionSandbox {
+export function encodeEvents(events: readonly SegmentEvent[]): EncodedEvents {
+  return { json: JSON.stringify(events), count: events.length };
+}
+
+class IsolatedFunction implements EncodedFunctionSandbox {
   readonly limits: SandboxLimits;
   handlers: ReadonlySet<HandlerName> = new Set();
   loadLogs: string[] = [];
@@ -62,14 +110,14 @@ class IsolatedFunction implements FunctionSandbox {
   private building: Promise<Vm> | undefined;
   private disposed = false;
   private nextId = 0;
-  private readonly traces = new Map<number, RequestTrace[]>();
+  private readonly traces = new Map<number, InvocationTraces>();
   /** Dispatch calls awaiting their results from the isolate, by call id. */
-  private readonly deliveries = new Map<number, (resultsJson: string) => void>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly deliveries = new Map<number, (doneJson: string) => void>();
   private readonly fetcher: HostFetcher;
   private readonly redactor: Redactor;
   private readonly filename: string;
   private readonly configJson: string;
+  private readonly dispatchOptions: ivm.ReferenceApplyOptions;
   /** Set when the settings fail the function's schema: every invocation then ends with it. */
   private readonly invalidSettings: Outcome | undefined;
 
@@ -79,6 +127,7 @@ class IsolatedFunction implements FunctionSandbox {
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.filename = options.filename ?? 'function.js';
+    this.dispatchOptions = ivmOptions({ arguments: { copy: true }, timeout: this.limits.timeoutMs });
     this.redactor = new Redactor(options.sensitiveValues ?? []);
     this.fetcher = new HostFetcher({
       allowPrivateNetwork: options.allowPrivateNetwork ?? false,
@@ -89,6 +138,7 @@ class IsolatedFunction implements FunctionSandbox {
     this.invalidSettings = problems.length ? failure('InvalidSettings', problems.join('; ')) : undefined;
     this.configJson = JSON.stringify({
       logBytes: this.limits.logBytes,
+      bounds: BOUNDS,
       cacheEntries: this.limits.cacheEntries,
       cacheBytes: this.limits.cacheBytes,
       settings: JSON.stringify(options.settings ?? {}),
@@ -100,56 +150,71 @@ class IsolatedFunction implements FunctionSandbox {
     try {
       const vm = await this.currentVm();
       this.handlers = vm.handlers;
-      this.loadLogs = this.redactor.lines(
-        JSON.parse(await vm.takeLoadLogs.apply(undefined, [], { result: { copy: true } })),
-      );
+      this.loadLogs = vm.loadLogs;
     } catch (err) {
       this.dispose();
       throw err;
     }
   }
 
-  async invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
-    if (events.length === 0) return [];
+  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
+    return this.invokeEncoded(encodeEvents(events));
+  }
+
+  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+    return this.invokeBatchEncoded(encodeEvents(events));
+  }
+
+  async invokeEncoded(events: EncodedEvents): Promise<InvocationReport[]> {
+    if (events.count === 0) return [];
     const invalid = this.invalidSettings;
-    if (invalid) return events.map(() => ({ outcome: invalid, logs: [], requests: [], durationMs: 0 }));
-    const ids = events.map(() => ++this.nextId);
-    const raw = await this.dispatch(ids, events, false);
+    if (invalid)
+      return Array.from({ length: events.count }, () => ({
+        outcome: invalid,
+        logs: [],
+        requests: [],
+        durationMs: 0,
+      }));
+    const ids = Array.from({ length: events.count }, () => ++this.nextId);
+    const raw = await this.dispatch(ids, events, false, 0);
     return raw.map((r, i) => ({
       outcome: this.outcomeOf(r.result),
-      logs: this.redactor.lines(r.logs),
-      requests: this.takeTraces(ids[i]!),
+      logs: r.logs,
+      ...this.takeTraces(ids[i]!),
       durationMs: r.result.durationMs ?? 0,
+      ...(r.interrupted ? { interrupted: r.interrupted } : {}),
     }));
   }
 
-  async invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
+  async invokeBatchEncoded(events: EncodedEvents): Promise<BatchReport> {
     const invalid = this.invalidSettings;
-    if (invalid)
-      return { outcome: invalid, results: events.map(() => invalid), logs: [], requests: [], durationMs: 0 };
+    const all = <T>(value: T): T[] => Array.from({ length: events.count }, () => value);
+    if (invalid) return { outcome: invalid, results: all(invalid), logs: [], requests: [], durationMs: 0 };
     const id = ++this.nextId;
-    const [r] = await this.dispatch([id], events, true);
-    const { result, logs } = r!;
+    const [r] = await this.dispatch([id], events, true, events.count);
+    const { result, logs, interrupted } = r!;
     const outcome = this.outcomeOf(result);
     const results =
       outcome.outcome === 'success' && result.statuses
         ? result.statuses.map(([status, message]) =>
-            this.redactOutcome(outcomeOfBatchStatus(status, message)),
+            this.redactOutcome(
+              outcomeOfBatchStatus(status, message),
+              message.length >= BOUNDS.errorMessageChars,
+            ),
           )
-        : events.map(() => outcome);
+        : all(outcome);
     return {
       outcome: summarize(results),
       results,
-      logs: this.redactor.lines(logs),
-      requests: this.takeTraces(id),
+      logs,
+      ...this.takeTraces(id),
       durationMs: result.durationMs ?? 0,
+      ...(interrupted ? { interrupted } : {}),
     };
   }
 
   dispose(): void {
     this.disposed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
     this.kill(this.vm);
     this.vm = undefined;
     this.fetcher.destroy();
@@ -157,32 +222,93 @@ class IsolatedFunction implements FunctionSandbox {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * A call that arrived while code left behind by earlier invocations kept the isolate busy, and that
+   * never got its turn before the isolate was killed for it, is not to blame: it runs once more on the
+   * rebuilt isolate.
+   */
   private async dispatch(
     ids: number[],
-    events: readonly SegmentEvent[],
+    events: EncodedEvents,
     batch: boolean,
-  ): Promise<{ result: RawResult; logs: string[] }[]> {
+    statuses: number,
+  ): Promise<RawOutput[]> {
+    const first = await this.dispatchOnce(ids, events, batch, statuses);
+    if (!first.bystander) return first.outputs;
+    return (await this.dispatchOnce(ids, events, batch, statuses)).outputs;
+  }
+
+  private async dispatchOnce(
+    ids: number[],
+    events: EncodedEvents,
+    batch: boolean,
+    statuses: number,
+  ): Promise<{ outputs: RawOutput[]; bystander?: boolean }> {
     if (this.disposed) throw new Error('the function sandbox was disposed');
     const vm = await this.currentVm();
-    for (const id of ids) this.traces.set(id, []);
+    vm.io.begin(ids);
     const callId = ids[0]!;
-    const request = JSON.stringify({ callId, ids, events, batch, deadlineMs: this.limits.timeoutMs });
-    const delivered = new Promise<string>((resolve) => this.deliveries.set(callId, resolve));
-    let backstop: NodeJS.Timeout | undefined;
+    const count = ids.length;
+    const deadlineMs = this.limits.timeoutMs;
+    // Built around the events' JSON as it came, so they are never decoded and encoded again here.
+    const request = `{"callId":${callId},"ids":${JSON.stringify(ids)},"batch":${batch},"deadlineMs":${deadlineMs},"events":${events.json}}`;
+    const outputs: (RawOutput | undefined)[] = new Array(count);
+    let received = 0;
+    let allIn!: (v: 'done') => void;
+    const delivered = new Promise<'done'>((resolve) => {
+      allIn = resolve;
+    });
+    this.deliveries.set(callId, (doneJson) => {
+      const filled = acceptDelivery(doneJson, outputs, statuses, this.limits.logBytes, this.redactor);
+      received += filled.length;
+      // Whatever a finished invocation started ends with it: timers cancelled, requests aborted.
+      this.endInvocations(
+        vm,
+        filled.map((i) => ids[i]!),
+      );
+      if (received >= count) allIn('done');
+    });
+    let settled = false;
+    /** Whether the call's synchronous part had run; if the backstop fires before, the call was queued. */
+    let applied = false;
+    let killedQueued = false;
+    const previousTurn = vm.turn;
+    let turnTaken!: () => void;
+    vm.turn = new Promise<void>((resolve) => {
+      turnTaken = resolve;
+    });
     let watch: NodeJS.Timeout | undefined;
-    let stuck!: (why: 'stuck') => void;
+    let backstop: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<'stuck'>((resolve) => {
-      stuck = resolve;
       // isolated-vm disposes an isolate that hit its memory limit without telling anyone: notice it.
       watch = setInterval(() => vm.isolate.isDisposed && resolve('stuck'), DISPOSED_POLL_MS);
+      // One deadline per invocation, from the moment the isolate takes the call up: calls run their
+      // synchronous part in order, so that is when the previous call's part ended. (Waiting behind other
+      // micro-batches is not counted; each of them is bounded the same way.) The isolate's own timer
+      // counts from the same moment; past it plus a grace, the isolate is stuck in a CPU loop (after an
+      // await, in a timer, or another call's), so it is killed and the call ends with what had finished.
+      // Killing it here, not where the call awaits, also ends a call still queued behind the loop.
+      void previousTurn.then(() => {
+        if (settled) return;
+        backstop = setTimeout(() => {
+          killedQueued = !applied;
+          vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
+          this.kill(vm);
+          resolve('stuck');
+        }, deadlineMs + STUCK_GRACE_MS);
+      });
     });
+    // With no other call in flight, a call still queued when the isolate is killed waited behind code
+    // that earlier invocations left running.
+    const behindLeftovers = vm.calls === 0;
+    vm.calls++;
     try {
       try {
         // Resolves once the dispatcher has started every handler (the synchronous part, bounded by
         // `timeout`); a call may first wait while the isolate finishes another micro-batch's work.
-        await vm.dispatch.apply(undefined, [request], {
-          arguments: { copy: true },
-          timeout: this.limits.timeoutMs,
+        await vm.dispatch.apply(undefined, [request], this.dispatchOptions).finally(() => {
+          applied = true;
+          turnTaken();
         });
       } catch (err) {
         // A promise rejection that user code left unhandled is reported here by isolated-vm; the
@@ -190,27 +316,37 @@ class IsolatedFunction implements FunctionSandbox {
         const message = err instanceof Error ? err.message : String(err);
         if (!vm.killedFor && /memory limit/i.test(message)) vm.killedFor = 'memory';
         if (!vm.killedFor && /Script execution timed out/i.test(message)) vm.killedFor = 'time';
-        if (vm.killedFor || vm.isolate.isDisposed) return this.killed(vm, ids.length);
+        if (vm.killedFor || vm.isolate.isDisposed) {
+          return { outputs: this.killed(vm, outputs), bystander: behindLeftovers && killedQueued };
+        }
       }
-      // The handlers are running: past their deadline (which the in-isolate timer reports) plus a grace,
-      // the isolate must be stuck in a CPU loop, possibly after an await.
-      backstop = setTimeout(() => stuck('stuck'), this.limits.timeoutMs + STUCK_GRACE_MS);
-      const out = await Promise.race([delivered, gaveUp]);
-      if (out === 'stuck') {
+      if (received < count && (await Promise.race([delivered, gaveUp])) === 'stuck') {
         vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
-        return this.killed(vm, ids.length);
+        return { outputs: this.killed(vm, outputs) };
       }
-      return parseDispatchOutput(out, ids.length);
+      return { outputs: outputs as RawOutput[] };
     } finally {
+      settled = true;
+      vm.calls--;
       clearTimeout(backstop);
       clearInterval(watch);
       this.deliveries.delete(callId);
+      // Invocations that ended without a delivery (timed out in a killed isolate, malformed) end here.
+      this.endInvocations(vm, ids);
     }
   }
 
-  private killed(vm: Vm, count: number): { result: RawResult; logs: string[] }[] {
+  /** Ends what the host holds for these invocations and keeps their request traces for their reports. */
+  private endInvocations(vm: Vm, ids: readonly number[]): void {
+    const traces = vm.io.end(ids);
+    if (traces) for (const [id, t] of traces) this.traces.set(id, t);
+  }
+
+  /** Kills the isolate; what had finished keeps its result, the rest ends as Timeout, marked interrupted. */
+  private killed(vm: Vm, outputs: (RawOutput | undefined)[]): RawOutput[] {
     this.kill(vm);
-    return Array.from({ length: count }, () => ({ result: this.timeoutResult(vm), logs: [] }));
+    const interrupted = vm.killedFor ?? 'time';
+    return Array.from(outputs, (o) => o ?? { result: this.timeoutResult(vm), logs: [], interrupted });
   }
 
   private timeoutResult(vm: Vm): RawResult {
@@ -223,38 +359,79 @@ class IsolatedFunction implements FunctionSandbox {
 
   private outcomeOf(r: RawResult): Outcome {
     if (r.ok) return SUCCESS;
-    const message = this.redactor.text(String(r.message ?? '')).slice(0, MAX_MESSAGE_CHARS);
+    const message = this.redactor.bounded(String(r.message ?? ''), MAX_MESSAGE_CHARS, r.messageCut);
     if (r.errorClass === 'Timeout') return failure('Timeout', message);
     return outcomeOfThrown(r.errorClass, message);
   }
 
-  private redactOutcome(o: Outcome): Outcome {
+  private redactOutcome(o: Outcome, cutBefore: boolean): Outcome {
     return o.outcome === 'success'
       ? o
-      : { ...o, message: this.redactor.text(o.message).slice(0, MAX_MESSAGE_CHARS) };
+      : { ...o, message: this.redactor.bounded(o.message, MAX_MESSAGE_CHARS, cutBefore) };
   }
 
-  private takeTraces(id: number): RequestTrace[] {
-    const traces = this.traces.get(id) ?? [];
+  private takeTraces(id: number): { requests: RequestTrace[]; requestsNotTraced?: number } {
+    const traces = this.traces.get(id);
     this.traces.delete(id);
-    return traces;
+    if (!traces) return { requests: [] };
+    return traces.untraced
+      ? { requests: traces.requests, requestsNotTraced: traces.untraced }
+      : { requests: traces.requests };
   }
 
   private kill(vm: Vm | undefined): void {
     if (!vm) return;
     if (this.vm === vm) this.vm = undefined;
+    clearInterval(vm.watchdog);
     if (!vm.isolate.isDisposed) vm.isolate.dispose();
+    vm.io.close();
+  }
+
+  /**
+   * The standing watchdog: an isolate busy while no invocation is in flight runs code user code left
+   * behind (a timer's loop, a loop after its invocation timed out). Nobody waits on it, so no deadline
+   * would ever end it: past the time limit of such idle CPU, it is killed and rebuilt on the next call.
+   */
+  private watch(vm: Vm): void {
+    let lastCpu = vm.isolate.cpuTime;
+    let lastAt = performance.now();
+    let idleCpuMs = 0;
+    vm.watchdog = setInterval(() => {
+      if (vm.isolate.isDisposed) return clearInterval(vm.watchdog);
+      const cpu = vm.isolate.cpuTime;
+      const now = performance.now();
+      const busyMs = Number(cpu - lastCpu) / 1e6;
+      const wallMs = now - lastAt;
+      lastCpu = cpu;
+      lastAt = now;
+      if (vm.calls > 0 || busyMs < wallMs * IDLE_BUSY_FRACTION) {
+        idleCpuMs = 0;
+        return;
+      }
+      idleCpuMs += busyMs;
+      if (idleCpuMs >= this.limits.timeoutMs) {
+        vm.killedFor = 'time';
+        this.kill(vm);
+      }
+    }, WATCHDOG_MS);
+    vm.watchdog.unref();
   }
 
   /** The live isolate, built on first use and rebuilt after it was disposed. */
   private currentVm(): Promise<Vm> {
     if (this.vm && !this.vm.isolate.isDisposed) return Promise.resolve(this.vm);
-    if (this.vm) this.vm = undefined;
+    // Disposed by isolated-vm (memory limit) between calls: what the host held for it goes too.
+    if (this.vm) this.kill(this.vm);
     if (!this.building) {
       const first = this.rebuilds === 0 && this.handlers.size === 0;
       this.building = this.build()
         .then((vm) => {
+          if (this.disposed) {
+            this.kill(vm);
+            throw new Error('the function sandbox was disposed');
+          }
           this.vm = vm;
+          this.watch(vm);
           if (!first) this.rebuilds++;
           return vm;
         })
@@ -265,28 +442,64 @@ class IsolatedFunction implements FunctionSandbox {
     return this.building;
   }
 
+  /**
+   * Builds an isolate and loads the function into it, within the invocation time limit (plus the grace):
+   * top-level loops, getters on handler names and top-level timers that spin all end in a
+   * FunctionLoadError instead of a load that never returns.
+   */
   private async build(): Promise<Vm> {
-    const isolate = new ivm.Isolate({
+    const limitMs = this.limits.timeoutMs;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const isolate = this.newIsolate();
+    // Armed when the function's own code is about to run: building the isolate, the libraries and the
+    // prelude is the sandbox's work, which a loaded machine may make slow but never endless.
+    const arm = () => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        if (!isolate.isDisposed) isolate.dispose();
+      }, limitMs + STUCK_GRACE_MS);
+    };
+    try {
+      return await this.buildIn(isolate, limitMs, arm);
+    } catch (err) {
+      // A timeout of one load step (isolated-vm's `timeout`) or of the whole load: one clear message.
+      const stepTimedOut = err instanceof FunctionLoadError && /Script execution timed out/.test(err.reason);
+      if (!timedOut && !stepTimedOut) throw err;
+      throw new FunctionLoadError(
+        `loading the function did not finish within ${limitMs} ms (a loop, a getter or toJSON that never returns, or a timer that spins, at top level)`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private newIsolate(): ivm.Isolate {
+    return new ivm.Isolate({
       memoryLimit: this.limits.memoryMb,
       onCatastrophicError: (message) => {
         process.stderr.write(`dfn: isolated-vm reported a catastrophic error: ${message}\n`);
       },
     });
+  }
+
+  private async buildIn(isolate: ivm.Isolate, limitMs: number, armDeadline: () => void): Promise<Vm> {
+    const io = new IsolateIo(this.fetcher, this.redactor);
     try {
       const context = await isolate.createContext();
       for (const library of LIBRARIES) {
         const script = await isolate.compileScript(library.source, { filename: library.filename });
         await script.run(context);
       }
-      const prelude: ivm.Reference<any> = await context.eval(preludeSource(), {
-        filename: 'prelude.js',
-        reference: true,
-      });
+      const prelude: ivm.Reference<any> = await context.eval(
+        preludeSource(),
+        ivmOptions({ filename: 'prelude.js', reference: true }),
+      );
       const api: ivm.Reference<any> = await prelude.apply(
         undefined,
         [
-          new ivm.Reference((id: number, req: FetchRequestWire) => this.hostFetch(id, req)),
-          new ivm.Reference((ms: number) => this.hostSleep(ms)),
+          new ivm.Reference((id: number, req: FetchRequestWire) => io.fetch(id, req)),
+          new ivm.Reference((id: number, ms: number | null, timerId: number) => io.sleep(id, ms, timerId)),
           new ivm.Reference((callId: number, resultsJson: string) =>
             this.deliveries.get(callId)?.(resultsJson),
           ),
@@ -294,125 +507,68 @@ class IsolatedFunction implements FunctionSandbox {
           new ivm.Callback(hostCrypto),
           this.configJson,
         ],
-        { result: { reference: true } },
+        REFERENCE_RESULT,
       );
-      const dispatch = await api.get('dispatch', { reference: true });
-      const setHandlers = await api.get('setHandlers', { reference: true });
-      const takeLoadLogs = await api.get('takeLoadLogs', { reference: true });
+      const dispatch = await api.get('dispatch', REFERENCE);
+      const setHandlers = await api.get('setHandlers', REFERENCE);
+      const takeLoadLogs = await api.get('takeLoadLogs', REFERENCE);
 
+      armDeadline();
       let script: ivm.Script;
       try {
-        script = await isolate.compileScript(this.source, { filename: this.filename });
+        script = await isolate.compileScript(this.source, ivmOptions({ filename: this.filename }));
       } catch (err) {
         throw loadError(err, this.filename);
       }
       try {
-        await script.run(context, { timeout: this.limits.timeoutMs });
+        await script.run(context, ivmOptions({ timeout: limitMs }));
       } catch (err) {
         throw loadError(err, this.filename, 'the function threw while loading');
       }
-      const table = await context.eval(
-        `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
-        { reference: true },
-      );
-      const defined = (await setHandlers.apply(undefined, [table.derefInto()], {
-        result: { copy: true },
-      })) as string[];
+      // Timers the top-level code started with no delay run now, within the load's deadline: one that
+      // spins fails the load instead of the first invocation. (Later ones are the watchdog's.)
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      // Reading the handlers runs user code too (a getter on globalThis.onTrack), and any step may wait
+      // behind a timer that spins, so each step has the load's timeout.
+      const stepCopy = ivmOptions({ result: { copy: true }, timeout: limitMs });
+      let defined: string[];
+      let loadLogs: string[];
+      try {
+        const table = await context.eval(
+          `({${HANDLER_NAMES.map((n) => `${n}: typeof ${n} === 'function' ? ${n} : undefined`).join(', ')}})`,
+          ivmOptions({ reference: true, timeout: limitMs }),
+        );
+        defined = (await setHandlers.apply(undefined, [table.derefInto()], stepCopy)) as string[];
+        const logsJson = await takeLoadLogs.apply(undefined, [], stepCopy);
+        loadLogs = boundLogs(JSON.parse(String(logsJson)), this.limits.logBytes, this.redactor);
+      } catch (err) {
+        throw loadError(err, this.filename, 'the function failed while its handlers were read');
+      }
+      if (!Array.isArray(defined)) defined = [];
       return {
         isolate,
         dispatch,
-        takeLoadLogs,
+        loadLogs,
+        calls: 0,
+        turn: Promise.resolve(),
         handlers: new Set(
           defined.filter((n): n is HandlerName => (HANDLER_NAMES as readonly string[]).includes(n)),
         ),
+        io,
       };
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
+      io.close();
       throw err;
     }
-  }
-
-  private async hostFetch(id: number, req: FetchRequestWire): Promise<FetchResultWire> {
-    const start = performance.now();
-    let result: FetchResultWire;
-    try {
-      result = await this.fetcher.fetch(req);
-    } catch (err) {
-      result = { error: err instanceof Error ? err.message : String(err), type: 'system' };
-    }
-    const trace: RequestTrace = {
-      method: String(req.method),
-      url: this.redactor.text(String(req.url)),
-      status: result.error === undefined ? result.status : 0,
-      durationMs: Math.round(performance.now() - start),
-      requestHeaders: this.redactor.headers(req.headers),
-    };
-    if (result.error !== undefined) trace.error = this.redactor.text(result.error);
-    this.traces.get(id)?.push(trace);
-    return result;
-  }
-
-  private hostSleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(
-        () => {
-          this.timers.delete(timer);
-          resolve();
-        },
-        Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS),
-      );
-      this.timers.add(timer);
-    });
   }
 }
 
 /** The batch's overall outcome: success when every event succeeded, else a retry if any, else a discard. */
-function summarize(results: Outcome[]): Outcome {
+export function summarize(results: Outcome[]): Outcome {
   return (
     results.find((r) => r.outcome === 'retry') ?? results.find((r) => r.outcome === 'discard') ?? SUCCESS
   );
-}
-
-function parseDispatchOutput(out: unknown, count: number): { result: RawResult; logs: string[] }[] {
-  const malformed = (why: string) =>
-    Array.from({ length: count }, () => ({
-      result: { ok: false, errorClass: 'Error', message: `the sandbox returned a malformed result (${why})` },
-      logs: [],
-    }));
-  if (typeof out !== 'string') return malformed('not a string');
-  let parsed: { results?: unknown; logs?: unknown };
-  try {
-    parsed = JSON.parse(out);
-  } catch {
-    return malformed('invalid JSON');
-  }
-  const { results, logs } = parsed;
-  if (!Array.isArray(results) || !Array.isArray(logs) || results.length !== count || logs.length !== count) {
-    return malformed('wrong shape');
-  }
-  return results.map((r, i) => ({ result: sanitizeResult(r), logs: sanitizeLines(logs[i]) }));
-}
-
-function sanitizeResult(r: unknown): RawResult {
-  if (typeof r !== 'object' || r === null)
-    return { ok: false, errorClass: 'Error', message: 'malformed result' };
-  const v = r as Record<string, unknown>;
-  const result: RawResult = {
-    ok: v.ok === true,
-    durationMs: typeof v.durationMs === 'number' && v.durationMs >= 0 ? v.durationMs : 0,
-  };
-  if (typeof v.errorClass === 'string') result.errorClass = v.errorClass;
-  if (typeof v.message === 'string') result.message = v.message;
-  if (Array.isArray(v.statuses)) {
-    result.statuses = v.statuses.map((s) =>
-      Array.isArray(s) ? [Number(s[0]) || 0, String(s[1] ?? '')] : [0, 'malformed status entry'],
-    );
-  }
-  return result;
-}
-
-function sanitizeLines(lines: unknown): string[] {
-  return Array.isArray(lines) ? lines.map((l) => String(l)) : [];
 }
 
 function loadError(err: unknown, filename: string, prefix?: string): FunctionLoadError {
@@ -463,6 +619,8 @@ function urlParts(u: URL) {
 
 /** URL parsing for the isolate's URL class: Node's WHATWG parser, so the semantics are exact. */
 function hostUrl(op: string, a: string, b?: string, c?: string) {
+  const long = [a, b, c].find((s) => typeof s === 'string' && s.length > BOUNDS.urlChars);
+  if (long !== undefined) return { error: `Invalid URL: longer than ${BOUNDS.urlChars} characters` };
   try {
     if (op === 'parse') return urlParts(b === undefined ? new URL(a) : new URL(a, b));
     if (op === 'set' && (URL_PARTS as readonly string[]).includes(String(b))) {
@@ -478,6 +636,14 @@ function hostUrl(op: string, a: string, b?: string, c?: string) {
 
 const HASHES = new Set(getHashes().map((h) => h.toLowerCase()));
 
+/** Bytes for the isolate: a latin1 string it turns into bytes itself (see FetchResultWire's body). */
+const binary = (bytes: Buffer) => bytes.toString('latin1');
+
+const tooMuch = (data: unknown) =>
+  !(data instanceof Uint8Array) || data.byteLength > BOUNDS.hashInputBytes
+    ? { error: `crypto: at most ${BOUNDS.hashInputBytes} bytes can be hashed in one digest` }
+    : undefined;
+
 function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
   try {
     switch (op) {
@@ -486,19 +652,31 @@ function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
         return HASHES.has(algorithm) ? true : { error: `Digest method not supported: ${String(b)}` };
       }
       case 'hash':
-        return new Uint8Array(
-          createHash(String(a))
-            .update(b as Uint8Array)
-            .digest(),
+        return (
+          tooMuch(b) ??
+          binary(
+            createHash(String(a))
+              .update(b as Uint8Array)
+              .digest(),
+          )
         );
       case 'hmac':
-        return new Uint8Array(
-          createHmac(String(a), c as Uint8Array)
-            .update(b as Uint8Array)
-            .digest(),
+        return (
+          tooMuch(b) ??
+          tooMuch(c) ??
+          binary(
+            createHmac(String(a), c as Uint8Array)
+              .update(b as Uint8Array)
+              .digest(),
+          )
         );
-      case 'randomBytes':
-        return new Uint8Array(randomBytes(Number(a)));
+      case 'randomBytes': {
+        const n = Number(a);
+        if (!Number.isInteger(n) || n < 0 || n > BOUNDS.randomBytes) {
+          return { error: `randomBytes: size must be 0..${BOUNDS.randomBytes}` };
+        }
+        return binary(randomBytes(n));
+      }
       case 'randomUUID':
         return randomUUID();
       default:

@@ -61,7 +61,14 @@ export interface InvocationReport {
   outcome: Outcome;
   logs: string[];
   requests: RequestTrace[];
+  /** Requests made past the trace limit per invocation (sandbox/bounds.ts): counted, not traced. */
+  requestsNotTraced?: number;
   durationMs: number;
+  /**
+   * Set when the invocation had not finished as its isolate was killed for time or memory: it may be the
+   * one to blame or a bystander. The supervisor (sandbox/supervisor.ts) reruns such events alone to tell.
+   */
+  interrupted?: 'time' | 'memory';
 }
 
 export interface BatchReport extends InvocationReport {

@@ -5,7 +5,12 @@ import { basename } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { FunctionSettings, SegmentEvent } from '../../api/events.js';
 import type { Outcome } from '../../api/outcome.js';
-import { FunctionLoadError, loadFunction, type RequestTrace } from '../../sandbox/index.js';
+import {
+  FunctionLoadError,
+  type FunctionSandbox,
+  loadSupervisedFunction,
+  type RequestTrace,
+} from '../../sandbox/index.js';
 import { parseJson, readInput, UsageError } from '../input.js';
 
 interface TestOptions {
@@ -111,9 +116,10 @@ async function runTest(file: string, options: TestOptions): Promise<number> {
     const v = settings[key];
     return v === undefined || v === null ? [] : [typeof v === 'string' ? v : JSON.stringify(v)];
   });
-  let sandbox: Awaited<ReturnType<typeof loadFunction>>;
+  let sandbox: FunctionSandbox;
   try {
-    sandbox = await loadFunction(source, {
+    // In a sandbox process, as in the runner: a function that aborts or wedges it still gets a report.
+    sandbox = await loadSupervisedFunction(source, {
       settings,
       sensitiveValues,
       allowPrivateNetwork: options.allowPrivateNetwork ?? false,
@@ -139,10 +145,7 @@ async function runTest(file: string, options: TestOptions): Promise<number> {
   }
 }
 
-async function execute(
-  sandbox: Awaited<ReturnType<typeof loadFunction>>,
-  input: SegmentEvent | SegmentEvent[],
-): Promise<TestResult> {
+async function execute(sandbox: FunctionSandbox, input: SegmentEvent | SegmentEvent[]): Promise<TestResult> {
   const trace = (r: RequestTrace) => ({
     method: r.method,
     url: r.url,

@@ -1,10 +1,10 @@
 // Whether a function's code loads, and which handlers it defines: loaded through the sandbox's public
-// entry only (the operator holds cluster credentials; user code runs nowhere but in the sandbox), once per
-// distinct code, the verdict remembered.
+// entry only, in a sandbox process (the operator holds cluster credentials; user code runs nowhere but in
+// the sandbox), once per distinct code, the verdict remembered.
 
 import { DestinationFunctionReasons as R } from '../../api/destination-function.js';
 import { HANDLER_NAMES, type HandlerName } from '../../api/events.js';
-import { FunctionLoadError, loadFunction } from '../../sandbox/index.js';
+import { FunctionLoadError, type FunctionSandbox, loadSupervisedFunction } from '../../sandbox/index.js';
 import { sha256 } from '../hashing.js';
 
 export type CodeVerdict =
@@ -37,9 +37,10 @@ export class CodeChecker {
 }
 
 async function load(code: string, limits: CodeLimits): Promise<CodeVerdict> {
-  let sandbox: Awaited<ReturnType<typeof loadFunction>>;
+  let sandbox: FunctionSandbox;
   try {
-    sandbox = await loadFunction(code, {
+    // In a sandbox process: code that aborts or wedges isolated-vm while loading ends that process only.
+    sandbox = await loadSupervisedFunction(code, {
       filename: 'function.js',
       limits: {
         ...(limits.timeoutMs ? { timeoutMs: limits.timeoutMs } : {}),

@@ -1,6 +1,14 @@
 // Bytes and text: UTF-8, base64, hex and latin1 codecs, TextEncoder/TextDecoder (UTF-8), btoa/atob.
 
-import { fromCharCode, MapCtor, StringCtor, Uint8ArrayCtor } from './intrinsics.js';
+import {
+  decodeUriComponent,
+  escapeLatin1,
+  fromCharCode,
+  MapCtor,
+  regexpTest,
+  StringCtor,
+  Uint8ArrayCtor,
+} from './intrinsics.js';
 
 export function utf8Encode(str) {
   const out = [];
@@ -119,6 +127,21 @@ export function latin1Encode(str) {
   const out = new Uint8ArrayCtor(str.length);
   for (let i = 0; i < str.length; i++) out[i] = str.charCodeAt(i) & 0xff;
   return out;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * The UTF-8 text of bytes held as a latin1 string (how bodies and digests cross from the host). ASCII is
+ * the same in both; other text goes through the engine's own decoder, or ours when it is not valid UTF-8.
+ */
+export function binaryToText(binary) {
+  if (!regexpTest(NON_ASCII, binary)) return binary;
+  try {
+    return decodeUriComponent(escapeLatin1(binary));
+  } catch {
+    return utf8Decode(latin1Encode(binary));
+  }
 }
 
 export function latin1Decode(bytes) {

@@ -11,7 +11,7 @@ import {
   StringCtor,
   whenSettled,
 } from './intrinsics.js';
-import { current, setCurrent } from './invocation.js';
+import { running, setCurrent } from './invocation.js';
 
 const cacheEntries = new MapCtor(); // key → { value, expires, bytes }
 const cachePending = new MapCtor();
@@ -33,62 +33,61 @@ function cacheRemove(key) {
   return true;
 }
 
-export const cache = objectFreeze({
-  async load(key, ttlMs, fn) {
-    const k = StringCtor(key);
-    if (typeof fn !== 'function') throw new TypeError('cache.load(key, ttlMs, fn): fn must be a function');
-    const hit = cacheEntries.get(k);
-    if (hit && hit.expires > dateNow()) {
-      cacheEntries.delete(k); // re-insert: Map order is the LRU order
-      cacheEntries.set(k, hit);
-      return hit.value;
-    }
-    if (hit) cacheRemove(k);
-    const invocation = current;
-    const pending = cachePending.get(k);
-    if (pending) {
-      // Several invocations may wait for one load. Each resumes in a task of its own, so that the
-      // invocation context restored for it is still in place when its code continues.
-      const resume = async () => {
-        await sleep(0);
-        setCurrent(invocation);
-      };
-      return whenSettled(
-        pending,
-        async (value) => {
-          await resume();
-          return value;
-        },
-        async (err) => {
-          await resume();
-          throw err;
-        },
-      );
-    }
-    const loading = (async () => {
-      try {
-        const value = await fn();
-        const bytes = cacheSize(value);
-        if (bytes <= host.config.cacheBytes) {
-          cacheRemove(k);
-          while (
-            cacheEntries.size >= host.config.cacheEntries ||
-            cacheBytes + bytes > host.config.cacheBytes
-          ) {
-            cacheRemove(cacheEntries.keys().next().value);
-          }
-          cacheEntries.set(k, { value, expires: dateNow() + Math.max(0, NumberCtor(ttlMs) || 0), bytes });
-          cacheBytes += bytes;
-        }
+async function load(key, ttlMs, fn) {
+  const k = StringCtor(key);
+  if (typeof fn !== 'function') throw new TypeError('cache.load(key, ttlMs, fn): fn must be a function');
+  const hit = cacheEntries.get(k);
+  if (hit && hit.expires > dateNow()) {
+    cacheEntries.delete(k); // re-insert: Map order is the LRU order
+    cacheEntries.set(k, hit);
+    return hit.value;
+  }
+  if (hit) cacheRemove(k);
+  const invocation = running(load);
+  const pending = cachePending.get(k);
+  if (pending) {
+    // Several invocations may wait for one load. Each resumes in a task of its own, so that the
+    // invocation context restored for it is still in place when its code continues.
+    const resume = async () => {
+      await sleep(0, invocation);
+      setCurrent(invocation);
+    };
+    return whenSettled(
+      pending,
+      async (value) => {
+        await resume();
         return value;
-      } finally {
-        cachePending.delete(k);
-        setCurrent(invocation);
+      },
+      async (err) => {
+        await resume();
+        throw err;
+      },
+    );
+  }
+  const loading = (async () => {
+    try {
+      const value = await fn();
+      const bytes = cacheSize(value);
+      if (bytes <= host.config.cacheBytes) {
+        cacheRemove(k);
+        while (cacheEntries.size >= host.config.cacheEntries || cacheBytes + bytes > host.config.cacheBytes) {
+          cacheRemove(cacheEntries.keys().next().value);
+        }
+        cacheEntries.set(k, { value, expires: dateNow() + Math.max(0, NumberCtor(ttlMs) || 0), bytes });
+        cacheBytes += bytes;
       }
-    })();
-    cachePending.set(k, loading);
-    return loading;
-  },
+      return value;
+    } finally {
+      cachePending.delete(k);
+      setCurrent(invocation);
+    }
+  })();
+  cachePending.set(k, loading);
+  return loading;
+}
+
+export const cache = objectFreeze({
+  load,
   delete(key) {
     return cacheRemove(StringCtor(key));
   },

@@ -1,15 +1,34 @@
-// crypto: hashing, HMAC and randomness, performed by the host's crypto module.
+// crypto: hashing, HMAC and randomness, performed by the host's crypto module. What the host allocates on
+// a function's behalf is bounded (config.bounds), and its answers cross as latin1 strings that the isolate
+// turns into bytes itself (see host-fetch.ts on why not as ArrayBuffers).
 
 import { Buffer } from './buffer.js';
-import { encodeString } from './bytes.js';
+import { encodeString, latin1Encode } from './bytes.js';
 import { host, hostResult } from './host.js';
-import { NumberCtor, objectFreeze, StringCtor, Uint8ArrayCtor } from './intrinsics.js';
+import {
+  append,
+  byteLengthOf,
+  ErrorCtor,
+  isInteger,
+  isView,
+  NumberCtor,
+  objectFreeze,
+  RangeErrorCtor,
+  StringCtor,
+  TypeErrorCtor,
+  Uint8ArrayCtor,
+} from './intrinsics.js';
 
 function toBytes(data, encoding) {
   if (typeof data === 'string') return encodeString(data, encoding);
   if (data instanceof ArrayBuffer) return new Uint8ArrayCtor(data);
-  if (ArrayBuffer.isView(data)) return new Uint8ArrayCtor(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError('The "data" argument must be a string, Buffer, TypedArray or DataView');
+  if (isView(data)) return new Uint8ArrayCtor(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeErrorCtor('The "data" argument must be a string, Buffer, TypedArray or DataView');
+}
+
+function checkHashInput(bytes) {
+  const max = host.config.bounds.hashInputBytes;
+  if (bytes > max) throw new RangeErrorCtor(`crypto: at most ${max} bytes can be hashed in one digest`);
 }
 
 class Hash {
@@ -17,6 +36,7 @@ class Hash {
   #algorithm;
   #key;
   #chunks = [];
+  #bytes = 0;
   #done = false;
   constructor(op, algorithm, key) {
     this.#op = op;
@@ -25,33 +45,75 @@ class Hash {
     hostResult(host.crypto('check', op, this.#algorithm));
   }
   update(data, encoding) {
-    if (this.#done) throw new Error('Digest already called');
-    this.#chunks.push(toBytes(data, encoding).slice());
+    if (this.#done) throw new ErrorCtor('Digest already called');
+    const bytes = toBytes(data, encoding);
+    checkHashInput(this.#bytes + bytes.byteLength);
+    this.#bytes += bytes.byteLength;
+    append(this.#chunks, bytes.slice());
     return this;
   }
   digest(encoding) {
-    if (this.#done) throw new Error('Digest already called');
+    if (this.#done) throw new ErrorCtor('Digest already called');
     this.#done = true;
-    const out = Buffer.from(
-      hostResult(host.crypto(this.#op, this.#algorithm, Buffer.concat(this.#chunks), this.#key)),
-    );
+    const digest = hostResult(host.crypto(this.#op, this.#algorithm, Buffer.concat(this.#chunks), this.#key));
+    const out = Buffer.fromBytes(latin1Encode(digest));
     return encoding === undefined || encoding === 'buffer' ? out : out.toString(encoding);
   }
 }
 
+function randomBinary(n) {
+  return hostResult(host.crypto('randomBytes', n));
+}
+
+/** Web Crypto's error for a request over 65,536 bytes (a DOMException in browsers). */
+function quotaExceeded(bytes, max) {
+  const err = new ErrorCtor(
+    `Failed to execute 'getRandomValues' on 'Crypto': The ArrayBufferView's byte length (${bytes}) exceeds the number of bytes of entropy available via this API (${max}).`,
+  );
+  err.name = 'QuotaExceededError';
+  err.code = 22;
+  return err;
+}
+
+const INTEGER_ARRAYS = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  BigInt64Array,
+  BigUint64Array,
+];
+
 export const crypto = objectFreeze({
   createHash: (algorithm) => new Hash('hash', algorithm, null),
-  createHmac: (algorithm, key) => new Hash('hmac', algorithm, toBytes(key).slice()),
+  createHmac: (algorithm, key) => {
+    const k = toBytes(key).slice();
+    checkHashInput(k.byteLength);
+    return new Hash('hmac', algorithm, k);
+  },
   randomBytes: (size) => {
     const n = NumberCtor(size);
-    if (!Number.isInteger(n) || n < 0 || n > 65536)
-      throw new RangeError('randomBytes: size must be 0..65536');
-    return Buffer.from(hostResult(host.crypto('randomBytes', n)));
+    const max = host.config.bounds.randomBytes;
+    if (!isInteger(n) || n < 0 || n > max) throw new RangeErrorCtor(`randomBytes: size must be 0..${max}`);
+    return Buffer.fromBytes(latin1Encode(randomBinary(n)));
   },
   randomUUID: () => hostResult(host.crypto('randomUUID')),
   getRandomValues: (array) => {
-    const bytes = hostResult(host.crypto('randomBytes', array.byteLength));
-    new Uint8ArrayCtor(array.buffer, array.byteOffset, array.byteLength).set(bytes);
+    let integer = false;
+    for (let i = 0; i < INTEGER_ARRAYS.length; i++) if (array instanceof INTEGER_ARRAYS[i]) integer = true;
+    if (!integer || !isView(array)) {
+      throw new TypeErrorCtor(
+        "Failed to execute 'getRandomValues' on 'Crypto': The provided ArrayBufferView is not an integer array type.",
+      );
+    }
+    // The typed array's own length, not a `byteLength` user code may have defined on it.
+    const bytes = byteLengthOf(array);
+    const max = host.config.bounds.randomBytes;
+    if (bytes > max) throw quotaExceeded(bytes, max);
+    new Uint8ArrayCtor(array.buffer, array.byteOffset, bytes).set(latin1Encode(randomBinary(bytes)));
     return array;
   },
 });

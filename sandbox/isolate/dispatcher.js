@@ -1,57 +1,98 @@
 // The dispatcher: one call from the host carries a micro-batch of events; each event's handler runs
-// concurrently and the call returns one result per event, plus each invocation's console output.
+// concurrently, and each invocation's result and console output go back to the host as it settles.
+// It runs among user code that may have replaced any built-in method or put getters on any prototype, so
+// it calls only captured intrinsics, reads only properties its records own (every field is set, so no
+// read reaches a getter on a prototype; results are kept in a Map), and writes its output from
+// primitives (no JSON.stringify of objects: an Object.prototype.toJSON would write it).
 
 import { newSink, sinks } from './console.js';
 import { EventNotSupported, errorClasses, InvalidEventPayload } from './errors.js';
-import { host, sleep } from './host.js';
+import { fetchesEnded } from './fetch.js';
+import { copyArguments, host, sleep } from './host.js';
 import {
+  append,
+  apply,
+  boundedText,
   dateNow,
+  ErrorCtor,
   hasOwn,
   isArray,
   jsonParse,
   jsonStringify,
+  MapCtor,
+  mapDelete,
+  mapGet,
+  mapSet,
   NumberCtor,
+  objectCreate,
   objectKeys,
-  PromiseCtor,
+  rejected,
+  resolved,
   StringCtor,
   whenSettled,
 } from './intrinsics.js';
-import { setCurrent } from './invocation.js';
+import { receiverFor, setCurrent } from './invocation.js';
 
-let handlers = {};
+let handlers = objectCreate(null);
 
-function errorMessage(err) {
+function errorText(err) {
   try {
-    if (err instanceof Error) return StringCtor(err.message || err.name);
+    if (err instanceof ErrorCtor) return StringCtor(err.message || err.name);
     return StringCtor(err);
   } catch {
     return 'an unprintable value was thrown';
   }
 }
 
-function classify(err) {
-  for (const [name, cls] of errorClasses) {
-    if (err instanceof cls) return { ok: false, errorClass: name, message: errorMessage(err) };
-  }
-  return { ok: false, errorClass: 'Error', message: errorMessage(err) };
+/** A result for the host, its message bounded here: a 512 MB message must not have to cross. */
+function failed(errorClass, err) {
+  const text = typeof err === 'string' ? err : errorText(err);
+  const max = host.config.bounds.errorMessageChars;
+  const cut = text.length > max;
+  return makeResult(false, errorClass, boundedText(text, max), cut, undefined);
 }
 
-function runSingle(event) {
+/** A result with every field its own, in one shape. */
+function makeResult(ok, errorClass, message, messageCut, statuses) {
+  return { ok, errorClass, message, messageCut, statuses, durationMs: 0 };
+}
+const succeeded = () => makeResult(true, undefined, undefined, false, undefined);
+
+function classify(err) {
+  for (let i = 0; i < errorClasses.length; i++) {
+    const entry = errorClasses[i];
+    if (err instanceof entry[1]) return failed(entry[0], err);
+  }
+  return failed('Error', err);
+}
+
+function runSingle(event, receiver) {
   const type = event && typeof event === 'object' ? event.type : undefined;
   // Which handler each event type goes to: api/events.ts's table, handed over by the host.
   const table = host.config.handlerForType;
   const handlerName = typeof type === 'string' && hasOwn(table, type) ? table[type] : undefined;
-  if (!handlerName) throw new InvalidEventPayload(`unknown event type ${jsonStringify(type)}`);
+  if (!handlerName)
+    throw new InvalidEventPayload(
+      `unknown event type ${jsonStringify(typeof type === 'string' ? type : StringCtor(type))}`,
+    );
   const handler = handlers[handlerName];
   if (!handler)
     throw new EventNotSupported(`${type} is not supported: the function defines no ${handlerName}`);
-  return handler(event, jsonParse(host.config.settings));
+  return apply(handler, receiver, [event, jsonParse(host.config.settings)]);
 }
 
 function batchResult(returned, count) {
-  if (!isArray(returned)) return { ok: true };
+  if (!isArray(returned)) return succeeded();
+  const length = returned.length;
+  if (length !== count) {
+    return failed(
+      'Error',
+      `onBatch returned ${NumberCtor(length) || 0} results for ${count} events: return one {status, errormessage} per event, in order`,
+    );
+  }
   const statuses = [];
-  for (let i = 0; i < returned.length; i++) {
+  const max = host.config.bounds.errorMessageChars;
+  for (let i = 0; i < count; i++) {
     let status = 0;
     let message = '';
     try {
@@ -59,37 +100,97 @@ function batchResult(returned, count) {
       status = NumberCtor(entry?.status) || 0;
       message = entry?.errormessage === undefined ? '' : StringCtor(entry.errormessage);
     } catch (err) {
-      message = errorMessage(err);
+      message = errorText(err);
     }
-    statuses.push([status, message]);
+    append(statuses, [status, boundedText(message, max)]);
   }
-  if (statuses.length !== count) {
-    return {
-      ok: false,
-      errorClass: 'Error',
-      message: `onBatch returned ${statuses.length} results for ${count} events: return one {status, errormessage} per event, in order`,
-    };
+  return makeResult(true, undefined, undefined, false, statuses);
+}
+
+const numberText = (n) => (typeof n === 'number' && n >= 0 && n < 1e15 ? `${n}` : '0');
+const flag = (b) => (b === true ? 'true' : 'false');
+
+/** One result as JSON, from primitives only. */
+function encodeResult(r) {
+  let s = `{"ok":${flag(r.ok)},"durationMs":${numberText(r.durationMs)}`;
+  if (typeof r.errorClass === 'string') s += `,"errorClass":${jsonStringify(r.errorClass)}`;
+  if (typeof r.message === 'string')
+    s += `,"message":${jsonStringify(r.message)},"messageCut":${flag(r.messageCut)}`;
+  const statuses = r.statuses;
+  if (statuses !== undefined) {
+    s += ',"statuses":[';
+    for (let i = 0; i < statuses.length; i++) {
+      const st = statuses[i];
+      s += `${i ? ',' : ''}[${numberText(st[0])},${jsonStringify(st[1])}]`;
+    }
+    s += ']';
   }
-  return { ok: true, statuses };
+  return `${s}}`;
+}
+
+function encodeLogs(sink) {
+  let s = '{"lines":[';
+  const lines = sink.lines;
+  for (let i = 0; i < lines.length; i++) s += `${i ? ',' : ''}${jsonStringify(lines[i])}`;
+  return `${s}],"cut":${flag(sink.truncated)}}`;
 }
 
 export function dispatch(requestJson) {
   const request = jsonParse(requestJson);
-  const ids = request.ids;
-  const results = new Array(ids.length);
-  for (const id of ids) sinks.set(id, newSink());
   const started = dateNow();
-  const runs = [];
+  const ids = request.ids;
+  const count = ids.length;
+  const results = new MapCtor(); // index → result, once settled
+  for (let i = 0; i < count; i++) mapSet(sinks, ids[i], newSink());
+  // Results go to the host as they settle (coalesced per microtask turn, so a micro-batch of handlers
+  // that finish together costs one crossing): when the host must kill the isolate, what already
+  // finished keeps its result and only the unfinished invocations are in doubt. They go back through
+  // hostDeliver rather than as this call's result: isolated-vm fails a call when user code leaves a
+  // promise rejection unhandled, and that must not fail the whole micro-batch.
+  let ready = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    const done = ready;
+    ready = [];
+    const ended = [];
+    let out = '[';
+    for (let k = 0; k < done.length; k++) {
+      const i = done[k];
+      const id = ids[i];
+      out += `${k ? ',' : ''}[${i},${encodeResult(mapGet(results, i))},${encodeLogs(mapGet(sinks, id))}]`;
+      mapDelete(sinks, id);
+      append(ended, id);
+    }
+    fetchesEnded(ended);
+    host.deliver.applyIgnored(undefined, [request.callId, `${out}]`], copyArguments);
+  };
+  const finish = (i, result) => {
+    if (mapGet(results, i) !== undefined) return;
+    mapSet(results, i, result);
+    append(ready, i);
+    if (!flushQueued) {
+      flushQueued = true;
+      whenSettled(resolved(undefined), flush);
+    }
+  };
   const track = (i, start, promise) =>
     whenSettled(
       promise,
       (value) => {
-        results[i] = request.batch ? batchResult(value, request.events.length) : { ok: true };
-        results[i].durationMs = dateNow() - start;
+        let result;
+        try {
+          result = request.batch ? batchResult(value, request.events.length) : succeeded();
+        } catch (err) {
+          result = classify(err);
+        }
+        result.durationMs = dateNow() - start;
+        finish(i, result);
       },
       (err) => {
-        results[i] = classify(err);
-        results[i].durationMs = dateNow() - start;
+        const result = classify(err);
+        result.durationMs = dateNow() - start;
+        finish(i, result);
       },
     );
   if (request.batch) {
@@ -98,51 +199,55 @@ export function dispatch(requestJson) {
     let p;
     try {
       if (!handler) throw new EventNotSupported('the function defines no onBatch');
-      p = PromiseCtor.resolve(handler(request.events, jsonParse(host.config.settings)));
+      const receiver = receiverFor(ids[0]);
+      p = resolved(apply(handler, receiver, [request.events, jsonParse(host.config.settings)]));
     } catch (err) {
-      p = PromiseCtor.reject(err);
+      p = rejected(err);
     }
-    runs.push(track(0, started, p));
+    track(0, started, p);
   } else {
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; i < count; i++) {
       setCurrent(ids[i]);
       const start = dateNow();
       let p;
       try {
-        p = PromiseCtor.resolve(runSingle(request.events[i]));
+        const receiver = receiverFor(ids[i]);
+        p = resolved(runSingle(request.events[i], receiver));
       } catch (err) {
-        p = PromiseCtor.reject(err);
+        p = rejected(err);
       }
-      runs.push(track(i, start, p));
+      track(i, start, p);
     }
   }
-  // One deadline for the whole micro-batch: invocations still pending when it passes time out here.
-  // (A CPU loop never lets this fire; the host's wall-clock backstop disposes the isolate then.)
-  const deadline = sleep(Math.max(0, request.deadlineMs - (dateNow() - started)));
-  // Results go back through hostDeliver rather than as this call's result: isolated-vm fails a call
-  // when user code leaves a promise rejection unhandled, and that must not fail the whole micro-batch.
-  whenSettled(PromiseCtor.race([PromiseCtor.all(runs), deadline]), () => {
-    const logs = [];
-    for (let i = 0; i < ids.length; i++) {
-      if (results[i] === undefined) {
-        results[i] = {
-          ok: false,
-          errorClass: 'Timeout',
-          message: `the invocation did not finish within ${request.deadlineMs} ms`,
-          durationMs: dateNow() - started,
-        };
+  // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
+  // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
+  // this fire, and the host's backstop kills the isolate instead. The deadline's sleep belongs to an
+  // invocation still pending and ends with it on the host, as the sandbox's own sleeps do: when its owner
+  // ends first, it is armed again, for the time left, under one still pending.
+  const armDeadline = () => {
+    let owner = -1;
+    for (let i = 0; i < count && owner < 0; i++) if (mapGet(results, i) === undefined) owner = i;
+    if (owner < 0) return;
+    whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[owner]), (elapsed) => {
+      // Cancelled with its owner: the others still have the time left. Otherwise (elapsed, or refused
+      // at once past the bound on the sandbox's own sleeps) the deadline has come.
+      if (elapsed !== true && mapGet(results, owner) !== undefined) return armDeadline();
+      for (let i = 0; i < count; i++) {
+        if (mapGet(results, i) !== undefined) continue;
+        const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
+        result.durationMs = request.deadlineMs;
+        finish(i, result);
       }
-      logs.push(sinks.get(ids[i]).lines);
-      sinks.delete(ids[i]);
-    }
-    host.deliver.applyIgnored(undefined, [request.callId, jsonStringify({ results, logs })], {
-      arguments: { copy: true },
     });
-  });
+  };
+  armDeadline();
 }
 
 export function setHandlers(table) {
-  handlers = {};
-  for (const name of objectKeys(table)) if (typeof table[name] === 'function') handlers[name] = table[name];
+  handlers = objectCreate(null);
+  const names = objectKeys(table);
+  for (let i = 0; i < names.length; i++) {
+    if (typeof table[names[i]] === 'function') handlers[names[i]] = table[names[i]];
+  }
   return objectKeys(handlers);
 }

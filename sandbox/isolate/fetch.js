@@ -1,14 +1,95 @@
 // fetch with node-fetch semantics, and its Request and Response. The request is performed by the host
-// (host-fetch.ts), which enforces the egress policy, timeouts and size caps, and traces it under the
-// invocation that made it.
+// (host-fetch.ts, host-io.ts), which enforces the egress policy, timeouts and size caps, and traces it
+// under the invocation that made it. Requests wait here before crossing when too many (or too many bytes)
+// are already crossing, so what a function sends is bounded before it reaches the host.
 
 import { Buffer } from './buffer.js';
-import { utf8Decode, utf8Encode } from './bytes.js';
+import { binaryToText, latin1Encode, utf8Decode, utf8Encode } from './bytes.js';
 import { Headers } from './headers.js';
-import { asyncCall, host } from './host.js';
-import { jsonParse, jsonStringify, PromiseCtor, StringCtor, Uint8ArrayCtor } from './intrinsics.js';
-import { current, setCurrent } from './invocation.js';
+import { asyncCall, copyArguments, host } from './host.js';
+import {
+  append,
+  byteLengthOf,
+  ErrorCtor,
+  jsonParse,
+  jsonStringify,
+  objectCreate,
+  PromiseCtor,
+  rejected,
+  resolved,
+  StringCtor,
+  Uint8ArrayCtor,
+} from './intrinsics.js';
+import { running, setCurrent } from './invocation.js';
 import { URL, URLSearchParams } from './url.js';
+
+function fetchError(message, type, code) {
+  const err = new ErrorCtor(message);
+  err.name = 'FetchError';
+  err.type = type;
+  if (code) err.code = code;
+  return err;
+}
+
+// Admission: requests crossing to the host at once, and their body bytes (config.bounds).
+let crossing = 0;
+let crossingBytes = 0;
+let waiting = []; // FIFO of { invocation, size, wake }
+let waitingHead = 0;
+
+function admit(invocation, size) {
+  const { fetchesInFlightPerIsolate, fetchRequestBytesInFlight } = host.config.bounds;
+  const fits = () =>
+    crossing < fetchesInFlightPerIsolate && crossingBytes + size <= fetchRequestBytesInFlight;
+  if (waitingHead === waiting.length && fits()) {
+    crossing++;
+    crossingBytes += size;
+    return undefined;
+  }
+  return new PromiseCtor((wake) => append(waiting, { __proto__: null, invocation, size, wake }));
+}
+
+function leave(size) {
+  crossing--;
+  crossingBytes -= size;
+  const { fetchesInFlightPerIsolate, fetchRequestBytesInFlight } = host.config.bounds;
+  while (waitingHead < waiting.length) {
+    const next = waiting[waitingHead];
+    if (crossing >= fetchesInFlightPerIsolate || crossingBytes + next.size > fetchRequestBytesInFlight) break;
+    waiting[waitingHead++] = undefined;
+    crossing++;
+    crossingBytes += next.size;
+    next.wake();
+  }
+  if (waitingHead === waiting.length) {
+    waiting = [];
+    waitingHead = 0;
+  }
+}
+
+/** Invocations that ended: their requests still waiting to cross are dropped (they never run). */
+export function fetchesEnded(ids) {
+  if (waitingHead === waiting.length) return;
+  const ended = objectCreate(null);
+  for (let i = 0; i < ids.length; i++) ended[ids[i]] = true;
+  const kept = [];
+  for (let i = waitingHead; i < waiting.length; i++)
+    if (!ended[waiting[i].invocation]) append(kept, waiting[i]);
+  waiting = kept;
+  waitingHead = 0;
+}
+
+function requestSize(url, headers, body) {
+  const b = host.config.bounds;
+  if (url.length > b.fetchUrlChars) return `a request URL can be at most ${b.fetchUrlChars} characters`;
+  if (headers.length > b.fetchHeaderCount) return `a request can have at most ${b.fetchHeaderCount} headers`;
+  let chars = 0;
+  for (let i = 0; i < headers.length; i++) chars += headers[i][0].length + headers[i][1].length;
+  if (chars > b.fetchHeaderChars) return `request headers can be at most ${b.fetchHeaderChars} characters`;
+  const size = body === null ? 0 : typeof body === 'string' ? body.length : byteLengthOf(body);
+  if (size > b.fetchRequestBodyBytes) return `a request body can be at most ${b.fetchRequestBodyBytes} bytes`;
+  return size;
+}
 
 function bodyBytes(body, headers) {
   if (body === undefined || body === null) return null;
@@ -30,9 +111,19 @@ function bodyBytes(body, headers) {
   return s;
 }
 
+/** Gives a body the bytes of a response from the host, held as a latin1 string until they are read. */
+let adoptBinary;
+
 class Body {
   #bytes;
+  #binary;
   #used = false;
+  static {
+    adoptBinary = (body, binary) => {
+      body.#bytes = undefined;
+      body.#binary = binary;
+    };
+  }
   constructor(bytes) {
     this.#bytes = bytes ?? new Uint8ArrayCtor(0);
   }
@@ -40,12 +131,13 @@ class Body {
     return this.#used;
   }
   #consume() {
-    if (this.#used) return PromiseCtor.reject(new TypeError(`body used already for: ${this.url}`));
+    if (this.#used) return rejected(new TypeError(`body used already for: ${this.url}`));
     this.#used = true;
-    return PromiseCtor.resolve(this.#bytes);
+    return resolved(undefined);
   }
   async text() {
-    return utf8Decode(await this.#consume());
+    await this.#consume();
+    return this.#binary !== undefined ? binaryToText(this.#binary) : utf8Decode(this.#bytes);
   }
   async json() {
     const text = await this.text();
@@ -59,13 +151,20 @@ class Body {
     }
   }
   async arrayBuffer() {
-    const b = await this.#consume();
+    await this.#consume();
+    const b = this._bytes();
     return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
   }
   async buffer() {
-    return Buffer.from(await this.#consume());
+    await this.#consume();
+    return Buffer.from(this._bytes());
   }
+  /** The bytes, made here from the host's string: when the isolate has no room, a RangeError user code can catch. */
   _bytes() {
+    if (this.#bytes === undefined) {
+      this.#bytes = latin1Encode(this.#binary);
+      this.#binary = undefined;
+    }
     return this.#bytes;
   }
 }
@@ -112,31 +211,40 @@ export class Response extends Body {
 }
 
 export async function fetch(input, init = {}) {
-  const invocation = current;
+  const invocation = running(fetch);
   const request = new Request(input, init ?? {});
   const body = request._rawBody;
-  const response = await host.fetch.apply(
-    undefined,
-    [
-      invocation,
-      {
-        url: request.url,
-        method: request.method,
-        headers: [...request.headers.entries()],
-        body: body === null ? null : body,
-        redirect: request.redirect,
-      },
-    ],
-    asyncCall,
-  );
+  const headers = [...request.headers.entries()];
+  const size = requestSize(request.url, headers, body);
+  if (typeof size === 'string') throw fetchError(size, 'max-size');
+  const wait = admit(invocation, size);
+  if (wait !== undefined) {
+    await wait;
+    setCurrent(invocation);
+  }
+  let response;
+  try {
+    response = await host.fetch.apply(
+      undefined,
+      [invocation, { url: request.url, method: request.method, headers, body, redirect: request.redirect }],
+      asyncCall,
+    );
+  } finally {
+    leave(size);
+  }
   // Back from host I/O: whatever the user's code does next belongs to the invocation that fetched.
   setCurrent(invocation);
-  if (response.error) {
-    const err = new Error(response.error);
-    err.name = 'FetchError';
-    err.type = response.type ?? 'system';
-    if (response.code) err.code = response.code;
-    throw err;
-  }
-  return new Response(response.body, response);
+  if (response.error) throw fetchError(response.error, response.type ?? 'system', response.code);
+  // A large body stays counted on the host until we have it: say so now that it has crossed.
+  if (response.seq !== undefined)
+    host.fetch.applyIgnored(undefined, [invocation, { received: [response.seq] }], copyArguments);
+  const res = new Response(null, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+    url: response.url,
+    redirected: response.redirected,
+  });
+  adoptBinary(res, response.body);
+  return res;
 }

@@ -1,5 +1,7 @@
 // The globals of user code: exactly these, and V8's own built-ins (README.md lists them). Installed
-// as writable, non-enumerable properties, as Node's own globals are.
+// as writable, non-enumerable properties, as Node's own globals are. WebAssembly is removed: its memory
+// lives outside the isolate's heap limit (a grown Memory held gigabytes under a 128 MiB limit), and
+// destination functions have no use for it.
 
 import { Buffer } from './buffer.js';
 import { atob, btoa, TextDecoder, TextEncoder } from './bytes.js';
@@ -14,6 +16,7 @@ import { clearTimeout, setTimeout } from './timers.js';
 import { URL, URLSearchParams } from './url.js';
 
 export function installGlobals() {
+  delete globalThis.WebAssembly;
   const globals = {
     console,
     fetch,

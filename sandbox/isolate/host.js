@@ -1,10 +1,12 @@
 // The host's capabilities, handed to the prelude once when the isolate is built. They live in this
 // module's scope, never on globalThis, so user code cannot reach them.
 
-import { jsonParse } from './intrinsics.js';
+import { frozenOptions, jsonParse, TypeErrorCtor } from './intrinsics.js';
+import { current } from './invocation.js';
 
 // hostFetch: ivm.Reference (invocationId, request) → Promise<response | {error}>
-// hostSleep: ivm.Reference (ms) → Promise<void>
+// hostSleep: ivm.Reference (invocationId, ms, timerId) → Promise<boolean>: true once elapsed, false when
+//   cancelled (its invocation ended, or clearTimeout: ms null cancels timerId)
 // hostDeliver: ivm.Reference (callId, resultsJson): where the dispatcher sends a micro-batch's results
 // hostUrl, hostCrypto: synchronous callbacks (op, ...args) → result | {error}
 export const host = {
@@ -13,7 +15,7 @@ export const host = {
   deliver: undefined,
   url: undefined,
   crypto: undefined,
-  /** limits and settings: { logBytes, cacheEntries, cacheBytes, settings (JSON), handlerForType } */
+  /** limits, bounds (sandbox/bounds.ts) and settings: { logBytes, cacheEntries, cacheBytes, bounds, settings (JSON), handlerForType } */
   config: undefined,
 };
 
@@ -26,12 +28,20 @@ export function connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, 
   host.config = jsonParse(configJson);
 }
 
-export const asyncCall = { arguments: { copy: true }, result: { promise: true, copy: true } };
+// Frozen, without prototypes: see frozenOptions.
+export const asyncCall = frozenOptions({ arguments: { copy: true }, result: { promise: true, copy: true } });
+export const copyArguments = frozenOptions({ arguments: { copy: true } });
 
-export const sleep = (ms) => host.sleep.apply(undefined, [ms], asyncCall);
+/** Resolves true once `ms` elapsed, false when the host cancelled it (its invocation ended). */
+export const sleep = (ms, invocation = current, timerId = 0) =>
+  host.sleep.apply(undefined, [invocation, ms, timerId], asyncCall);
+
+/** Cancels the host timer of a setTimeout: its sleep resolves false. */
+export const cancelSleep = (timerId) => host.sleep.applyIgnored(undefined, [0, null, timerId], copyArguments);
 
 /** A synchronous host callback's answer: `{error}` becomes a TypeError in user code. */
 export function hostResult(value) {
-  if (value && typeof value === 'object' && typeof value.error === 'string') throw new TypeError(value.error);
+  if (value && typeof value === 'object' && typeof value.error === 'string')
+    throw new TypeErrorCtor(value.error);
   return value;
 }

@@ -1,23 +1,108 @@
 // Built-ins captured when the prelude is evaluated, before any user code runs, so a function that
-// overwrites JSON, Object, Array or Promise methods breaks only its own code, never the sandbox's.
+// overwrites JSON, Object, Array, Map or Promise methods breaks only its own code, never the sandbox's.
+// Methods are captured too and called through Reflect.apply: `map.get(k)` would look `get` up at call time.
+
+const reflectApply = Reflect.apply;
+export const apply = reflectApply;
+export const getPrototypeOf = Object.getPrototypeOf;
+const uncurry =
+  (fn) =>
+  (self, ...args) =>
+    reflectApply(fn, self, args);
 
 export const jsonParse = JSON.parse;
 export const jsonStringify = JSON.stringify;
 export const dateNow = Date.now;
 export const objectKeys = Object.keys;
 export const objectFreeze = Object.freeze;
+export const objectCreate = Object.create;
 export const defineProperty = Object.defineProperty;
 export const isArray = Array.isArray;
+export const isView = ArrayBuffer.isView;
 export const hasOwn = Object.hasOwn;
 export const PromiseCtor = Promise;
 export const MapCtor = Map;
+export const WeakMapCtor = WeakMap;
+export const ProxyCtor = Proxy;
 export const StringCtor = String;
 export const NumberCtor = Number;
+export const isInteger = Number.isInteger;
 export const fromCharCode = String.fromCharCode;
 export const Uint8ArrayCtor = Uint8Array;
+export const ErrorCtor = Error;
+export const RangeErrorCtor = RangeError;
+export const TypeErrorCtor = TypeError;
+export const escapeLatin1 = escape;
+export const decodeUriComponent = decodeURIComponent;
+
+export const mapGet = uncurry(Map.prototype.get);
+export const mapSet = uncurry(Map.prototype.set);
+export const mapHas = uncurry(Map.prototype.has);
+export const mapDelete = uncurry(Map.prototype.delete);
+const mapSizeGetter = Object.getOwnPropertyDescriptor(Map.prototype, 'size').get;
+export const mapSize = (map) => reflectApply(mapSizeGetter, map, []);
+export const weakMapGet = uncurry(WeakMap.prototype.get);
+export const weakMapSet = uncurry(WeakMap.prototype.set);
+export const stringSlice = uncurry(String.prototype.slice);
+export const charCodeAt = uncurry(String.prototype.charCodeAt);
+export const regexpTest = uncurry(RegExp.prototype.test);
+const typedArrayLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  'length',
+).get;
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  'byteLength',
+).get;
+export const byteLengthOf = (view) => reflectApply(typedArrayByteLength, view, []);
+export const lengthOf = (view) => reflectApply(typedArrayLength, view, []);
+
+/** Strings longer than this are not read at all: taking even a prefix flattens a rope (512 MB for 'x'.repeat(2 ** 29 - 24)). */
+const UNREADABLE_CHARS = 1 << 20;
+
+/** At most `max` characters of `s`, and whether it was cut; a string too long to read is described instead. */
+export function boundedText(s, max) {
+  if (s.length <= max) return s;
+  if (s.length > UNREADABLE_CHARS) return `[a string of ${s.length} characters, too long to show]`;
+  return stringSlice(s, 0, max);
+}
+
+/**
+ * Appends to an array the prelude owns without [[Set]]: a setter user code put on Array.prototype['0']
+ * would otherwise see (and could replace) what the sandbox stores.
+ */
+export function append(list, value) {
+  defineProperty(list, list.length, {
+    __proto__: null,
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * A frozen copy without prototypes, for option objects handed to isolated-vm: it reads options through
+ * the prototype chain, so a getter user code put on Object.prototype (`reference`, `copy`, …) would
+ * otherwise decide how values cross.
+ */
+export function frozenOptions(options) {
+  const out = objectCreate(null);
+  for (const key of objectKeys(options)) {
+    const value = options[key];
+    out[key] = value !== null && typeof value === 'object' ? frozenOptions(value) : value;
+  }
+  return objectFreeze(out);
+}
 
 const promiseThen = Promise.prototype.then;
+const promiseResolve = Promise.resolve;
+const promiseReject = Promise.reject;
+
+/** Promise.resolve and Promise.reject as they were, whatever user code did to them. */
+export const resolved = (value) => reflectApply(promiseResolve, PromiseCtor, [value]);
+export const rejected = (reason) => reflectApply(promiseReject, PromiseCtor, [reason]);
 
 /** `promise.then(onFulfilled, onRejected)` with the original `then`, whatever user code did to it. */
 export const whenSettled = (promise, onFulfilled, onRejected) =>
-  promiseThen.call(promise, onFulfilled, onRejected);
+  reflectApply(promiseThen, promise, [onFulfilled, onRejected]);

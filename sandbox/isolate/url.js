@@ -113,13 +113,19 @@ export class URLSearchParams {
   }
 }
 
+/** The host's URL parser, given only strings it is willing to parse (config.bounds.urlChars). */
+function parseUrl(op, a, b, c) {
+  const max = host.config.bounds.urlChars;
+  if (a.length > max || (b !== undefined && b.length > max) || (c !== undefined && c.length > max))
+    throw new TypeError(`Invalid URL: longer than ${max} characters`);
+  return hostResult(host.url(op, a, b, c));
+}
+
 export class URL {
   #parts;
   #params;
   constructor(url, base) {
-    this.#parts = hostResult(
-      host.url('parse', StringCtor(url), base === undefined ? undefined : StringCtor(base)),
-    );
+    this.#parts = parseUrl('parse', StringCtor(url), base === undefined ? undefined : StringCtor(base));
   }
   static canParse(url, base) {
     try {
@@ -130,14 +136,14 @@ export class URL {
     }
   }
   #set(part, value) {
-    this.#parts = hostResult(host.url('set', this.#parts.href, part, StringCtor(value)));
+    this.#parts = parseUrl('set', this.#parts.href, part, StringCtor(value));
     if (this.#params && part !== 'hash') URLSearchParams._reparse(this.#params, this.#parts.search);
   }
   get href() {
     return this.#parts.href;
   }
   set href(v) {
-    this.#parts = hostResult(host.url('parse', StringCtor(v)));
+    this.#parts = parseUrl('parse', StringCtor(v));
     if (this.#params) URLSearchParams._reparse(this.#params, this.#parts.search);
   }
   get origin() {

@@ -46,6 +46,30 @@ describe('limits', () => {
     expect(sb.rebuilds).toBe(0); // the isolate stayed responsive: no need to rebuild it
   });
 
+  it('invocations that end first leave their neighbours the whole deadline, and one that never settles still times out', async () => {
+    const sb = await load(
+      `async function onIdentify() {}
+       async function onTrack(event) {
+         if (event.event === 'never') await new Promise(() => {});
+         await new Promise((r) => setTimeout(r, 300));
+         console.log('finished', event.event);
+       }`,
+      { limits: { timeoutMs: 1500 } },
+    );
+    const reports = await sb.invoke([
+      { type: 'identify', userId: 'u' },
+      { type: 'track', event: 'slow' },
+      { type: 'track', event: 'never' },
+    ]);
+    expect(reports.map((r) => r.outcome)).toEqual([
+      { outcome: 'success' },
+      { outcome: 'success' },
+      expect.objectContaining({ outcome: 'retry', errorType: 'Timeout' }),
+    ]);
+    expect(reports[1]!.logs).toEqual(['finished slow']);
+    expect(sb.rebuilds).toBe(0); // timed out in the isolate at its deadline, not by killing it
+  });
+
   it('a memory bomb is stopped at the memory limit; invocations it held get Timeout', async () => {
     const sb = await hostile('const hoard = []; for (;;) hoard.push(new Array(1e5).fill(Math.random()));', {
       memoryMb: 32,

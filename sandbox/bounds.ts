@@ -1,0 +1,50 @@
+// Fixed bounds on what user code can make the sandbox hold or do, in the isolate and on the host on its
+// behalf. One table: the host enforces it, and hands the in-isolate part to the prelude (config.bounds).
+
+export const BOUNDS = {
+  /** Pending setTimeouts of one invocation, and of one isolate (all invocations and top-level code). */
+  timersPerInvocation: 1_000,
+  timersPerIsolate: 5_000,
+  /** Host timers per isolate backing setTimeouts (a backstop behind timersPerIsolate). */
+  hostTimersPerIsolate: 6_000,
+  /** Host timers per isolate for the sandbox's own sleeps (micro-batch deadlines, cache waiters' turns). */
+  internalSleepsPerIsolate: 50_000,
+  /** fetch calls one invocation may make, in all. */
+  fetchesPerInvocation: 1_000,
+  /** Requests of one isolate crossing to the host at once (the rest wait in the isolate). */
+  fetchesInFlightPerIsolate: 64,
+  /** Requests of one isolate on the network at once (the rest wait on the host). */
+  fetchesOnNetworkPerIsolate: 32,
+  /** Request URL length (characters) and all request headers (names and values, UTF-16 units). */
+  fetchUrlChars: 16_384,
+  fetchHeaderChars: 65_536,
+  fetchHeaderCount: 256,
+  /** A request body (bytes), and the request bodies of one isolate crossing to the host at once. */
+  fetchRequestBodyBytes: 8 * 1024 * 1024,
+  fetchRequestBytesInFlight: 16 * 1024 * 1024,
+  /** Response bytes the host holds for one isolate at once, before they cross into it. */
+  fetchResponseBytesInFlight: 32 * 1024 * 1024,
+  /** Request traces kept per invocation; later requests are counted, not traced. */
+  tracesPerInvocation: 100,
+  /** A trace's URL, each header value and its error, after redaction (characters). */
+  traceUrlChars: 2_048,
+  traceHeaderChars: 1_024,
+  traceHeaderCount: 64,
+  /** Idle keep-alive sockets kept per destination host, sockets per host, and how long one may idle (ms). */
+  socketsPerHost: 32,
+  idleSocketsPerHost: 8,
+  idleSocketMs: 15_000,
+  /** Web Crypto's limit on getRandomValues (bytes); randomBytes has the same. */
+  randomBytes: 65_536,
+  /** Data hashed (or HMAC'd) in one digest, and an HMAC key (bytes). */
+  hashInputBytes: 16 * 1024 * 1024,
+  /** A URL handed to the URL parser (characters). */
+  urlChars: 65_536,
+  /** Console output the isolate keeps per invocation before the host redacts and cuts it to logBytes. */
+  rawLogFactor: 4,
+  /** One console argument, and an error message, as the isolate keeps them (characters). */
+  logPartChars: 65_536,
+  errorMessageChars: 16_384,
+} as const;
+
+export type Bounds = typeof BOUNDS;

@@ -1,0 +1,304 @@
+// What the host holds on behalf of one isolate: its timers, its requests (counted, on the network a few at
+// a time, aborted when their invocation ends), response bytes waiting to cross, and request traces. All of
+// it ends with the invocation that started it, and all at once when the isolate is killed (close()).
+
+import { performance } from 'node:perf_hooks';
+import { BOUNDS } from './bounds.js';
+import type { FetchRequestWire, FetchResultWire, HostFetcher, ResponseBudget } from './host-fetch.js';
+import type { Redactor } from './redact.js';
+import type { RequestTrace } from './types.js';
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Response bodies at most this large are not held against the budget once handed to isolated-vm. */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+interface Sleep {
+  invocation: number;
+  timer: NodeJS.Timeout;
+  resolve: (elapsed: boolean) => void;
+}
+
+/** Made for every invocation of every micro-batch: its collections are created on first use. */
+interface InvocationIo {
+  fetches: number;
+  requests?: Set<AbortController>;
+  traces?: RequestTrace[];
+  untraced: number;
+  sleeps?: Set<number>;
+  /** Response bytes handed to the isolate but not yet acknowledged, by request. */
+  held?: Map<number, number>;
+}
+
+/** What the host kept of one invocation's requests. */
+export interface InvocationTraces {
+  requests: RequestTrace[];
+  /** Requests made past the trace limit: counted only. */
+  untraced: number;
+}
+
+export class IsolateIo {
+  private readonly invocations = new Map<number, InvocationIo>();
+  private readonly sleeps = new Map<number, Sleep>();
+  private nextInternalSleep = 0;
+  /** Sleeps of setTimeouts (keys > 0) among `sleeps`. */
+  private userSleeps = 0;
+  private onNetwork = 0;
+  private readonly waitingForNetwork: Array<() => void> = [];
+  private responseBytes = 0;
+  private readonly heldBy = new Map<number, number>(); // request seq → invocation
+  private nextRequest = 0;
+  private closed = false;
+  readonly budget: ResponseBudget = {
+    reserve: (bytes) => {
+      if (this.responseBytes + bytes > BOUNDS.fetchResponseBytesInFlight) return false;
+      this.responseBytes += bytes;
+      return true;
+    },
+    release: (bytes) => {
+      this.responseBytes -= bytes;
+    },
+  };
+
+  constructor(
+    private readonly fetcher: HostFetcher,
+    private readonly redactor: Redactor,
+  ) {
+    // Top-level code (invocation 0) may start timers and requests while the function loads, and after.
+    this.invocations.set(0, newInvocation());
+  }
+
+  /** Invocations of a micro-batch about to be dispatched. */
+  begin(ids: readonly number[]): void {
+    for (const id of ids) this.invocations.set(id, newInvocation());
+  }
+
+  /**
+   * Ends invocations: their timers are cancelled, requests aborted, held bytes released; returns the
+   * traces of those that made requests.
+   */
+  end(ids: readonly number[]): Map<number, InvocationTraces> | undefined {
+    let out: Map<number, InvocationTraces> | undefined;
+    for (const id of ids) {
+      const io = this.invocations.get(id);
+      if (!io) continue;
+      this.invocations.delete(id);
+      this.release(io);
+      if (io.traces || io.untraced) {
+        out ??= new Map();
+        out.set(id, { requests: io.traces ?? [], untraced: io.untraced });
+      }
+    }
+    return out;
+  }
+
+  /** The isolate was killed or disposed: nothing of it may outlive it. */
+  close(): void {
+    this.closed = true;
+    for (const io of this.invocations.values()) this.release(io);
+    this.invocations.clear();
+    for (const key of [...this.sleeps.keys()]) this.wake(key, false);
+    for (const wake of this.waitingForNetwork.splice(0)) wake();
+  }
+
+  /**
+   * setTimeout's host half (timerId > 0; `ms` null cancels it), and the sandbox's own sleeps (timerId 0:
+   * the dispatcher's deadline, a cache waiter's turn), bounded apart from user timers. Both end with
+   * their invocation: a deadline left pending for its full 5 s costs more (isolated-vm keeps every
+   * pending call) than the crossing that settles it early.
+   */
+  sleep(invocation: number, ms: number | null, timerId: number): Promise<boolean> | undefined {
+    const delay = Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS);
+    if (!(Number(timerId) > 0)) {
+      if (this.closed || this.sleeps.size - this.userSleeps >= BOUNDS.internalSleepsPerIsolate) {
+        return Promise.resolve(false);
+      }
+      const key = --this.nextInternalSleep;
+      const owner = this.invocations.get(invocation);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => this.wake(key, true), delay);
+        this.sleeps.set(key, { invocation, timer, resolve });
+        if (owner) {
+          owner.sleeps ??= new Set();
+          owner.sleeps.add(key);
+        }
+      });
+    }
+    const key = Number(timerId);
+    if (ms === null) {
+      this.wake(key, false);
+      return undefined;
+    }
+    const io = this.invocations.get(invocation);
+    if (this.closed || !io || this.userSleeps >= BOUNDS.hostTimersPerIsolate || this.sleeps.has(key)) {
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.wake(key, true), delay);
+      this.sleeps.set(key, { invocation, timer, resolve });
+      this.userSleeps++;
+      io.sleeps ??= new Set();
+      io.sleeps.add(key);
+    });
+  }
+
+  /** fetch's host half: counted per invocation, a few on the network at a time, traced (bounded). */
+  async fetch(invocation: number, req: FetchRequestWire): Promise<FetchResultWire> {
+    if (req.received !== undefined && req.url === undefined) {
+      this.received(Array.isArray(req.received) ? req.received : []);
+      return { error: 'acknowledged', type: 'system' };
+    }
+    const io = this.invocations.get(invocation);
+    if (this.closed || !io) {
+      return { error: 'the invocation that made this request has ended', type: 'system', code: 'ABORTED' };
+    }
+    this.acknowledge(io, req.received);
+    const start = performance.now();
+    const result = await this.perform(io, req);
+    // A body that is not small stays counted until the isolate says it has it (or the invocation ends):
+    // isolated-vm holds a copy until the isolate takes it, and a busy isolate takes it late.
+    if (
+      result.error === undefined &&
+      result.body.length > SMALL_BODY_BYTES &&
+      this.invocations.get(invocation) === io
+    ) {
+      const seq = ++this.nextRequest;
+      io.held ??= new Map();
+      io.held.set(seq, result.body.length);
+      this.heldBy.set(seq, invocation);
+      result.seq = seq;
+    } else if (result.error === undefined) {
+      this.budget.release(result.body.length);
+    }
+    this.trace(io, req, result, start);
+    return result;
+  }
+
+  /** The isolate took these responses' bodies. */
+  private received(seqs: readonly unknown[]): void {
+    for (const seq of seqs.slice(0, BOUNDS.fetchesInFlightPerIsolate)) {
+      const io = this.invocations.get(this.heldBy.get(Number(seq)) ?? -1);
+      if (io) this.acknowledge(io, [seq]);
+    }
+  }
+
+  private acknowledge(io: InvocationIo, seqs: unknown): void {
+    if (!Array.isArray(seqs) || !io.held) return;
+    for (const seq of seqs.slice(0, BOUNDS.fetchesInFlightPerIsolate)) {
+      const bytes = io.held.get(Number(seq));
+      if (bytes === undefined) continue;
+      io.held.delete(Number(seq));
+      this.heldBy.delete(Number(seq));
+      this.budget.release(bytes);
+    }
+  }
+
+  private async perform(io: InvocationIo, req: FetchRequestWire): Promise<FetchResultWire> {
+    const refusal = requestProblem(req);
+    if (refusal) return { error: refusal, type: 'max-size' };
+    if (++io.fetches > BOUNDS.fetchesPerInvocation) {
+      return {
+        error: `an invocation can make at most ${BOUNDS.fetchesPerInvocation} requests`,
+        type: 'max-size',
+      };
+    }
+    const controller = new AbortController();
+    io.requests ??= new Set();
+    const requests = io.requests;
+    requests.add(controller);
+    try {
+      if (this.onNetwork >= BOUNDS.fetchesOnNetworkPerIsolate) {
+        await new Promise<void>((wake) => this.waitingForNetwork.push(wake));
+      }
+      if (controller.signal.aborted || this.closed) {
+        return {
+          error: `request to ${req.url} was aborted: its invocation ended`,
+          type: 'system',
+          code: 'ABORTED',
+        };
+      }
+      this.onNetwork++;
+      try {
+        return await this.fetcher.fetch(req, { signal: controller.signal, budget: this.budget });
+      } finally {
+        this.onNetwork--;
+        this.waitingForNetwork.shift()?.();
+      }
+    } finally {
+      requests.delete(controller);
+    }
+  }
+
+  private trace(io: InvocationIo, req: FetchRequestWire, result: FetchResultWire, start: number): void {
+    io.traces ??= [];
+    const traces = io.traces;
+    if (traces.length >= BOUNDS.tracesPerInvocation) {
+      io.untraced++;
+      return;
+    }
+    const trace: RequestTrace = {
+      method: this.redactor.bounded(String(req.method), 32),
+      url: this.redactor.bounded(String(req.url), BOUNDS.traceUrlChars),
+      status: result.error === undefined ? result.status : 0,
+      durationMs: Math.round(performance.now() - start),
+      requestHeaders: this.redactor.headers(
+        Array.isArray(req.headers) ? req.headers.slice(0, BOUNDS.traceHeaderCount) : [],
+        BOUNDS.traceHeaderChars,
+      ),
+    };
+    if (result.error !== undefined)
+      trace.error = this.redactor.bounded(result.error, BOUNDS.traceHeaderChars);
+    traces.push(trace);
+  }
+
+  private wake(key: number, elapsed: boolean): void {
+    const sleep = this.sleeps.get(key);
+    if (!sleep) return;
+    this.sleeps.delete(key);
+    clearTimeout(sleep.timer);
+    if (key > 0) this.userSleeps--;
+    this.invocations.get(sleep.invocation)?.sleeps?.delete(key);
+    sleep.resolve(elapsed);
+  }
+
+  private release(io: InvocationIo): void {
+    if (io.sleeps) for (const key of [...io.sleeps]) this.wake(key, false);
+    if (io.requests) for (const controller of io.requests) controller.abort();
+    if (io.held) {
+      for (const [seq, bytes] of io.held) {
+        this.heldBy.delete(seq);
+        this.budget.release(bytes);
+      }
+      io.held.clear();
+    }
+  }
+}
+
+function newInvocation(): InvocationIo {
+  return { fetches: 0, untraced: 0 };
+}
+
+/** Why a request is refused before it is sent: sizes the isolate should have checked, checked again. */
+function requestProblem(req: FetchRequestWire): string | undefined {
+  if (typeof req.url !== 'string' || req.url.length > BOUNDS.fetchUrlChars) {
+    return `a request URL can be at most ${BOUNDS.fetchUrlChars} characters`;
+  }
+  if (!Array.isArray(req.headers) || req.headers.length > BOUNDS.fetchHeaderCount) {
+    return `a request can have at most ${BOUNDS.fetchHeaderCount} headers`;
+  }
+  let chars = 0;
+  for (const pair of req.headers) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+      return 'malformed request headers';
+    }
+    chars += pair[0].length + pair[1].length;
+  }
+  if (chars > BOUNDS.fetchHeaderChars)
+    return `request headers can be at most ${BOUNDS.fetchHeaderChars} characters`;
+  const body = req.body;
+  const bodyBytes =
+    typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.length : 0;
+  if (bodyBytes > BOUNDS.fetchRequestBodyBytes) {
+    return `a request body can be at most ${BOUNDS.fetchRequestBodyBytes} bytes`;
+  }
+  return undefined;
+}
