@@ -204,7 +204,12 @@ describe('a function and an instance', () => {
   });
 
   it('shows READY and REVISION in kubectl get', async () => {
-    const run = await kubectl(['get', 'destfn,fi'], { namespace: ns.name });
+    // The function counts its instances when it is reconciled after them: wait for that write.
+    const functionRow = /destinationfunction\.dfn\.dev\/crm\s+True\s+1\s+\["onIdentify","onTrack"\]\s+1/;
+    const run = await waitFor('the function to count its instance in kubectl get', async () => {
+      const r = await kubectl(['get', 'destfn,fi'], { namespace: ns.name });
+      return r.code === 0 && functionRow.test(r.stdout) ? r : undefined;
+    });
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
       /destinationfunction\.dfn\.dev\/crm\s+True\s+1\s+\["onIdentify","onTrack"\]\s+1/,
