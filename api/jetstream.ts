@@ -506,6 +506,23 @@ export interface RunnerCounters {
   executionMs: number;
 }
 
+/** Counters of a replica that has counted nothing yet, with `overrides` on top. */
+export function runnerCounters(overrides: Partial<RunnerCounters> = {}): RunnerCounters {
+  return {
+    received: 0,
+    delivered: 0,
+    filtered: 0,
+    retried: 0,
+    discarded: {},
+    deadLettered: 0,
+    released: 0,
+    deadLetteredFromAdvisory: 0,
+    invocations: 0,
+    executionMs: 0,
+    ...overrides,
+  };
+}
+
 /** A replica's most recent failed attempt: what the instance's `status.lastError` shows. */
 export interface LastError {
   type: ErrorType;

@@ -24,7 +24,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import type { RunnerStats } from '../api/jetstream.js';
-import { statsSubject, topology } from '../api/jetstream.js';
+import { runnerCounters, statsSubject, topology } from '../api/jetstream.js';
 import { API_GROUP, API_VERSION } from '../api/kube-types.js';
 import { silentProcessLogger } from '../lib/telemetry.js';
 import { ControlPlane } from '../local/control-plane/control-plane.js';
@@ -275,18 +275,7 @@ async function main(): Promise<void> {
           startedAt,
           at: new Date().toISOString(),
           inFlight: 0,
-          counters: {
-            received: 10,
-            delivered: 10,
-            filtered: 0,
-            retried: 0,
-            discarded: {},
-            deadLettered: 0,
-            released: 0,
-            deadLetteredFromAdvisory: 0,
-            invocations: 10,
-            executionMs: 20,
-          },
+          counters: runnerCounters({ received: 10, delivered: 10, invocations: 10, executionMs: 20 }),
         };
         nc.publish(statsSubject(t, stats.instance), JSON.stringify(stats));
       }

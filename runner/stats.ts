@@ -10,6 +10,7 @@ import {
   type LastError,
   type RunnerCounters,
   type RunnerStats,
+  runnerCounters,
   statsSubject,
   type Topology,
 } from '../api/jetstream.js';
@@ -29,18 +30,7 @@ export interface StatsIdentity {
 }
 
 export class Stats {
-  readonly counters: RunnerCounters = {
-    received: 0,
-    delivered: 0,
-    filtered: 0,
-    retried: 0,
-    discarded: {},
-    deadLettered: 0,
-    released: 0,
-    deadLetteredFromAdvisory: 0,
-    invocations: 0,
-    executionMs: 0,
-  };
+  readonly counters: RunnerCounters = runnerCounters();
   readonly startedAt = new Date().toISOString();
   /** The most recent failed attempt (retried, discarded, dead-lettered or crashed). */
   lastError: LastError | undefined;

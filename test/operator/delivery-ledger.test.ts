@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy, HealthReasons } from '../../api/delivery-status.js';
 import { FunctionInstanceStatusSchema } from '../../api/function-instance.js';
-import type { RunnerCounters, RunnerStatsMessage } from '../../api/jetstream.js';
+import { type RunnerCounters, type RunnerStatsMessage, runnerCounters } from '../../api/jetstream.js';
 import { BoundedMap } from '../../operator/delivery/bounded-map.js';
 import {
   DEFAULT_TRACKER_LIMITS,
@@ -28,21 +28,7 @@ function clock(at: number, listeningFrom = 0): Now {
   return { mono: at, wall: T0 + at, listeningMs: at - listeningFrom };
 }
 
-function counters(c: Partial<RunnerCounters> = {}): RunnerCounters {
-  return {
-    received: 0,
-    delivered: 0,
-    filtered: 0,
-    retried: 0,
-    discarded: {},
-    deadLettered: 0,
-    released: 0,
-    deadLetteredFromAdvisory: 0,
-    invocations: 0,
-    executionMs: 0,
-    ...c,
-  };
-}
+const counters = runnerCounters;
 
 /** A stats message of process `replica` started `startedAt` ms after T0, sent `at` ms after T0. */
 function msg(

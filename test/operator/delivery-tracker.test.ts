@@ -10,6 +10,7 @@ import {
   type InstanceRef,
   type RunnerStats,
   retrySchedulesWildcard,
+  runnerCounters,
   statsSubject,
 } from '../../api/jetstream.js';
 import { silentProcessLogger } from '../../lib/telemetry.js';
@@ -457,18 +458,8 @@ describe('delivery tracker', { timeout: 240_000 }, () => {
 
       const subject = statsSubject(f.t, ref);
       const now = () => new Date().toISOString();
-      const counters = (delivered: number) => ({
-        received: delivered,
-        delivered,
-        filtered: 0,
-        retried: 0,
-        discarded: {},
-        deadLettered: 0,
-        released: 0,
-        deadLetteredFromAdvisory: 0,
-        invocations: delivered,
-        executionMs: 1,
-      });
+      const counters = (delivered: number) =>
+        runnerCounters({ received: delivered, delivered, invocations: delivered, executionMs: 1 });
       const real = () => t.tracker.current(ref)!;
       const stats = (over: Record<string, unknown>) =>
         JSON.stringify({
