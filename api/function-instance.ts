@@ -89,7 +89,10 @@ export const FunctionInstanceSpecSchema = z
           "memory of an invocation are the function's spec.limits).",
       ),
     replicas: z.number().int().min(0).default(1).describe('Runner replicas (all share the consumer).'),
-    resources: ResourceRequirementsSchema.optional(),
+    resources: ResourceRequirementsSchema.optional().describe(
+      "The runner container's resource requests and limits (as on any Pod). Default: the operator's " +
+        "--runner-resources (the chart's runner.resources), else sized from limits.memoryMb.",
+    ),
     suspend: z
       .boolean()
       .default(false)

@@ -71,6 +71,36 @@ const QuantitySchema = z
   .union([z.string().regex(QUANTITY, 'must be a Kubernetes quantity, e.g. 500m or 128Mi'), z.number().int()])
   .describe('A quantity: 500m, 2, 128Mi, 1Gi.');
 
+const SUFFIX_FACTORS: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/**
+ * A valid quantity's value as a float, to compare two (the client library's parser is not exported and
+ * throws on decimals such as 1.5Gi). Exponent forms (1e3) go through Number().
+ */
+export function quantityValue(quantity: string | number): number {
+  if (typeof quantity === 'number') return quantity;
+  const m = /^([+-]?[0-9.]+)([a-zA-Z]*)$/.exec(quantity);
+  const factor = m ? SUFFIX_FACTORS[m[2]!] : undefined;
+  return m && factor !== undefined ? Number(m[1]) * factor : Number(quantity);
+}
+
 export const ResourceRequirementsSchema = z
   .strictObject({
     requests: z

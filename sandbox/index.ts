@@ -3,5 +3,5 @@
 
 export { Redactor } from './redact.js';
 export { loadFunction } from './sandbox.js';
-export { loadSupervisedFunction, type SupervisorHooks } from './supervisor.js';
+export { loadSupervisedFunction, processLimits, type SupervisorHooks } from './supervisor.js';
 export * from './types.js';

@@ -3,10 +3,11 @@
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_HEALTH_POLICY } from '../../api/delivery-status.js';
 import { topology } from '../../api/jetstream.js';
+import { quantityValue, ResourceRequirementsSchema } from '../../api/kube-types.js';
 import { inClusterKubeConfig } from '../../lib/in-cluster.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
 import { podHttpPort, podPath } from '../../lib/pod-env.js';
@@ -26,6 +27,7 @@ interface OperatorFlags extends NatsFlags {
   runnerNatsUser?: string;
   runnerNatsPasswordFile?: string;
   runnerProgressDeadline: number;
+  runnerResources?: V1ResourceRequirements;
   writeKeysSecret?: { namespace: string; name: string };
   writeKeysKey: string;
   allowPrivateNetwork: string[];
@@ -49,6 +51,31 @@ interface OperatorFlags extends NatsFlags {
   httpHost: string;
   httpPort: number;
   logLevel: TelemetryLogLevel;
+}
+
+/** --runner-resources: a container's resources as JSON, checked as the CRD checks spec.resources. */
+function resources(value: string): V1ResourceRequirements {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('expected JSON, e.g. {"requests":{"cpu":"100m","memory":"384Mi"}}.');
+  }
+  const result = ResourceRequirementsSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.length ? ` at ${issue.path.join('.')}` : '';
+    throw new InvalidArgumentError(`${issue.message}${where}.`);
+  }
+  // Kubernetes would refuse every runner Deployment instead: say it once, here.
+  const { requests = {}, limits = {} } = result.data;
+  for (const [name, limit] of Object.entries(limits)) {
+    const request = requests[name];
+    if (request !== undefined && quantityValue(request) > quantityValue(limit)) {
+      throw new InvalidArgumentError(`requests.${name} (${request}) is above limits.${name} (${limit}).`);
+    }
+  }
+  return result.data as V1ResourceRequirements;
 }
 
 function whole(min: number, max: number, what: string) {
@@ -161,6 +188,15 @@ export function registerOperatorCommand(program: Command): void {
         .env('DFN_RUNNER_PROGRESS_DEADLINE')
         .default(600)
         .argParser(whole(10, 86_400, 'the progress deadline')),
+    )
+    .addOption(
+      new Option(
+        '--runner-resources <json>',
+        "runner containers' requests and limits where an instance gives no spec.resources " +
+          "(default: sized from the function's memory limit)",
+      )
+        .env('DFN_RUNNER_RESOURCES')
+        .argParser(resources),
     )
     .addOption(
       new Option(
@@ -370,6 +406,7 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
       natsUrl: list(flags.runnerNatsUrl ?? flags.natsUrl),
       natsAuth: runnerNatsAuth(flags),
       progressDeadlineSeconds: flags.runnerProgressDeadline,
+      ...(flags.runnerResources ? { resources: flags.runnerResources } : {}),
       ...(flags.runnerStatsInterval ? { statsIntervalMs: flags.runnerStatsInterval } : {}),
     },
     ...(flags.writeKeysSecret ? { writeKeys: { ...flags.writeKeysSecret, key: flags.writeKeysKey } } : {}),

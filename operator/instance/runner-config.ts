@@ -1,7 +1,7 @@
 // The runner config directory of an instance (api/runner-config.ts is the contract): config.yaml with every
 // default applied, settings.json, and where the projected volume puts the function, secrets and NATS files.
 
-import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1ResourceRequirements } from '@kubernetes/client-node';
 import type { DestinationFunctionSpec } from '../../api/destination-function.js';
 import type { FunctionInstance, FunctionInstanceSpec } from '../../api/function-instance.js';
 import {
@@ -37,6 +37,8 @@ export interface RunnerEnvironment {
   statsIntervalMs?: number;
   /** Seconds a rollout may take before its Deployment reports ProgressDeadlineExceeded. */
   progressDeadlineSeconds?: number;
+  /** Requests and limits of instances that give none (the chart's runner.resources); else sized from memoryMb. */
+  resources?: V1ResourceRequirements;
 }
 
 /** The container's port for /healthz, /readyz and /metrics (config.yaml http.port). */

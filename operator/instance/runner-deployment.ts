@@ -10,6 +10,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { FunctionInstance, FunctionInstanceSpec } from '../../api/function-instance.js';
 import { RUNNER_CONFIG_FILES, type RunnerConfig } from '../../api/runner-config.js';
+import { processLimits } from '../../sandbox/index.js';
 import { ownerReference, REVISION_KEYS, type Revision } from '../function/revision.js';
 import {
   ANNOTATIONS,
@@ -39,11 +40,20 @@ export interface RunnerDeploymentInput {
   checksum: string;
 }
 
-/** Requests and limits when the instance gives none: the isolate's heap plus Node's own, with headroom. */
+/** What a runner's own process (NATS, acks, HTTP) holds beside its sandbox process, with headroom (MiB). */
+const RUNNER_PROCESS_MB = 256;
+
+/**
+ * Requests and limits when neither the instance nor the operator gives any. The request is the isolate's
+ * heap plus the two Node processes at rest; the limit sits above the RSS ceiling at which the runner kills
+ * its sandbox process itself, so a hostile function's memory ends in that process (its events quarantined,
+ * the runner up) and never in a kernel OOM kill of the whole container.
+ */
 export function defaultResources(memoryMb: number): V1ResourceRequirements {
+  const sandbox = processLimits({ limits: { memoryMb } });
   return {
-    requests: { cpu: '100m', memory: `${memoryMb + 128}Mi` },
-    limits: { memory: `${2 * memoryMb + 256}Mi` },
+    requests: { cpu: '100m', memory: `${memoryMb + RUNNER_PROCESS_MB}Mi` },
+    limits: { memory: `${sandbox.rssMb + RUNNER_PROCESS_MB}Mi` },
   };
 }
 
@@ -158,7 +168,10 @@ export function runnerDeployment(input: RunnerDeploymentInput): V1Deployment {
                 periodSeconds: 5,
                 failureThreshold: 2,
               },
-              resources: (spec.resources as V1ResourceRequirements | undefined) ?? defaultResources(memoryMb),
+              resources:
+                (spec.resources as V1ResourceRequirements | undefined) ??
+                env.resources ??
+                defaultResources(memoryMb),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,

@@ -9,6 +9,7 @@ import { LOCAL_PORTS_ANNOTATION } from '../../local/kubelet/pod-worker.js';
 import { useNamespace } from '../helpers/kube.js';
 import { DFN_IMAGE, POD_TEST_TIMEOUT_MS, useKubelet } from '../helpers/kubelet.js';
 import { NatsServer } from '../helpers/nats-server.js';
+import { apply, destinationFunction, functionInstance } from '../helpers/operator.js';
 import { waitFor } from '../helpers/wait.js';
 import { CHART_DIR, helm, setFlags } from './helm.js';
 
@@ -17,6 +18,7 @@ useKubelet(ns);
 let nats: NatsServer;
 let release = '';
 const WRITE_KEY = 'wk_chart_test_1';
+const RUNNER_RESOURCES = { requests: { cpu: '50m', memory: '200Mi' }, limits: { memory: '900Mi' } };
 
 beforeAll(async () => {
   nats = await NatsServer.start();
@@ -82,6 +84,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
           'gateway.replicas': 1,
           'operator.watchNamespaces': [ns.name],
           'operator.allowPrivateNetwork': [ns.name],
+          'runner.resources': RUNNER_RESOURCES,
         }),
       ],
       { kubeconfig: ns.cp.kubeconfigPath },
@@ -105,6 +108,39 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
       180_000,
       500,
     );
+  });
+
+  it("runner.resources sizes the runners of instances that set none; an instance's own spec.resources wins", async () => {
+    await apply(
+      ns.kc,
+      destinationFunction(ns.name, 'sized', { code: 'async function onTrack(event) { return 1; }\n' }),
+    );
+    const own = { requests: { cpu: '10m', memory: '150Mi' }, limits: { memory: '600Mi' } };
+    // Suspended: the Deployments are what is checked, no runner needs to start.
+    await apply(
+      ns.kc,
+      functionInstance(ns.name, 'plain', { functionRef: { name: 'sized' }, source: 'web', suspend: true }),
+    );
+    await apply(
+      ns.kc,
+      functionInstance(ns.name, 'own', {
+        functionRef: { name: 'sized' },
+        source: 'web',
+        suspend: true,
+        resources: own,
+      }),
+    );
+    const resources = async (instance: string) =>
+      (
+        await ns.kc
+          .makeApiClient(AppsV1Api)
+          .readNamespacedDeployment({ name: `${instance}-runner`, namespace: ns.name })
+          .catch(() => undefined)
+      )?.spec?.template.spec?.containers[0]?.resources;
+    expect(await waitFor('the plain runner Deployment', () => resources('plain'), 120_000, 250)).toEqual(
+      RUNNER_RESOURCES,
+    );
+    expect(await waitFor('the sized runner Deployment', () => resources('own'), 120_000, 250)).toEqual(own);
   });
 
   it('the operator created the streams, with the replica count of the values', async () => {

@@ -209,6 +209,17 @@ describe('helm lint and template', () => {
   });
 });
 
+describe('runner.resources', () => {
+  it('reaches the operator as --runner-resources JSON, and is no flag when empty', async () => {
+    const defaults = args(find(await render(), 'Deployment', 'dfn-operator'));
+    expect(defaults.some((a) => a.startsWith('--runner-resources'))).toBe(false);
+    const resources = { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } };
+    const set = args(find(await render({ 'runner.resources': resources }), 'Deployment', 'dfn-operator'));
+    const flag = set.find((a) => a.startsWith('--runner-resources='))!;
+    expect(JSON.parse(flag.slice('--runner-resources='.length))).toEqual(resources);
+  });
+});
+
 describe('values.schema.json', () => {
   const refused = async (values: Record<string, unknown>, message: RegExp) => {
     const run = await helm(['template', 'dfn', CHART_DIR, ...setFlags(values)]);
@@ -230,6 +241,11 @@ describe('values.schema.json', () => {
   it('refuses private-network namespaces given as a string, and names that are not namespaces', async () => {
     await refused({ 'operator.allowPrivateNetwork': 'staging' }, /operator\/allowPrivateNetwork/);
     await refused({ 'operator.allowPrivateNetwork': ['Staging_1'] }, /operator\/allowPrivateNetwork/);
+  });
+
+  it('refuses runner resources that are not requests and limits of quantities', async () => {
+    await refused({ 'runner.resources': { request: { cpu: '1' } } }, /runner\/resources/);
+    await refused({ 'runner.resources': { limits: { memory: { value: 1 } } } }, /runner\/resources/);
   });
 
   it('refuses a NATS URL without a scheme and a misspelt value', async () => {

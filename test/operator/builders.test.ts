@@ -122,11 +122,22 @@ describe('the runner config directory', () => {
     const plan = planInstance(input({ limits: { concurrency: 7 } }, { fn: withLimits }));
     const loaded = await loadRunnerConfig(await materialise(plan));
     expect(loaded.config.limits).toMatchObject({ concurrency: 7, timeoutMs: 1500, memoryMb: 64 });
-    // Resources follow the isolate's heap when the instance names none.
+    // Resources follow the isolate's heap when neither the instance nor the operator names any: the limit
+    // above the sandbox process's RSS ceiling (4 × 64 + 512 MiB), so the runner, not the kernel, ends it.
     expect(plan.deploy!.deployment.spec!.template.spec!.containers[0]!.resources).toEqual({
-      requests: { cpu: '100m', memory: '192Mi' },
-      limits: { memory: '384Mi' },
+      requests: { cpu: '100m', memory: '320Mi' },
+      limits: { memory: '1024Mi' },
     });
+  });
+
+  it("takes the instance's resources, else the operator's default for runners", () => {
+    const resources = (i: InstancePlanInput) =>
+      planInstance(i).deploy!.deployment.spec!.template.spec!.containers[0]!.resources;
+    const operatorDefault = { requests: { cpu: '1', memory: '1Gi' }, limits: { memory: '2Gi' } };
+    const own = { requests: { memory: '300Mi' }, limits: { memory: '600Mi' } };
+    const env = { ...input().env, resources: operatorDefault };
+    expect(resources(input({}, { env }))).toEqual(operatorDefault);
+    expect(resources(input({ resources: own }, { env }))).toEqual(own);
   });
 });
 

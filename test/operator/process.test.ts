@@ -141,4 +141,27 @@ describe('dfn operator', { timeout: 180_000 }, () => {
     expect(code).toBe(2);
     expect(stderr).toContain('--renew-deadline must be shorter than --lease-duration');
   });
+
+  it.each([
+    ['not JSON', '{requests', 'expected JSON'],
+    ['a misspelt field', '{"request":{"cpu":"1"}}', 'request'],
+    [
+      'a bad quantity',
+      '{"limits":{"memory":"lots"}}',
+      'must be a Kubernetes quantity, e.g. 500m or 128Mi at limits.memory',
+    ],
+    [
+      'a request above its limit',
+      '{"requests":{"memory":"1Gi"},"limits":{"memory":"512Mi"}}',
+      'requests.memory (1Gi) is above limits.memory (512Mi)',
+    ],
+  ])('refuses --runner-resources that is %s, with exit status 2', async (_what, value, message) => {
+    const p = spawnDfn(['operator', '--runner-image', 'x', '--runner-resources', value]);
+    let stderr = '';
+    p.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise((r) => p.on('exit', r));
+    expect(code).toBe(2);
+    expect(stderr).toContain("option '--runner-resources <json>' argument");
+    expect(stderr).toContain(message);
+  });
 });
