@@ -1,6 +1,8 @@
 // What a dfn process learns from the local kubelet (local/kubelet/), which runs Pods as plain processes:
-// DFN_POD_ROOT, the private root its volumes are mounted under, and DFN_HTTP_PORT, its remapped port.
+// DFN_POD_ROOT, the private root its volumes are mounted under, DFN_HTTP_PORT, its remapped port, and
+// DFN_HTTP_HOST, the address to serve it on (the Pod IP the kubelet reports, loopback).
 
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 
 /**
@@ -21,6 +23,18 @@ export function podHttpPort(env: NodeJS.ProcessEnv = process.env): number | unde
     throw new PodEnvError(`DFN_HTTP_PORT must be a port number from 0 to 65535 (got "${raw}")`);
   }
   return port;
+}
+
+/**
+ * The address to serve HTTP on instead of the configured one, if any. The local kubelet gives loopback: on a
+ * laptop a Pod's port is a port of the machine, and a container's usual 0.0.0.0 would open the gateway,
+ * metrics and health endpoints to the network.
+ */
+export function podHttpHost(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = env.DFN_HTTP_HOST;
+  if (raw === undefined || raw === '') return undefined;
+  if (isIP(raw) === 0) throw new PodEnvError(`DFN_HTTP_HOST must be an IP address (got "${raw}")`);
+  return raw;
 }
 
 /** The prefix @kubernetes/client-node's in-cluster config puts before /var/run/secrets/… ('' in a cluster). */

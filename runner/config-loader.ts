@@ -13,7 +13,7 @@ import {
   RunnerConfigError,
 } from '../api/runner-config.js';
 import { withSettingDefaults } from '../api/settings.js';
-import { podHttpPort, podPath } from '../lib/pod-env.js';
+import { podHttpHost, podHttpPort, podPath } from '../lib/pod-env.js';
 
 export interface NatsAuth {
   token?: string;
@@ -210,12 +210,19 @@ export async function loadRunnerConfig(dirArg: string): Promise<LoadedRunnerConf
     }
   }
 
-  // Run by the local kubelet, the Pod's HTTP port is remapped (lib/pod-env.ts, as are the paths above).
+  // Run by the local kubelet, the Pod's HTTP port is remapped and served on loopback (lib/pod-env.ts, as
+  // the paths above are).
   try {
     const port = podHttpPort();
     if (config && port !== undefined) config.http.port = port;
   } catch (err) {
     issues.push({ file: 'DFN_HTTP_PORT', path: '', message: (err as Error).message });
+  }
+  try {
+    const host = podHttpHost();
+    if (config && host !== undefined) config.http.host = host;
+  } catch (err) {
+    issues.push({ file: 'DFN_HTTP_HOST', path: '', message: (err as Error).message });
   }
 
   if (issues.length > 0 || !config || source === undefined) throw new RunnerConfigError(dir, issues);

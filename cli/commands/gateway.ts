@@ -8,7 +8,7 @@ import { createGateway, GATEWAY_DEFAULTS, type Gateway } from '../../gateway/ser
 import { LIMITS } from '../../gateway/validate.js';
 import { WRITE_KEYS_FORMAT, WriteKeysFileError } from '../../gateway/write-keys.js';
 import { displayServers, displayUrl } from '../../lib/nats-url.js';
-import { podHttpPort, podPath } from '../../lib/pod-env.js';
+import { podHttpHost, podHttpPort, podPath } from '../../lib/pod-env.js';
 import { LOG_LEVELS, processLogger, processRegistry, type TelemetryLogLevel } from '../../lib/telemetry.js';
 import { parsePrefix } from './nats-options.js';
 
@@ -267,6 +267,7 @@ async function runGateway(given: GatewayFlags, cmd: Command): Promise<void> {
       writeKeys: podPath(given.writeKeys),
       ...(given.natsCreds ? { natsCreds: podPath(given.natsCreds) } : {}),
       port: podHttpPort() ?? given.port,
+      host: podHttpHost() ?? given.host,
     };
   } catch (err) {
     return cmd.error(`dfn gateway: ${(err as Error).message}`, { exitCode: 2 });

@@ -10,7 +10,7 @@ import { topology } from '../../api/jetstream.js';
 import { quantityValue, ResourceRequirementsSchema } from '../../api/kube-types.js';
 import { inClusterKubeConfig } from '../../lib/in-cluster.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
-import { podHttpPort, podPath } from '../../lib/pod-env.js';
+import { podHttpHost, podHttpPort, podPath } from '../../lib/pod-env.js';
 import { LOG_LEVELS, processLogger, type TelemetryLogLevel } from '../../lib/telemetry.js';
 import type { RunnerNatsAuth } from '../../operator/index.js';
 import { authOptions } from '../../runner/nats-connection.js';
@@ -438,15 +438,12 @@ async function runOperator(flags: OperatorFlags): Promise<number> {
     revisionHistory: flags.revisionHistory,
     log,
   });
-  // Run by the local kubelet, the Pod's HTTP port is remapped (lib/pod-env.ts).
+  // Run by the local kubelet, the Pod's HTTP port is remapped and served on loopback (lib/pod-env.ts).
   const port = podHttpPort() ?? flags.httpPort;
-  const http = await startOperatorHttp(operator, operator.metrics.registry, flags.httpHost, port).catch(
-    (err) => {
-      throw new Error(
-        `cannot serve /healthz, /readyz and /metrics on ${flags.httpHost}:${port}: ${err.message}`,
-      );
-    },
-  );
+  const host = podHttpHost() ?? flags.httpHost;
+  const http = await startOperatorHttp(operator, operator.metrics.registry, host, port).catch((err) => {
+    throw new Error(`cannot serve /healthz, /readyz and /metrics on ${host}:${port}: ${err.message}`);
+  });
   const address = http.server.address();
   log.info(
     {

@@ -239,10 +239,11 @@ export class PodWorker {
       KUBERNETES_PORT: `tcp://${api.host}:${api.port}`,
       DFN_POD_ROOT: this.root,
       DFN_HTTP_PORT: String(httpPort),
+      DFN_HTTP_HOST: LOOPBACK,
     };
     const env = containerEnv(this.pod, spec, this.ctx.sources, base);
-    // The kubelet's own variables win: a Pod cannot point DFN_POD_ROOT elsewhere.
-    Object.assign(env, { DFN_POD_ROOT: this.root, DFN_HTTP_PORT: String(httpPort) });
+    // The kubelet's own variables win: a Pod cannot point DFN_POD_ROOT elsewhere, nor open its port to the network.
+    Object.assign(env, { DFN_POD_ROOT: this.root, DFN_HTTP_PORT: String(httpPort), DFN_HTTP_HOST: LOOPBACK });
     const argv = commandFor(this.ctx.images, spec, (s) => expand(s, env));
     const cwd = spec.workingDir ? inside(this.root, spec.workingDir) : this.root;
     await mkdir(cwd, { recursive: true });

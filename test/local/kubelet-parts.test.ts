@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { podHttpPort, podPath } from '../../lib/pod-env.js';
+import { podHttpHost, podHttpPort, podPath } from '../../lib/pod-env.js';
 import { expand } from '../../local/kubelet/env.js';
 import { commandFor, isDfnImage, repositoryOf } from '../../local/kubelet/image.js';
 import { inside, type Payload, writeAtomically } from '../../local/kubelet/volumes.js';
@@ -128,7 +128,7 @@ describe('mounted files (the atomic writer)', () => {
   });
 });
 
-describe('DFN_POD_ROOT and DFN_HTTP_PORT (lib/pod-env.ts)', () => {
+describe('DFN_POD_ROOT, DFN_HTTP_PORT and DFN_HTTP_HOST (lib/pod-env.ts)', () => {
   it('puts absolute paths under the Pod root, and leaves them alone without one', () => {
     expect(podPath('/etc/dfn/config', { DFN_POD_ROOT: '/pods/1/root' })).toBe('/pods/1/root/etc/dfn/config');
     expect(podPath('/pods/1/root/etc/x', { DFN_POD_ROOT: '/pods/1/root' })).toBe('/pods/1/root/etc/x');
@@ -141,6 +141,23 @@ describe('DFN_POD_ROOT and DFN_HTTP_PORT (lib/pod-env.ts)', () => {
     expect(podHttpPort({})).toBeUndefined();
     expect(() => podHttpPort({ DFN_HTTP_PORT: '80x' })).toThrow(/DFN_HTTP_PORT must be a port/);
     expect(() => podHttpPort({ DFN_HTTP_PORT: '70000' })).toThrow(/DFN_HTTP_PORT must be a port/);
+  });
+
+  it('reads the host as an IP address only', () => {
+    expect(podHttpHost({ DFN_HTTP_HOST: '127.0.0.1' })).toBe('127.0.0.1');
+    expect(podHttpHost({ DFN_HTTP_HOST: '::1' })).toBe('::1');
+    expect(podHttpHost({})).toBeUndefined();
+    expect(() => podHttpHost({ DFN_HTTP_HOST: 'localhost' })).toThrow(/DFN_HTTP_HOST must be an IP address/);
+  });
+
+  it('dfn runner and dfn gateway refuse a bad DFN_HTTP_HOST (exit 2), naming it', async () => {
+    const env = { DFN_HTTP_HOST: 'every-interface' };
+    const runner = await runDfn(['runner', '--config', dir, '--check'], { env });
+    expect(runner.code).toBe(2);
+    expect(runner.stderr).toContain('DFN_HTTP_HOST');
+    const gateway = await runDfn(['gateway', '--write-keys', join(dir, 'none.yaml')], { env });
+    expect(gateway.code).toBe(2);
+    expect(gateway.stderr).toContain('DFN_HTTP_HOST must be an IP address');
   });
 
   it('dfn runner and dfn gateway refuse a bad DFN_HTTP_PORT (exit 2), naming it', async () => {

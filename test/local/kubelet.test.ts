@@ -52,6 +52,25 @@ const hostPort = (pod: V1Pod, container: string, name = 'http') => {
   return ports[container]!.find((p) => p.name === name)!.hostPort;
 };
 
+/** Local addresses of the sockets listening on `port`, from the kernel's tables (IPv4 and IPv6). */
+function listening(port: number): string[] {
+  const out: string[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = existsSync(table) ? readFileSync(table, 'utf8') : '';
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state !== '0A' || !local) continue; // 0A: LISTEN
+      const [addr, hexPort] = local.split(':') as [string, string];
+      if (Number.parseInt(hexPort, 16) !== port) continue;
+      out.push(addr.length === 8 ? ipv4(addr) : addr === '0'.repeat(32) ? '::' : `ipv6:${addr}`);
+    }
+  }
+  return out;
+}
+
+/** /proc/net/tcp writes an IPv4 address as little-endian hex. */
+const ipv4 = (hex: string) => [6, 4, 2, 0].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join('.');
+
 function gatewayDeployment(replicas: number): V1Deployment {
   const d = deployment(
     'gateway',
@@ -167,6 +186,12 @@ describe('a Deployment of the dfn image', { timeout: POD_TEST_TIMEOUT_MS }, () =
     expect(pids.size).toBe(2);
   });
 
+  it("serves each Pod's port on loopback only, never on the machine's other addresses", async () => {
+    for (const pod of await podsOf('gateway')) {
+      expect(listening(hostPort(pod, 'gateway'))).toEqual(['127.0.0.1']);
+    }
+  });
+
   it("gives each process the Pod's env (ConfigMap, Secret, downward API, $(VAR)) and nothing of the kubelet's", async () => {
     for (const pod of await podsOf('gateway')) {
       const name = pod.metadata!.name!;
@@ -180,6 +205,7 @@ describe('a Deployment of the dfn image', { timeout: POD_TEST_TIMEOUT_MS }, () =
         API_TOKEN: 's3cr3t',
         DFN_POD_ROOT: worker.root,
         DFN_HTTP_PORT: String(hostPort(pod, 'gateway')),
+        DFN_HTTP_HOST: '127.0.0.1',
         KUBERNETES_SERVICE_HOST: '127.0.0.1',
         KUBERNETES_SERVICE_PORT: new URL(ns.cp.server).port,
       });
