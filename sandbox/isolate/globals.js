@@ -4,7 +4,7 @@
 // destination functions have no use for it.
 
 import { Buffer } from './buffer.js';
-import { atob, btoa, TextDecoder, TextEncoder } from './bytes.js';
+import { atob, btoa, TextEncoder } from './bytes.js';
 import { cache } from './cache.js';
 import { console } from './console.js';
 import { crypto } from './crypto.js';
@@ -12,7 +12,8 @@ import { EventNotSupported, InvalidEventPayload, RetryError, ValidationError } f
 import { fetch, Request, Response } from './fetch.js';
 import { Headers } from './headers.js';
 import { defineProperty, objectKeys } from './intrinsics.js';
-import { clearTimeout, setTimeout } from './timers.js';
+import { TextDecoder } from './text-decoder.js';
+import { clearInterval, clearTimeout, setInterval, setTimeout } from './timers.js';
 import { URL, URLSearchParams } from './url.js';
 
 export function installGlobals() {
@@ -34,6 +35,8 @@ export function installGlobals() {
     cache,
     setTimeout,
     clearTimeout,
+    setInterval,
+    clearInterval,
     // lodash, evaluated in the isolate just before the prelude (sandbox/libraries.ts)
     _: globalThis._,
     EventNotSupported,
