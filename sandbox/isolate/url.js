@@ -1,7 +1,6 @@
 // URL and URLSearchParams. URL parsing is delegated to the host's WHATWG parser (exact semantics);
 // URLSearchParams is the application/x-www-form-urlencoded algorithm, on USVStrings as in Node.
 
-import { utf8Encode } from './bytes.js';
 import { host, hostResult } from './host.js';
 import { defineProperty, objectKeys, StringCtor, stringToWellFormed, Uint8ArrayCtor } from './intrinsics.js';
 import { utf8Decode } from './text-decoder.js';
@@ -23,25 +22,46 @@ function usv(value) {
   return stringToWellFormed(StringCtor(value));
 }
 
-const isHexDigit = (b) => (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
-const hexValue = (b) => (b <= 0x39 ? b - 0x30 : (b | 0x20) - 0x57);
+const HEX_PAIR = /%[0-9a-fA-F]{2}/;
+const hexValue = (c) => {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+};
 
 /**
- * application/x-www-form-urlencoded decoding (WHATWG URL): '+' is a space, %XX a byte (a '%' not followed
- * by two hex digits stays as it is), and the bytes are UTF-8 with each invalid sequence one U+FFFD.
+ * Node's querystring.unescapeBuffer: %XX is a byte, a '%' without two hex digits stays, and every other
+ * character is its UTF-16 code unit cut to a byte (so 'é' next to a bad escape is 0xE9, not C3 A9).
+ */
+function unescapeBytes(s) {
+  const out = new Uint8ArrayCtor(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const high = c === 0x25 && i < s.length - 2 ? hexValue(s.charCodeAt(i + 1)) : -1;
+    const low = high >= 0 ? hexValue(s.charCodeAt(i + 2)) : -1;
+    if (low >= 0) {
+      out[n++] = high * 16 + low;
+      i += 2;
+    } else out[n++] = c & 0xff;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * A name or value of a query, decoded as Node does (lib/internal/url.js parseParams, querystring.unescape)
+ * rather than as WHATWG says: they differ when raw non-ASCII text meets an escape that is not UTF-8, and
+ * functions are compared with Node. '+' is a space; with a valid %XX the text is decoded by
+ * decodeURIComponent, or, when that throws, byte by byte (unescapeBytes) and then as UTF-8 with U+FFFD.
  */
 function formDecode(s) {
-  const bytes = utf8Encode(s);
-  const out = new Uint8ArrayCtor(bytes.length);
-  let n = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b === 0x25 && i + 2 < bytes.length && isHexDigit(bytes[i + 1]) && isHexDigit(bytes[i + 2])) {
-      out[n++] = (hexValue(bytes[i + 1]) << 4) | hexValue(bytes[i + 2]);
-      i += 2;
-    } else out[n++] = b === 0x2b ? 0x20 : b;
+  const spaced = s.replace(/\+/g, ' ');
+  if (!HEX_PAIR.test(spaced)) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return utf8Decode(unescapeBytes(spaced));
   }
-  return utf8Decode(out.subarray(0, n));
 }
 
 /** URL's access to its URLSearchParams' query (set by the class; a static would be visible to user code). */
@@ -259,3 +279,10 @@ export class URL {
     return this.#parts.href;
   }
 }
+
+// As Node's: Object.prototype.toString says what they are.
+for (const [Class, tag] of [
+  [URLSearchParams, 'URLSearchParams'],
+  [URL, 'URL'],
+])
+  defineProperty(Class.prototype, Symbol.toStringTag, { value: tag, configurable: true });

@@ -76,11 +76,6 @@ export async function expectParity(
   const differences = cases.flatMap((c, i) =>
     node[i] === sandbox[i] ? [] : [{ case: c, node: node[i], sandbox: sandbox[i] }],
   );
-  if (process.env.PARITY_DUMP)
-    (await import('node:fs')).appendFileSync(
-      process.env.PARITY_DUMP,
-      `${JSON.stringify(differences, null, 1)}\n`,
-    );
   expect(differences).toEqual([]);
 }
 
