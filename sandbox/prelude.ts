@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 /** What the bundle evaluates to inside the isolate: the entry module's `prelude` function. */
 const GLOBAL_NAME = '__dfnPrelude';
 /**
- * The `buffer` package's exports, bound in the prelude's scope under this name (sandbox/isolate/buffer.js
- * reads it). Its three CommonJS files are wrapped here rather than bundled by esbuild, which renames the
+ * A function in the prelude's scope that evaluates the `buffer` package and returns its exports
+ * (sandbox/isolate/buffer.js calls it once). Its three CommonJS files are wrapped here rather than bundled by esbuild, which renames the
  * package's `function Buffer` to Buffer2 (even bundled alone), and user code sees that name in
  * `buf.constructor.name`, `String(Buffer)` and stack traces.
  */
@@ -33,7 +33,7 @@ function wrapBufferPackage(esbuild: Esbuild): string {
         `${JSON.stringify(name)}: function (module, exports, require) {\n${esbuild.transformSync(readFileSync(file, 'utf8'), TRANSFORM).code}\n}`,
     )
     .join(',\n');
-  return `const ${BUFFER_PACKAGE} = (function () {
+  return `function ${BUFFER_PACKAGE}() {
 const modules = {\n${modules}\n};
 const loaded = {};
 function require(name) {
@@ -45,7 +45,7 @@ function require(name) {
   return loaded[name].exports;
 }
 return require('buffer');
-})();`;
+}`;
 }
 
 /** Printed again as esbuild prints, so `String(Buffer)` reads as Node's (`function Buffer(arg, …`). */

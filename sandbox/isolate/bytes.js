@@ -1,7 +1,7 @@
 // Bytes and text: UTF-8, base64 and latin1 codecs for the sandbox's own crossings, TextEncoder, btoa/atob.
 // Buffer's encodings are the buffer package's (buffer.js); TextDecoder and UTF-8 decoding are text-decoder.js.
 
-import { Buffer } from './buffer.js';
+import { nodeBuffer } from './buffer.js';
 import {
   decodeUriComponent,
   escapeLatin1,
@@ -99,7 +99,7 @@ export function latin1Decode(bytes) {
 }
 
 /** A string's bytes in one of Buffer's encodings (crypto's `update(string, encoding)`). */
-export const encodeString = (str, encoding) => Buffer.from(str, encoding);
+export const encodeString = (str, encoding) => nodeBuffer().from(str, encoding);
 
 export class TextEncoder {
   get encoding() {

@@ -2,7 +2,7 @@
 // a function's behalf is bounded (config.bounds), and its answers cross as latin1 strings that the isolate
 // turns into bytes itself (see host-fetch.ts on why not as ArrayBuffers).
 
-import { Buffer, bufferOf } from './buffer.js';
+import { bufferOf, nodeBuffer } from './buffer.js';
 import { encodeString, latin1Encode } from './bytes.js';
 import { host, hostResult } from './host.js';
 import {
@@ -55,7 +55,9 @@ class Hash {
   digest(encoding) {
     if (this.#done) throw new ErrorCtor('Digest already called');
     this.#done = true;
-    const digest = hostResult(host.crypto(this.#op, this.#algorithm, Buffer.concat(this.#chunks), this.#key));
+    const digest = hostResult(
+      host.crypto(this.#op, this.#algorithm, nodeBuffer().concat(this.#chunks), this.#key),
+    );
     const out = bufferOf(latin1Encode(digest));
     return encoding === undefined || encoding === 'buffer' ? out : out.toString(encoding);
   }

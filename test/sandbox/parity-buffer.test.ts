@@ -377,6 +377,17 @@ describe('Buffer parity with Node', () => {
     expect(stack).not.toMatch(/Buffer\d|_Buffer|NodeBuffer/);
   });
 
+  it('Buffer is made on first use and is then the plain global Node has; a write before any read wins', async () => {
+    const [before, after] = await inSandbox(load, [
+      "typeof Object.getOwnPropertyDescriptor(globalThis, 'Buffer').get",
+      "(() => { Buffer.from('a'); const d = Object.getOwnPropertyDescriptor(globalThis, 'Buffer'); return [typeof d.value, d.writable, d.enumerable, d.configurable]; })()",
+    ]);
+    expect(before).toBe('string "function"');
+    expect(after).toBe('[string "function", true, false, true]');
+    const [replaced] = await inSandbox(load, ["(() => { globalThis.Buffer = 42; return Buffer; })()"]);
+    expect(replaced).toBe('number 42');
+  });
+
   it('hex decoding stops at the first pair that is not hex, as Node does', async () => {
     const pieces = ['00', 'ff', 'Ab', '1g', ' 1', '-1', 'g', '0', 'zz', '+1', '0x', '\u00e9'];
     const cases = pieces.flatMap((a) =>
