@@ -384,7 +384,7 @@ describe('Buffer parity with Node', () => {
     ]);
     expect(before).toBe('string "function"');
     expect(after).toBe('[string "function", true, false, true]');
-    const [replaced] = await inSandbox(load, ["(() => { globalThis.Buffer = 42; return Buffer; })()"]);
+    const [replaced] = await inSandbox(load, ['(() => { globalThis.Buffer = 42; return Buffer; })()']);
     expect(replaced).toBe('number 42');
   });
 
