@@ -3,6 +3,7 @@
 // copy from Node-era code (`new Buffer('abc')`, `new Buffer.from(x)`).
 
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { expectParity, inSandbox, literal, randomBytes, seeded } from '../helpers/parity.js';
 import { sandboxes } from '../helpers/sandbox.js';
@@ -386,6 +387,27 @@ describe('Buffer parity with Node', () => {
     expect(after).toBe('[string "function", true, false, true]');
     const [replaced] = await inSandbox(load, ['(() => { globalThis.Buffer = 42; return Buffer; })()']);
     expect(replaced).toBe('number 42');
+  });
+
+  it('patched on first use after user code changed built-ins, Buffer still works, for the sandbox too', async () => {
+    const tampered = `(() => {
+      const names = ['from', 'write', 'toString', 'readUInt8', 'copy', 'concat', 'alloc'];
+      for (const n of names) Object.defineProperty(Object.prototype, n, { get() { return 1; }, configurable: true });
+      const iterator = Array.prototype[Symbol.iterator];
+      Array.prototype[Symbol.iterator] = function* () {};
+      try {
+        return [Buffer.from('hé').toString('hex'), Buffer.from([5, 6]).readUInt8(1),
+          Buffer.concat([Buffer.alloc(1, 7)]).toString('hex'), crypto.createHash('md5').update('a').digest('hex')];
+      } finally {
+        Array.prototype[Symbol.iterator] = iterator;
+        for (const n of names) delete Object.prototype[n];
+      }
+    })()`;
+    const [shown] = await inSandbox(load, [tampered]);
+    const md5 = createHash('md5').update('a').digest('hex');
+    expect(shown).toBe(
+      `[string "${Buffer.from('hé').toString('hex')}", number 6, string "07", string "${md5}"]`,
+    );
   });
 
   it('hex decoding stops at the first pair that is not hex, as Node does', async () => {
