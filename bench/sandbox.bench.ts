@@ -1,7 +1,9 @@
 // Per-event cost of a trivial onTrack through the sandbox, against the same function called in-process
-// without a sandbox, in the same run. Last line: JSON figures.
+// without a sandbox, in the same run; and what starting a function's isolate costs (time, heap) against
+// a bare isolate. Last line: JSON figures.
 
 import { performance } from 'node:perf_hooks';
+import ivm from 'isolated-vm';
 import type { SegmentEvent } from '../api/events.js';
 import { type FunctionSandbox, loadFunction, loadSupervisedFunction } from '../sandbox/index.js';
 
@@ -41,6 +43,50 @@ async function measure(label: string, count: number, run: () => Promise<void>): 
   console.log(`${label.padEnd(48)} ${usPerEvent.toFixed(2).padStart(9)} µs/event`);
   return usPerEvent;
 }
+
+const STARTS = Number(process.env.BENCH_STARTS ?? 15);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** What an isolate holds on its heap and outside it (ArrayBuffers), in MiB. */
+const heapMib = (isolate: ivm.Isolate) => {
+  const h = isolate.getHeapStatisticsSync();
+  return (h.used_heap_size + h.externally_allocated_size) / 2 ** 20;
+};
+const isolateOf = (sb: FunctionSandbox) => (sb as unknown as { vm: { isolate: ivm.Isolate } }).vm.isolate;
+
+/** Median start-up (ms) and heap after it (MiB) of `start`, over STARTS runs (plus one warm-up). */
+async function startup(label: string, start: () => Promise<{ isolate: ivm.Isolate; dispose(): void }>) {
+  const times: number[] = [];
+  const heaps: number[] = [];
+  for (let i = 0; i <= STARTS; i++) {
+    const t0 = performance.now();
+    const started = await start();
+    const ms = performance.now() - t0;
+    if (i > 0) {
+      times.push(ms);
+      heaps.push(heapMib(started.isolate));
+    }
+    started.dispose();
+  }
+  const figures = { ms: median(times), mib: median(heaps) };
+  console.log(
+    `${label.padEnd(48)} ${figures.ms.toFixed(2).padStart(9)} ms ${figures.mib.toFixed(2).padStart(7)} MiB`,
+  );
+  return figures;
+}
+
+console.log(`isolate start-up, median of ${STARTS}`);
+// (f) the ceiling: a bare isolate and context, nothing evaluated in it.
+const bare = await startup('bare isolate + context', async () => {
+  const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  await isolate.createContext();
+  return { isolate, dispose: () => isolate.dispose() };
+});
+// (g) a function using none of Segment's dependencies: lodash, the prelude (Buffer, …) and the function.
+const fn = await startup('loadFunction (no dependencies)', async () => {
+  const sb = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
+  return { isolate: isolateOf(sb), dispose: () => sb.dispose() };
+});
 
 const sandbox = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
 const batches = chunks(events, MICRO_BATCH);
@@ -109,5 +155,9 @@ console.log(
     supervised_batch_us_per_event: Number(supervisedBatchUs.toFixed(3)),
     plain_us_per_event: Number(plainUs.toFixed(3)),
     plain_with_json_decode_us_per_event: Number(plainDecodeUs.toFixed(3)),
+    startup_bare_isolate_ms: Number(bare.ms.toFixed(2)),
+    startup_bare_isolate_mib: Number(bare.mib.toFixed(2)),
+    startup_function_ms: Number(fn.ms.toFixed(2)),
+    startup_function_mib: Number(fn.mib.toFixed(2)),
   }),
 );

@@ -1,5 +1,7 @@
-// Bytes and text: UTF-8, base64, hex and latin1 codecs, TextEncoder/TextDecoder (UTF-8), btoa/atob.
+// Bytes and text: UTF-8, base64 and latin1 codecs for the sandbox's own crossings, TextEncoder, btoa/atob.
+// Buffer's encodings are the buffer package's (buffer.js); TextDecoder and UTF-8 decoding are text-decoder.js.
 
+import { nodeBuffer } from './buffer.js';
 import {
   decodeUriComponent,
   escapeLatin1,
@@ -9,6 +11,9 @@ import {
   StringCtor,
   Uint8ArrayCtor,
 } from './intrinsics.js';
+import { utf8Decode } from './text-decoder.js';
+
+export { utf8Decode };
 
 export function utf8Encode(str) {
   const out = [];
@@ -27,47 +32,6 @@ export function utf8Encode(str) {
     else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
   }
   return new Uint8ArrayCtor(out);
-}
-
-export function utf8Decode(bytes) {
-  let out = '';
-  let chunk = [];
-  const flush = () => {
-    out += fromCharCode.apply(null, chunk);
-    chunk = [];
-  };
-  for (let i = 0; i < bytes.length; ) {
-    const b = bytes[i];
-    let c = 0xfffd;
-    let n = 1;
-    if (b < 0x80) c = b;
-    else if (b >= 0xc2 && b < 0xe0 && (bytes[i + 1] & 0xc0) === 0x80) {
-      c = ((b & 31) << 6) | (bytes[i + 1] & 63);
-      n = 2;
-    } else if (b >= 0xe0 && b < 0xf0 && (bytes[i + 1] & 0xc0) === 0x80 && (bytes[i + 2] & 0xc0) === 0x80) {
-      c = ((b & 15) << 12) | ((bytes[i + 1] & 63) << 6) | (bytes[i + 2] & 63);
-      n = 3;
-      if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) c = 0xfffd;
-    } else if (
-      b >= 0xf0 &&
-      b < 0xf5 &&
-      (bytes[i + 1] & 0xc0) === 0x80 &&
-      (bytes[i + 2] & 0xc0) === 0x80 &&
-      (bytes[i + 3] & 0xc0) === 0x80
-    ) {
-      c = ((b & 7) << 18) | ((bytes[i + 1] & 63) << 12) | ((bytes[i + 2] & 63) << 6) | (bytes[i + 3] & 63);
-      n = 4;
-      if (c < 0x10000 || c > 0x10ffff) c = 0xfffd;
-    }
-    if (c >= 0x10000) {
-      c -= 0x10000;
-      chunk.push(0xd800 + (c >> 10), 0xdc00 + (c & 1023));
-    } else chunk.push(c);
-    if (chunk.length > 8192) flush();
-    i += n;
-  }
-  flush();
-  return out;
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -107,22 +71,6 @@ export function base64Decode(str) {
   return new Uint8ArrayCtor(out);
 }
 
-function hexEncode(bytes) {
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
-  return out;
-}
-
-function hexDecode(str) {
-  const out = [];
-  for (let i = 0; i + 1 < str.length; i += 2) {
-    const v = Number.parseInt(str.slice(i, i + 2), 16);
-    if (Number.isNaN(v)) break;
-    out.push(v);
-  }
-  return new Uint8ArrayCtor(out);
-}
-
 export function latin1Encode(str) {
   const out = new Uint8ArrayCtor(str.length);
   for (let i = 0; i < str.length; i++) out[i] = str.charCodeAt(i) & 0xff;
@@ -150,42 +98,8 @@ export function latin1Decode(bytes) {
   return out;
 }
 
-export function normalizeEncoding(encoding) {
-  const e = StringCtor(encoding ?? 'utf8').toLowerCase();
-  if (e === 'utf8' || e === 'utf-8') return 'utf8';
-  if (e === 'base64' || e === 'base64url' || e === 'hex') return e;
-  if (e === 'latin1' || e === 'binary' || e === 'ascii') return 'latin1';
-  throw new TypeError(`Unknown encoding: ${encoding}`);
-}
-
-export function encodeString(str, encoding) {
-  switch (normalizeEncoding(encoding)) {
-    case 'utf8':
-      return utf8Encode(str);
-    case 'base64':
-    case 'base64url':
-      return base64Decode(str);
-    case 'hex':
-      return hexDecode(str);
-    default:
-      return latin1Encode(str);
-  }
-}
-
-export function decodeBytes(bytes, encoding) {
-  switch (normalizeEncoding(encoding)) {
-    case 'utf8':
-      return utf8Decode(bytes);
-    case 'base64':
-      return base64Encode(bytes, false);
-    case 'base64url':
-      return base64Encode(bytes, true);
-    case 'hex':
-      return hexEncode(bytes);
-    default:
-      return latin1Decode(bytes);
-  }
-}
+/** A string's bytes in one of Buffer's encodings (crypto's `update(string, encoding)`). */
+export const encodeString = (str, encoding) => nodeBuffer().from(str, encoding);
 
 export class TextEncoder {
   get encoding() {
@@ -194,21 +108,23 @@ export class TextEncoder {
   encode(input = '') {
     return utf8Encode(StringCtor(input));
   }
-}
-
-export class TextDecoder {
-  constructor(label = 'utf-8') {
-    const l = StringCtor(label).toLowerCase();
-    if (l !== 'utf-8' && l !== 'utf8')
-      throw new RangeError(`TextDecoder: only utf-8 is supported, not "${label}"`);
-  }
-  get encoding() {
-    return 'utf-8';
-  }
-  decode(input) {
-    if (input === undefined) return '';
-    if (input instanceof ArrayBuffer) return utf8Decode(new Uint8ArrayCtor(input));
-    return utf8Decode(new Uint8ArrayCtor(input.buffer, input.byteOffset, input.byteLength));
+  /** Whole characters only, as the standard says: a character that does not fit is not split. */
+  encodeInto(source, destination) {
+    if (!(destination instanceof Uint8ArrayCtor))
+      throw new TypeError('The "dest" argument must be an instance of Uint8Array.');
+    const s = StringCtor(source);
+    let read = 0;
+    let written = 0;
+    while (read < s.length) {
+      const c = s.codePointAt(read);
+      const units = c > 0xffff ? 2 : 1;
+      const bytes = utf8Encode(s.slice(read, read + units));
+      if (written + bytes.length > destination.length) break;
+      destination.set(bytes, written);
+      written += bytes.length;
+      read += units;
+    }
+    return { read, written };
   }
 }
 

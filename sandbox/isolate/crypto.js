@@ -2,7 +2,7 @@
 // a function's behalf is bounded (config.bounds), and its answers cross as latin1 strings that the isolate
 // turns into bytes itself (see host-fetch.ts on why not as ArrayBuffers).
 
-import { Buffer } from './buffer.js';
+import { bufferOf, nodeBuffer } from './buffer.js';
 import { encodeString, latin1Encode } from './bytes.js';
 import { host, hostResult } from './host.js';
 import {
@@ -55,8 +55,10 @@ class Hash {
   digest(encoding) {
     if (this.#done) throw new ErrorCtor('Digest already called');
     this.#done = true;
-    const digest = hostResult(host.crypto(this.#op, this.#algorithm, Buffer.concat(this.#chunks), this.#key));
-    const out = Buffer.fromBytes(latin1Encode(digest));
+    const digest = hostResult(
+      host.crypto(this.#op, this.#algorithm, nodeBuffer().concat(this.#chunks), this.#key),
+    );
+    const out = bufferOf(latin1Encode(digest));
     return encoding === undefined || encoding === 'buffer' ? out : out.toString(encoding);
   }
 }
@@ -98,7 +100,7 @@ export const crypto = objectFreeze({
     const n = NumberCtor(size);
     const max = host.config.bounds.randomBytes;
     if (!isInteger(n) || n < 0 || n > max) throw new RangeErrorCtor(`randomBytes: size must be 0..${max}`);
-    return Buffer.fromBytes(latin1Encode(randomBinary(n)));
+    return bufferOf(latin1Encode(randomBinary(n)));
   },
   randomUUID: () => hostResult(host.crypto('randomUUID')),
   getRandomValues: (array) => {

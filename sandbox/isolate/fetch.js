@@ -3,7 +3,7 @@
 // under the invocation that made it. Requests wait here before crossing when too many (or too many bytes)
 // are already crossing, so what a function sends is bounded before it reaches the host.
 
-import { Buffer } from './buffer.js';
+import { nodeBuffer } from './buffer.js';
 import { binaryToText, latin1Encode, utf8Decode, utf8Encode } from './bytes.js';
 import { Headers } from './headers.js';
 import { asyncCall, copyArguments, host } from './host.js';
@@ -157,7 +157,7 @@ class Body {
   }
   async buffer() {
     await this.#consume();
-    return Buffer.from(this._bytes());
+    return nodeBuffer().from(this._bytes());
   }
   /** The bytes, made here from the host's string: when the isolate has no room, a RangeError user code can catch. */
   _bytes() {

@@ -3,8 +3,8 @@
 // lives outside the isolate's heap limit (a grown Memory held gigabytes under a 128 MiB limit), and
 // destination functions have no use for it.
 
-import { Buffer } from './buffer.js';
-import { atob, btoa, TextDecoder, TextEncoder } from './bytes.js';
+import { nodeBuffer } from './buffer.js';
+import { atob, btoa, TextEncoder } from './bytes.js';
 import { cache } from './cache.js';
 import { console } from './console.js';
 import { crypto } from './crypto.js';
@@ -12,7 +12,8 @@ import { EventNotSupported, InvalidEventPayload, RetryError, ValidationError } f
 import { fetch, Request, Response } from './fetch.js';
 import { Headers } from './headers.js';
 import { defineProperty, objectKeys } from './intrinsics.js';
-import { clearTimeout, setTimeout } from './timers.js';
+import { TextDecoder } from './text-decoder.js';
+import { clearInterval, clearTimeout, setInterval, setTimeout } from './timers.js';
 import { URL, URLSearchParams } from './url.js';
 
 export function installGlobals() {
@@ -25,7 +26,6 @@ export function installGlobals() {
     Response,
     URL,
     URLSearchParams,
-    Buffer,
     TextEncoder,
     TextDecoder,
     btoa,
@@ -34,6 +34,8 @@ export function installGlobals() {
     cache,
     setTimeout,
     clearTimeout,
+    setInterval,
+    clearInterval,
     // lodash, evaluated in the isolate just before the prelude (sandbox/libraries.ts)
     _: globalThis._,
     EventNotSupported,
@@ -41,12 +43,29 @@ export function installGlobals() {
     ValidationError,
     RetryError,
   };
-  for (const name of objectKeys(globals)) {
-    defineProperty(globalThis, name, {
-      value: globals[name],
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
-  }
+  for (const name of objectKeys(globals)) defineGlobal(name, globals[name]);
+  lazyGlobal('Buffer', nodeBuffer);
+}
+
+function defineGlobal(name, value) {
+  defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+/**
+ * A global made on first use (Buffer: most functions never touch it, and it costs start-up and heap).
+ * The first read or write turns it into the plain data property Node has.
+ */
+function lazyGlobal(name, make) {
+  defineProperty(globalThis, name, {
+    get() {
+      const value = make();
+      defineGlobal(name, value);
+      return value;
+    },
+    set(value) {
+      defineGlobal(name, value);
+    },
+    configurable: true,
+    enumerable: false,
+  });
 }

@@ -46,6 +46,7 @@ export const weakMapSet = uncurry(WeakMap.prototype.set);
 export const stringSlice = uncurry(String.prototype.slice);
 export const charCodeAt = uncurry(String.prototype.charCodeAt);
 export const regexpTest = uncurry(RegExp.prototype.test);
+export const stringToWellFormed = uncurry(String.prototype.toWellFormed);
 const typedArrayLength = Object.getOwnPropertyDescriptor(
   Object.getPrototypeOf(Uint8Array.prototype),
   'length',

@@ -1,8 +1,15 @@
 // URL and URLSearchParams. URL parsing is delegated to the host's WHATWG parser (exact semantics);
-// URLSearchParams is the application/x-www-form-urlencoded algorithm.
+// URLSearchParams is the application/x-www-form-urlencoded algorithm, on USVStrings as in Node.
 
 import { host, hostResult } from './host.js';
-import { defineProperty, fromCharCode, objectKeys, StringCtor } from './intrinsics.js';
+import { defineProperty, objectKeys, StringCtor, stringToWellFormed, Uint8ArrayCtor } from './intrinsics.js';
+import { utf8Decode } from './text-decoder.js';
+
+function invalidTuple() {
+  const err = new TypeError('Each query pair must be an iterable [name, value] tuple');
+  err.code = 'ERR_INVALID_TUPLE';
+  return err;
+}
 
 function formEncode(s) {
   return encodeURIComponent(s)
@@ -10,14 +17,55 @@ function formEncode(s) {
     .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** A string as a USVString (lone surrogates become U+FFFD), as Node converts every name and value. */
+function usv(value) {
+  return stringToWellFormed(StringCtor(value));
+}
+
+const HEX_PAIR = /%[0-9a-fA-F]{2}/;
+const hexValue = (c) => {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+};
+
+/**
+ * Node's querystring.unescapeBuffer: %XX is a byte, a '%' without two hex digits stays, and every other
+ * character is its UTF-16 code unit cut to a byte (so 'é' next to a bad escape is 0xE9, not C3 A9).
+ */
+function unescapeBytes(s) {
+  const out = new Uint8ArrayCtor(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const high = c === 0x25 && i < s.length - 2 ? hexValue(s.charCodeAt(i + 1)) : -1;
+    const low = high >= 0 ? hexValue(s.charCodeAt(i + 2)) : -1;
+    if (low >= 0) {
+      out[n++] = high * 16 + low;
+      i += 2;
+    } else out[n++] = c & 0xff;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * A name or value of a query, decoded as Node does (lib/internal/url.js parseParams, querystring.unescape)
+ * rather than as WHATWG says: they differ when raw non-ASCII text meets an escape that is not UTF-8, and
+ * functions are compared with Node. '+' is a space; with a valid %XX the text is decoded by
+ * decodeURIComponent, or, when that throws, byte by byte (unescapeBytes) and then as UTF-8 with U+FFFD.
+ */
 function formDecode(s) {
-  const plus = s.replace(/\+/g, ' ');
+  const spaced = s.replace(/\+/g, ' ');
+  if (!HEX_PAIR.test(spaced)) return spaced;
   try {
-    return decodeURIComponent(plus);
+    return decodeURIComponent(spaced);
   } catch {
-    return plus.replace(/%([0-9a-fA-F]{2})/g, (_m, h) => fromCharCode(Number.parseInt(h, 16)));
+    return utf8Decode(unescapeBytes(spaced));
   }
 }
+
+/** URL's access to its URLSearchParams' query (set by the class; a static would be visible to user code). */
+let reparse;
 
 const urlOwner = Symbol('url');
 
@@ -25,16 +73,30 @@ export class URLSearchParams {
   #pairs = [];
   constructor(init) {
     if (init === undefined || init === null) return;
-    if (init instanceof URLSearchParams) this.#pairs = init.#pairs.map((p) => [p[0], p[1]]);
-    else if (typeof init === 'object' && typeof init[Symbol.iterator] === 'function') {
+    // A brand check, not `instanceof URLSearchParams`: a class that names itself is bundled as
+    // `class _URLSearchParams`, and that is the name user code would see.
+    if (typeof init === 'object' && #pairs in init) this.#pairs = init.#pairs.map((p) => [p[0], p[1]]);
+    else if (
+      (typeof init === 'object' || typeof init === 'function') &&
+      typeof init[Symbol.iterator] === 'function'
+    ) {
       for (const pair of init) {
+        if (
+          (typeof pair !== 'object' && typeof pair !== 'function') ||
+          pair === null ||
+          typeof pair[Symbol.iterator] !== 'function'
+        )
+          throw invalidTuple();
         const p = Array.from(pair);
-        if (p.length !== 2) throw new TypeError('URLSearchParams: each pair must have exactly two elements');
-        this.#pairs.push([StringCtor(p[0]), StringCtor(p[1])]);
+        if (p.length !== 2) throw invalidTuple();
+        this.#pairs.push([usv(p[0]), usv(p[1])]);
       }
-    } else if (typeof init === 'object') {
-      for (const key of objectKeys(init)) this.#pairs.push([key, StringCtor(init[key])]);
-    } else this.#parse(StringCtor(init));
+    } else if (typeof init === 'object' || typeof init === 'function') {
+      for (const key of objectKeys(init)) this.#pairs.push([usv(key), usv(init[key])]);
+    } else this.#parse(usv(init));
+  }
+  static {
+    reparse = (params, query) => params.#parse(query);
   }
   #parse(query) {
     this.#pairs = [];
@@ -54,34 +116,36 @@ export class URLSearchParams {
     return this.#pairs.length;
   }
   append(name, value) {
-    this.#pairs.push([StringCtor(name), StringCtor(value)]);
+    this.#pairs.push([usv(name), usv(value)]);
     this.#changed();
   }
   delete(name, value) {
-    const n = StringCtor(name);
-    this.#pairs = this.#pairs.filter(
-      (p) => !(p[0] === n && (value === undefined || p[1] === StringCtor(value))),
-    );
+    const n = usv(name);
+    const v = value === undefined ? undefined : usv(value);
+    this.#pairs = this.#pairs.filter((p) => !(p[0] === n && (v === undefined || p[1] === v)));
     this.#changed();
   }
   get(name) {
-    const p = this.#pairs.find((q) => q[0] === StringCtor(name));
+    const n = usv(name);
+    const p = this.#pairs.find((q) => q[0] === n);
     return p ? p[1] : null;
   }
   getAll(name) {
-    return this.#pairs.filter((p) => p[0] === StringCtor(name)).map((p) => p[1]);
+    const n = usv(name);
+    return this.#pairs.filter((p) => p[0] === n).map((p) => p[1]);
   }
   has(name, value) {
-    return this.#pairs.some(
-      (p) => p[0] === StringCtor(name) && (value === undefined || p[1] === StringCtor(value)),
-    );
+    const n = usv(name);
+    const v = value === undefined ? undefined : usv(value);
+    return this.#pairs.some((p) => p[0] === n && (v === undefined || p[1] === v));
   }
   set(name, value) {
-    const n = StringCtor(name);
+    const n = usv(name);
+    const v = usv(value);
     const i = this.#pairs.findIndex((p) => p[0] === n);
-    if (i < 0) this.#pairs.push([n, StringCtor(value)]);
+    if (i < 0) this.#pairs.push([n, v]);
     else {
-      this.#pairs[i][1] = StringCtor(value);
+      this.#pairs[i][1] = v;
       this.#pairs = this.#pairs.filter((p, j) => j <= i || p[0] !== n);
     }
     this.#changed();
@@ -108,9 +172,6 @@ export class URLSearchParams {
   toString() {
     return this.#pairs.map((p) => `${formEncode(p[0])}=${formEncode(p[1])}`).join('&');
   }
-  static _reparse(params, query) {
-    params.#parse(query);
-  }
 }
 
 /** The host's URL parser, given only strings it is willing to parse (config.bounds.urlChars). */
@@ -129,7 +190,8 @@ export class URL {
   }
   static canParse(url, base) {
     try {
-      new URL(url, base);
+      // Not `new URL(…)`: a class that names itself is bundled as `class _URL` (see URLSearchParams).
+      parseUrl('parse', StringCtor(url), base === undefined ? undefined : StringCtor(base));
       return true;
     } catch {
       return false;
@@ -137,14 +199,14 @@ export class URL {
   }
   #set(part, value) {
     this.#parts = parseUrl('set', this.#parts.href, part, StringCtor(value));
-    if (this.#params && part !== 'hash') URLSearchParams._reparse(this.#params, this.#parts.search);
+    if (this.#params && part !== 'hash') reparse(this.#params, this.#parts.search);
   }
   get href() {
     return this.#parts.href;
   }
   set href(v) {
     this.#parts = parseUrl('parse', StringCtor(v));
-    if (this.#params) URLSearchParams._reparse(this.#params, this.#parts.search);
+    if (this.#params) reparse(this.#params, this.#parts.search);
   }
   get origin() {
     return this.#parts.origin;
@@ -217,3 +279,10 @@ export class URL {
     return this.#parts.href;
   }
 }
+
+// As Node's: Object.prototype.toString says what they are.
+for (const [Class, tag] of [
+  [URLSearchParams, 'URLSearchParams'],
+  [URL, 'URL'],
+])
+  defineProperty(Class.prototype, Symbol.toStringTag, { value: tag, configurable: true });

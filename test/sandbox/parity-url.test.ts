@@ -1,0 +1,85 @@
+// URLSearchParams in the sandbox against Node's own (test/helpers/parity.ts): malformed percent sequences
+// combined pairwise, lone surrogates, '+', and every way of building, changing and printing the params.
+
+import { describe, expect, it } from 'vitest';
+import { expectParity, literal } from '../helpers/parity.js';
+import { sandboxes } from '../helpers/sandbox.js';
+
+const { load } = sandboxes();
+
+const PIECES = [
+  '%',
+  '%2',
+  '%zz',
+  '%ZZ',
+  '%C3%A9',
+  '%E9',
+  '%C3',
+  '%c3%a9',
+  '%F0%9F%98%80',
+  '%F0%9F',
+  '%ED%A0%80',
+  '%EF%BB%BF',
+  '%00',
+  '%25',
+  '%%41',
+  '%2B',
+  '+',
+  ' ',
+  'a',
+  'é',
+  '=',
+  '\ud800',
+  '\udc00',
+  '😀',
+];
+
+describe('URLSearchParams parity with Node', () => {
+  it('decodes every pair of malformed, partial and valid percent sequences as Node does', async () => {
+    const cases = PIECES.flatMap((a) =>
+      PIECES.map((b) => {
+        const query = literal(`k${a}=${b}${a}&${b}`);
+        return `(() => { const p = new URLSearchParams(${query}); return [[...p].map(([k, v]) => k + '|' + v), p.toString()]; })()`;
+      }),
+    );
+    expect(cases.length).toBeGreaterThan(500);
+    await expectParity(load, cases);
+  });
+
+  it('names and values with lone surrogates, from every kind of init, and the methods', async () => {
+    const cases = [
+      "new URLSearchParams('?a=1&a=2&b=%20x+y').toString()",
+      "new URLSearchParams('??a=1').toString()",
+      "new URLSearchParams('a&b=&=c&&').toString()",
+      "[...new URLSearchParams('a&b=&=c&&')]",
+      "new URLSearchParams({ a: '\\ud800', '\\udc00': 'b' }).toString()",
+      "[...new URLSearchParams({ a: '\\ud800' })]",
+      "new URLSearchParams([['a', '\\ud800x'], ['b', 1]]).toString()",
+      "new URLSearchParams([['a']])",
+      "new URLSearchParams([['a', 'b', 'c']])",
+      'new URLSearchParams([1])',
+      "new URLSearchParams(new Map([['m', 'v']])).toString()",
+      "new URLSearchParams(new URLSearchParams('x=1')).toString()",
+      'new URLSearchParams({ n: 1, u: undefined, o: {} }).toString()',
+      'new URLSearchParams(12).toString()',
+      "(() => { const p = new URLSearchParams(); p.append('a\\ud800', 'b\\udc00'); return [p.get('a\\ud800'), p.has('a\\ufffd'), p.toString()]; })()",
+      "(() => { const p = new URLSearchParams('a=1&b=2&a=3'); p.set('a', 'x'); return p.toString(); })()",
+      "(() => { const p = new URLSearchParams('a=1&b=2&a=3'); p.delete('a'); return p.toString(); })()",
+      "(() => { const p = new URLSearchParams('a=1&b=2&a=3'); p.delete('a', '3'); return p.toString(); })()",
+      "(() => { const p = new URLSearchParams('a=1&b=2&a=3'); return [p.has('a', '3'), p.has('a', '4'), p.getAll('a'), p.get('z'), p.size]; })()",
+      "(() => { const p = new URLSearchParams('z=1&a=2&z=0&A=3&é=4&e=5'); p.sort(); return p.toString(); })()",
+      "(() => { const p = new URLSearchParams('b=1&a=2'); const out = []; p.forEach((v, k) => out.push(k + v)); return out; })()",
+      "[...new URLSearchParams('b=1&a=2').keys()]",
+      "[...new URLSearchParams('b=1&a=2').values()]",
+      'new URLSearchParams({ s: "!\'()*-._~ &=+/?#%" }).toString()',
+      "new URLSearchParams({ s: 'é€😀' }).toString()",
+      "(() => { const u = new URL('https://x.test/p?a=%E9&b=1'); return [u.searchParams.get('a'), u.href]; })()",
+      "(() => { const u = new URL('https://x.test/p?a=1'); u.searchParams.append('k', '\\ud800 +'); return [u.search, u.href]; })()",
+      "(() => { const u = new URL('https://x.test/p?a=1'); u.search = '?b=%zz'; return [...u.searchParams]; })()",
+      'URLSearchParams.name',
+      'typeof URLSearchParams._reparse',
+      'Object.prototype.toString.call(new URLSearchParams())',
+    ];
+    await expectParity(load, cases);
+  });
+});
