@@ -12,6 +12,7 @@ import { EventNotSupported, InvalidEventPayload, RetryError, ValidationError } f
 import { fetch, Request, Response } from './fetch.js';
 import { Headers } from './headers.js';
 import { defineProperty, objectKeys } from './intrinsics.js';
+import { installLazyGlobals } from './libraries.js';
 import { clearTimeout, setTimeout } from './timers.js';
 import { URL, URLSearchParams } from './url.js';
 
@@ -49,4 +50,6 @@ export function installGlobals() {
       enumerable: false,
     });
   }
+  // Segment's other default dependencies (jsonwebtoken, moment, xml, xml2js, zlib, …), made on first use.
+  installLazyGlobals();
 }

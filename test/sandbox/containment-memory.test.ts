@@ -157,7 +157,7 @@ describe('host allocations on behalf of user code', () => {
     );
     const [report] = await sb.invoke([{ type: 'track' }]);
     expect(report!.logs).toEqual([
-      `RangeError ${BOUNDS.hashInputBytes / (4 << 20)}`,
+      `RangeError ${BOUNDS.cryptoInputBytes / (4 << 20)}`,
       '16 16 900150983cd24fb0d6963f7d28e17f72',
     ]);
     await expectBenignDelivered(sb);
