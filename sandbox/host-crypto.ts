@@ -676,7 +676,8 @@ function exported(value: string | Buffer | object): unknown {
 
 function details(d: NonNullable<KeyObject['asymmetricKeyDetails']>) {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(d)) out[k] = typeof v === 'bigint' ? Number(v) : v;
+  // publicExponent is a bigint in Node; it crosses as its decimal digits.
+  for (const [k, v] of Object.entries(d)) out[k] = typeof v === 'bigint' ? { bigint: v.toString() } : v;
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface IsolateLibrary {
@@ -43,6 +44,9 @@ export type LazyLibrary = keyof typeof LAZY_LIBRARIES;
 /** What each bundle's IIFE assigns, inside the function that wraps it. */
 const GLOBAL_NAME = '__dfnLibrary';
 
+/** The sandbox's stand-ins for Node built-ins, next to this module in the sources. */
+const SHIMS = fileURLToPath(new URL('./libraries/', import.meta.url));
+
 /** Node built-ins the libraries require, and the sandbox module standing in for each. */
 const BUILTINS = ['crypto', 'buffer', 'stream', 'util', 'timers'] as const;
 
@@ -51,11 +55,10 @@ const BUILTINS = ['crypto', 'buffer', 'stream', 'util', 'timers'] as const;
  * (`{ crypto, Buffer, setTimeout, clearTimeout, nodeVersion }`) returning the library's exports.
  * keepNames: the class and function names users see (errors, `constructor.name`) stay the library's.
  */
-export function bundleLibrary(name: LazyLibrary): string {
+export function bundleLibrary(name: LazyLibrary, shimsDir = SHIMS): string {
+  // esbuild is a build-time tool: required lazily, so running from dist/ never needs it.
   const esbuild = require('esbuild') as typeof import('esbuild');
-  const shims = fileURLToPath(
-    new URL('../sandbox/libraries/', import.meta.url).href.replace('/dist/sandbox/', '/'),
-  );
+  const shims = `${resolvePath(shimsDir)}/`;
   const alias: Record<string, string> = {};
   for (const builtin of BUILTINS) alias[builtin] = `${shims}${builtin}.cjs`;
   // safe-buffer is Node's buffer module on any Node that has Buffer.from: the sandbox's, here too.

@@ -141,7 +141,7 @@ export class KeyObject {
     this.#spec = ['k', described.handle, type, bytesOf(described.der)];
     this.#asymmetricKeyType = described.asymmetricKeyType;
     this.#details =
-      described.asymmetricKeyDetails === undefined ? undefined : objectFreeze(described.asymmetricKeyDetails);
+      described.asymmetricKeyDetails === undefined ? undefined : keyDetails(described.asymmetricKeyDetails);
     this.#size = described.symmetricKeySize;
   }
   static specOf(key) {
@@ -177,6 +177,16 @@ export class KeyObject {
     }
     return call('keyEquals', this.#spec, spec);
   }
+}
+
+function keyDetails(details) {
+  const out = {};
+  const keys = objectKeys(details);
+  for (let i = 0; i < keys.length; i++) {
+    const v = details[keys[i]];
+    out[keys[i]] = v !== null && typeof v === 'object' && typeof v.bigint === 'string' ? BigInt(v.bigint) : v;
+  }
+  return objectFreeze(out);
 }
 
 // Node's class names, which user code sees in `key.constructor.name`.
@@ -396,20 +406,22 @@ function getRandomValues(array) {
 }
 
 /** Node's callback form of a synchronous operation: errors and results reach `callback` on a later turn. */
-function later(callback, compute) {
+function later(callback, compute, nullError = true) {
   if (typeof callback !== 'function') {
     const err = new TypeErrorCtor('The "callback" argument must be of type function.');
     err.code = 'ERR_INVALID_ARG_TYPE';
     throw err;
   }
   let result;
-  let error = null;
+  let error;
   try {
     result = compute();
   } catch (err) {
     error = err;
   }
-  whenSettled(resolved(undefined), () => (error ? callback(error) : callback(null, result)));
+  whenSettled(resolved(undefined), () =>
+    error ? callback(error) : callback(nullError ? null : undefined, result),
+  );
 }
 
 // --- webcrypto.subtle: asynchronous on the host, one async call per operation ---
@@ -587,8 +599,9 @@ export const crypto = objectFreeze({
   randomBytes: (size, callback) =>
     callback === undefined ? randomBytesSync(size) : later(callback, () => randomBytesSync(size)),
   randomInt: (min, max, callback) => {
-    if (typeof max === 'function') return later(max, () => call('randomInt', min));
-    if (typeof callback === 'function') return later(callback, () => call('randomInt', min, max));
+    // Node's randomInt calls back with an undefined error, its other callbacks with null.
+    if (typeof max === 'function') return later(max, () => call('randomInt', min), false);
+    if (typeof callback === 'function') return later(callback, () => call('randomInt', min, max), false);
     return max === undefined ? call('randomInt', min) : call('randomInt', min, max);
   },
   randomUUID: () => call('randomUUID'),
