@@ -115,6 +115,9 @@ function plain(options) {
 
 // --- key objects ---
 
+/** What this module passes to the KeyObject and CryptoKey constructors; user code cannot. */
+const MAKE = objectFreeze({});
+
 const KEY_FIELDS = [
   'format',
   'type',
@@ -133,10 +136,9 @@ export class KeyObject {
   #asymmetricKeyType;
   #details;
   #size;
-  constructor(type, described) {
-    if (described === undefined || typeof described.handle !== 'number') {
-      throw new TypeErrorCtor('Illegal constructor');
-    }
+  constructor(type, described, token) {
+    // Only this module makes key objects: a handle user code picked never reaches the host as a key's.
+    if (token !== MAKE) throw new TypeErrorCtor('Illegal constructor');
     this.#type = type;
     this.#spec = ['k', described.handle, type, bytesOf(described.der)];
     this.#asymmetricKeyType = described.asymmetricKeyType;
@@ -237,7 +239,7 @@ function jwk(value) {
 
 function makeKey(kind, input) {
   const described = call('createKey', kind, keyInput(input));
-  return new KEY_CLASSES[described.type](described.type, described);
+  return new KEY_CLASSES[described.type](described.type, described, MAKE);
 }
 
 // --- hashes, HMACs, signers, ciphers ---
@@ -432,9 +434,8 @@ class CryptoKey {
   #extractable;
   #algorithm;
   #usages;
-  constructor(described) {
-    if (described === undefined || typeof described.handle !== 'number')
-      throw new TypeErrorCtor('Illegal constructor');
+  constructor(described, token) {
+    if (token !== MAKE) throw new TypeErrorCtor('Illegal constructor');
     const alg = described.algorithm;
     if (isArray(alg.publicExponent)) alg.publicExponent = new Uint8ArrayCtor(alg.publicExponent);
     this.#type = described.type;
@@ -514,9 +515,9 @@ function subtleResult(value) {
     return buf.buffer.byteLength === buf.length ? buf.buffer : new Uint8ArrayCtor(buf).buffer;
   }
   if (value.jwk !== undefined) return value.jwk;
-  if (value.key !== undefined) return new CryptoKey(value.key);
+  if (value.key !== undefined) return new CryptoKey(value.key, MAKE);
   if (value.pair !== undefined)
-    return { publicKey: new CryptoKey(value.pair[0]), privateKey: new CryptoKey(value.pair[1]) };
+    return { publicKey: new CryptoKey(value.pair[0], MAKE), privateKey: new CryptoKey(value.pair[1], MAKE) };
   return value;
 }
 
