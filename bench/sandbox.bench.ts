@@ -87,6 +87,46 @@ const supervisedBatchUs = await measure('supervised onBatch (100 events per call
 });
 supervised.dispose();
 
+// (f) cold start: loading a function into a new isolate and its first event, and the isolate's heap
+// then, for a function that uses none of Segment's libraries and for one that uses jsonwebtoken and
+// moment (evaluated on first use). The ceiling: the no-dependency case, which must stay where it was.
+const STARTS = Number(process.env.BENCH_STARTS ?? 30);
+const NO_DEPS = `async function onTrack(event, settings) { if (!event.event) throw new Error('no event'); }`;
+const WITH_DEPS = `async function onTrack(event, settings) {
+  const token = jsonwebtoken.sign({ sub: event.userId }, settings.apiKey, { expiresIn: '1h' });
+  const at = moment.tz(event.timestamp, 'America/New_York').format();
+  if (!token || !at) throw new Error('no token');
+}`;
+
+async function coldStarts(label: string, source: string): Promise<{ ms: number; heapMb: number }> {
+  let totalMs = 0;
+  let heap = 0;
+  for (let i = 0; i <= STARTS; i++) {
+    const start = performance.now();
+    const sb = await loadFunction(source, { settings: { apiKey: 'k' } });
+    const [report] = await sb.invoke([events[i % events.length]!]);
+    const ms = performance.now() - start;
+    if (report!.outcome.outcome !== 'success')
+      throw new Error(`unexpected failure: ${JSON.stringify(report)}`);
+    if (i > 0) {
+      // the first load warms the host (bundles read, JIT); the rest are measured
+      totalMs += ms;
+      heap += (await sb.heapBytes?.()) ?? 0;
+    }
+    sb.dispose();
+  }
+  const ms = totalMs / STARTS;
+  const heapMb = heap / STARTS / 1024 / 1024;
+  console.log(
+    `${label.padEnd(48)} ${ms.toFixed(2).padStart(9)} ms/start ${heapMb.toFixed(2).padStart(7)} MiB heap`,
+  );
+  return { ms, heapMb };
+}
+
+const noDeps = await coldStarts('cold start, no dependencies', NO_DEPS);
+const withDeps = await coldStarts('cold start, jsonwebtoken + moment', WITH_DEPS);
+const noDepsAgain = await coldStarts('cold start, no dependencies (again)', NO_DEPS);
+
 // (d) the ceiling: the same handler as a plain in-process function, each event awaited.
 const plain = new Function(`${SOURCE}; return { onTrack, onBatch };`)() as {
   onTrack: (e: SegmentEvent, s: unknown) => Promise<void>;
@@ -109,5 +149,9 @@ console.log(
     supervised_batch_us_per_event: Number(supervisedBatchUs.toFixed(3)),
     plain_us_per_event: Number(plainUs.toFixed(3)),
     plain_with_json_decode_us_per_event: Number(plainDecodeUs.toFixed(3)),
+    cold_start_no_deps_ms: Number(((noDeps.ms + noDepsAgain.ms) / 2).toFixed(3)),
+    cold_start_no_deps_heap_mb: Number(((noDeps.heapMb + noDepsAgain.heapMb) / 2).toFixed(3)),
+    cold_start_jwt_moment_ms: Number(withDeps.ms.toFixed(3)),
+    cold_start_jwt_moment_heap_mb: Number(withDeps.heapMb.toFixed(3)),
   }),
 );

@@ -505,7 +505,9 @@ export class IsolateCrypto {
         }
         const out = await subtle.generateKey(alg as never, Boolean(b), c as never);
         if ('privateKey' in out) {
-          return { pair: [await this.cryptoKey(out.publicKey), await this.cryptoKey(out.privateKey)] };
+          return {
+            pair: [(await this.cryptoKey(out.publicKey)).key, (await this.cryptoKey(out.privateKey)).key],
+          };
         }
         return this.cryptoKey(out as CryptoKey);
       }

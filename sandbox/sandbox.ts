@@ -214,6 +214,14 @@ class IsolatedFunction implements EncodedFunctionSandbox {
     };
   }
 
+  /** The isolate's heap in use and its external memory (bytes), or undefined while it has none. */
+  async heapBytes(): Promise<number | undefined> {
+    const vm = this.vm;
+    if (!vm || vm.isolate.isDisposed) return undefined;
+    const stats = await vm.isolate.getHeapStatistics();
+    return stats.used_heap_size + stats.externally_allocated_size;
+  }
+
   dispose(): void {
     this.disposed = true;
     this.kill(this.vm);

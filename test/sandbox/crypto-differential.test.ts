@@ -203,6 +203,8 @@ function cases(): string[] {
     "const k = await crypto.subtle.importKey('raw', Buffer.from('pw'), 'PBKDF2', false, ['deriveBits']); return crypto.subtle.deriveBits({ name: 'PBKDF2', salt: Buffer.from('s'), iterations: 1000, hash: 'SHA-256' }, k, 256);",
     "const k = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, true, ['sign']); return [k.type, k.algorithm.name, k.algorithm.length, (await crypto.subtle.exportKey('raw', k)).byteLength];",
     "try { await crypto.subtle.digest('MD5', Buffer.from('x')); } catch (e) { return [e.name, e.message]; }",
+    "const p = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']); const s = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, p.privateKey, Buffer.from('g')); return [p.publicKey.type, p.privateKey.type, p.privateKey.usages, p.publicKey.algorithm, await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, p.publicKey, s, Buffer.from('g'))];",
+    "const p = await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify']); const der = await crypto.subtle.exportKey('pkcs8', p.privateKey); const k = crypto.createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }); return [k.asymmetricKeyDetails.modulusLength, p.publicKey.algorithm.publicExponent];",
   );
   return out;
 }
