@@ -96,7 +96,9 @@ function errorOf(err: unknown): CryptoError {
 
 /** A byte or string input of a bounded size; anything else is left for Node to reject. */
 function bounded<T>(value: T): T {
-  const size = typeof value === 'string' ? value.length : value instanceof Uint8Array ? value.byteLength : 0;
+  // A view's whole buffer crossed with it (isolated-vm copies backing stores whole), so that is its size.
+  const size =
+    typeof value === 'string' ? value.length : value instanceof Uint8Array ? value.buffer.byteLength : 0;
   if (size > BOUNDS.cryptoInputBytes) {
     throw new Refused(`crypto: an input can be at most ${BOUNDS.cryptoInputBytes} bytes`);
   }
@@ -192,12 +194,12 @@ export class IsolateCrypto {
       case 'curves':
         return CURVES;
       case 'hash':
-        return this.add(inv, 'hash', createHash(String(a), options(b)));
+        return this.add(inv, 'hash', createHash(String(a), hashOptions(b)));
       case 'hmac':
         return this.add(inv, 'hmac', createHmac(String(a), this.secretInput(b)));
       case 'copy': {
         const hash = this.state(a, 'hash') as Hash;
-        return this.add(inv, 'hash', hash.copy(options(b)));
+        return this.add(inv, 'hash', hash.copy(hashOptions(b)));
       }
       case 'update':
         return this.update(a, b, c, d);
@@ -500,8 +502,9 @@ export class IsolateCrypto {
       }
       case 'generateKey': {
         const alg = algorithm(a) as { modulusLength?: number };
-        if (Number(alg.modulusLength) > BOUNDS.cryptoModulusBits) {
-          throw new Refused(`crypto: keys of at most ${BOUNDS.cryptoModulusBits} bits are supported`);
+        // Generating a large RSA key takes seconds of a thread-pool thread (which DNS lookups share).
+        if (Number(alg.modulusLength) > GENERATED_MODULUS_BITS) {
+          throw new Refused(`crypto: keys of at most ${GENERATED_MODULUS_BITS} bits can be generated`);
         }
         const out = await subtle.generateKey(alg as never, Boolean(b), c as never);
         if ('privateKey' in out) {
@@ -513,6 +516,9 @@ export class IsolateCrypto {
       }
       case 'deriveBits': {
         const alg = await this.subtleAlgorithm(a);
+        if (Number(c) > BOUNDS.randomBytes * 8) {
+          throw new Refused(`crypto: at most ${BOUNDS.randomBytes * 8} bits can be derived`);
+        }
         return { bytes: binary(await subtle.deriveBits(alg as never, await this.subtleKey(b), c as number)) };
       }
       default:
@@ -583,6 +589,18 @@ export class IsolateCrypto {
   }
 }
 
+/** RSA keys subtle.generateKey may make (bits). */
+const GENERATED_MODULUS_BITS = 4_096;
+
+/** createHash's options: an XOF's outputLength is what the digest allocates, so it is bounded too. */
+function hashOptions(value: unknown): Record<string, unknown> | undefined {
+  const o = options(value);
+  if (o && Number(o.outputLength) > BOUNDS.randomBytes) {
+    throw new Refused(`crypto: a digest can be at most ${BOUNDS.randomBytes} bytes`);
+  }
+  return o;
+}
+
 /** An options object of plain values (outputLength, authTagLength), or none. */
 function options(value: unknown): Record<string, unknown> | undefined {
   if (value === null || typeof value !== 'object') return undefined;
@@ -632,7 +650,7 @@ function pbkdf2(
   const n = Number(iterations);
   const len = Number(keylen);
   // Work is iterations × output blocks (of at least 20 bytes, SHA-1's).
-  if (n * Math.ceil(len / 20) > BOUNDS.pbkdf2Work) {
+  if (n * Math.ceil(len / 20) > BOUNDS.pbkdf2Work || len > BOUNDS.randomBytes) {
     throw new Refused(
       `crypto: pbkdf2 can run at most ${BOUNDS.pbkdf2Work} iterations × 20-byte output blocks`,
     );

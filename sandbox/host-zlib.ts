@@ -45,7 +45,8 @@ export function hostZlib(op: string, data?: unknown, opts?: unknown): unknown {
     if (op === 'constants') return { ...zlib.constants };
     if (!Object.hasOwn(OPERATIONS, op)) throw new TypeError(`unsupported zlib operation ${op}`);
     const name = op as keyof typeof OPERATIONS;
-    const size = typeof data === 'string' ? data.length : data instanceof Uint8Array ? data.byteLength : 0;
+    const size =
+      typeof data === 'string' ? data.length : data instanceof Uint8Array ? data.buffer.byteLength : 0;
     const max = name === 'brotliCompressSync' ? BROTLI_INPUT_BYTES : BOUNDS.cryptoInputBytes;
     if (size > max) throw new RangeError(`zlib: ${name} takes at most ${max} bytes in one call`);
     const o = options(opts);

@@ -18,6 +18,8 @@ import {
   StringCtor,
   TypeErrorCtor,
   Uint8ArrayCtor,
+  viewByteLength,
+  viewCopy,
   whenSettled,
 } from './intrinsics.js';
 import { current } from './invocation.js';
@@ -79,12 +81,11 @@ function data(value) {
   }
   if (value instanceof ArrayBuffer) {
     tooLarge(value.byteLength);
-    return new Uint8ArrayCtor(value);
+    return viewCopy(new Uint8ArrayCtor(value));
   }
   if (isView(value)) {
-    const n = byteLengthOf(value) ?? value.byteLength;
-    tooLarge(n);
-    return new Uint8ArrayCtor(value.buffer, value.byteOffset, n);
+    tooLarge(viewByteLength(value));
+    return viewCopy(value);
   }
   // Something Node rejects: only its kind crosses ("Received an instance of Object").
   if (value !== null && typeof value === 'object') return isArray(value) ? [] : {};

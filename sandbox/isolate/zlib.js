@@ -5,7 +5,6 @@
 import { Buffer } from './buffer.js';
 import { host } from './host.js';
 import {
-  byteLengthOf,
   ErrorCtor,
   isView,
   objectFreeze,
@@ -13,6 +12,8 @@ import {
   resolved,
   TypeErrorCtor,
   Uint8ArrayCtor,
+  viewByteLength,
+  viewCopy,
   whenSettled,
 } from './intrinsics.js';
 
@@ -30,11 +31,25 @@ const NAMES = [
 
 const ERRORS = { TypeError: TypeErrorCtor, RangeError: RangeErrorCtor };
 
+function checkSize(size) {
+  const max = host.config.bounds.cryptoInputBytes;
+  if (size > max) throw new RangeErrorCtor(`zlib: one call takes at most ${max} bytes`);
+}
+
+/** The input as it crosses: a string, or a fresh copy of exactly the view's bytes (see viewCopy). */
 function input(value) {
-  if (typeof value === 'string') return value;
-  if (value instanceof ArrayBuffer) return new Uint8ArrayCtor(value);
-  if (isView(value))
-    return new Uint8ArrayCtor(value.buffer, value.byteOffset, byteLengthOf(value) ?? value.byteLength);
+  if (typeof value === 'string') {
+    checkSize(value.length);
+    return value;
+  }
+  if (value instanceof ArrayBuffer) {
+    checkSize(value.byteLength);
+    return viewCopy(new Uint8ArrayCtor(value));
+  }
+  if (isView(value)) {
+    checkSize(viewByteLength(value));
+    return viewCopy(value);
+  }
   const err = new TypeErrorCtor(
     'The "buffer" argument must be of type string or an instance of Buffer, TypedArray, DataView, or ArrayBuffer.',
   );
@@ -44,10 +59,6 @@ function input(value) {
 
 function run(op, data, options) {
   const bytes = input(data);
-  const max = host.config.bounds.cryptoInputBytes;
-  if ((typeof bytes === 'string' ? bytes.length : bytes.byteLength) > max) {
-    throw new RangeErrorCtor(`zlib: ${op} takes at most ${max} bytes in one call`);
-  }
   const value = host.zlib(
     op,
     bytes,

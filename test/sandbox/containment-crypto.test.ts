@@ -2,6 +2,7 @@
 // inputs, work parameters that would park the host thread, decompression bombs. The host survives, stays
 // small, answers each with an error, and the next benign event is delivered.
 
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { BOUNDS } from '../../sandbox/bounds.js';
@@ -117,8 +118,12 @@ describe('crypto work and sizes', () => {
       console.log(tryIt(() => crypto.scryptSync('pw', 'salt', 1e9)));
       console.log(tryIt(() => crypto.pbkdf2Sync('pw', 'salt', 1e9, 64, 'sha512')));
       console.log(tryIt(() => crypto.pbkdf2Sync('pw', 'salt', 1000, 1e8, 'sha512')));
+      console.log(tryIt(() => crypto.pbkdf2Sync('pw', 'salt', 1, 1e7, 'sha512')));
+      console.log(tryIt(() => crypto.createHash('shake256', { outputLength: 1e9 }).digest()));
       console.log(tryIt(() => crypto.scryptSync('pw', 'salt', 64)), tryIt(() => crypto.pbkdf2Sync('pw', 'salt', 100000, 32, 'sha256')));`);
     expect(logs).toEqual([
+      'RangeError ERR_DFN_CRYPTO_BOUND',
+      'RangeError ERR_DFN_CRYPTO_BOUND',
       'RangeError ERR_DFN_CRYPTO_BOUND',
       'RangeError ERR_DFN_CRYPTO_BOUND',
       'RangeError ERR_DFN_CRYPTO_BOUND',
@@ -155,19 +160,36 @@ describe('crypto work and sizes', () => {
     ]);
   });
 
+  it('a small view of a large buffer crosses as its own bytes only', async () => {
+    const max = BOUNDS.cryptoInputBytes;
+    const logs = await logsOf(`
+      const big = new Uint8Array(${max} + 4096);
+      big.set([1, 2, 3], ${max});
+      const view = new Uint8Array(big.buffer, ${max}, 3);
+      const dv = new DataView(big.buffer, ${max}, 3);
+      console.log(crypto.createHash('sha256').update(view).digest('hex'), crypto.createHash('sha256').update(dv).digest('hex'));
+      console.log(zlib.gunzipSync(zlib.gzipSync(view)).join(','));`);
+    const expected = createHash('sha256')
+      .update(Buffer.from([1, 2, 3]))
+      .digest('hex');
+    expect(logs).toEqual([`${expected} ${expected}`, '1,2,3']);
+  });
+
   it('refuses RSA keys too large to sign with quickly, and bounds subtle operations', async () => {
     const logs = await logsOf(`
-      const tryIt = async (f) => { try { await f(); return 'ok'; } catch (e) { return e.name + ' ' + e.message.slice(0, 30); } };
+      const tryIt = async (f) => { try { await f(); return 'ok'; } catch (e) { return e.name + ' ' + e.message; } };
       console.log(await tryIt(() => crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 16384, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign'])));
       const k = await crypto.subtle.importKey('raw', Buffer.from('pw'), 'PBKDF2', false, ['deriveBits']);
       console.log(await tryIt(() => crypto.subtle.deriveBits({ name: 'PBKDF2', salt: Buffer.from('s'), iterations: 1e9, hash: 'SHA-256' }, k, 256)));
+      console.log(await tryIt(() => crypto.subtle.deriveBits({ name: 'PBKDF2', salt: Buffer.from('s'), iterations: 1, hash: 'SHA-256' }, k, 2 ** 30)));
       const many = [];
       for (let i = 0; i < 500; i++) many.push(crypto.subtle.digest('SHA-256', Buffer.from('x')).then(() => 'ok', (e) => e.message.slice(0, 30)));
       const results = await Promise.all(many);
       console.log(results.filter((r) => r === 'ok').length > 0, results.filter((r) => r !== 'ok').every((r) => /at most/.test(r)));`);
-    expect(logs[0]).toMatch(/^RangeError crypto: keys of at most/);
+    expect(logs[0]).toMatch(/^RangeError crypto: keys of at most 4096 bits can be generated/);
     expect(logs[1]).toMatch(/^RangeError crypto: PBKDF2 can run/);
-    expect(logs[2]).toBe('true true');
+    expect(logs[2]).toMatch(/^RangeError crypto: at most \d+ bits can be derived/);
+    expect(logs[3]).toBe('true true');
   });
 });
 
