@@ -247,6 +247,16 @@ describe('loaded only when used', () => {
     expect(report!.logs).toEqual([`${LAZY.length} 0`]);
   });
 
+  it('a function may declare its own globals of the same names', async () => {
+    const sb = await load(`
+      let moment = 'own moment';
+      var xml = 'own xml';
+      function zlib() { return 'own zlib'; }
+      async function onTrack(event) { console.log(moment, xml, zlib(), typeof jsonwebtoken.sign); }`);
+    const [report] = await sb.invoke([{ type: 'track' }]);
+    expect(report!.logs).toEqual(['own moment own xml own zlib function']);
+  });
+
   it('reading one evaluates that one only; assigning one replaces it without evaluating it', async () => {
     const logs = await logsOf(`
       const before = typeof moment;
