@@ -22,6 +22,8 @@ export function bundlePrelude(entryPath: string): string {
     globalName: GLOBAL_NAME,
     platform: 'neutral',
     target: 'es2022',
+    // Whitespace and comments out (identifiers kept): the isolate parses this script at every start.
+    minifyWhitespace: true,
     write: false,
     legalComments: 'none',
     logLevel: 'silent',
