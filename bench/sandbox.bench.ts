@@ -1,6 +1,6 @@
 // Per-event cost of a trivial onTrack through the sandbox, against the same function called in-process
-// without a sandbox, in the same run; and what starting a function's isolate costs (time, heap) against
-// a bare isolate. Last line: JSON figures.
+// without a sandbox, in the same run; and what starting a function costs (time, heap) against a bare isolate,
+// for one using none of Segment's libraries and one using jsonwebtoken + moment. Last line: JSON figures.
 
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
@@ -52,10 +52,9 @@ const heapMib = (isolate: ivm.Isolate) => {
   const h = isolate.getHeapStatisticsSync();
   return (h.used_heap_size + h.externally_allocated_size) / 2 ** 20;
 };
-const isolateOf = (sb: FunctionSandbox) => (sb as unknown as { vm: { isolate: ivm.Isolate } }).vm.isolate;
 
 /** Median start-up (ms) and heap after it (MiB) of `start`, over STARTS runs (plus one warm-up). */
-async function startup(label: string, start: () => Promise<{ isolate: ivm.Isolate; dispose(): void }>) {
+async function startup(label: string, start: () => Promise<{ heapMib(): Promise<number>; dispose(): void }>) {
   const times: number[] = [];
   const heaps: number[] = [];
   for (let i = 0; i <= STARTS; i++) {
@@ -64,7 +63,7 @@ async function startup(label: string, start: () => Promise<{ isolate: ivm.Isolat
     const ms = performance.now() - t0;
     if (i > 0) {
       times.push(ms);
-      heaps.push(heapMib(started.isolate));
+      heaps.push(await started.heapMib());
     }
     started.dispose();
   }
@@ -80,13 +79,24 @@ console.log(`isolate start-up, median of ${STARTS}`);
 const bare = await startup('bare isolate + context', async () => {
   const isolate = new ivm.Isolate({ memoryLimit: 128 });
   await isolate.createContext();
-  return { isolate, dispose: () => isolate.dispose() };
+  return { heapMib: async () => heapMib(isolate), dispose: () => isolate.dispose() };
 });
-// (g) a function using none of Segment's dependencies: lodash, the prelude (Buffer, …) and the function.
-const fn = await startup('loadFunction (no dependencies)', async () => {
-  const sb = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
-  return { isolate: isolateOf(sb), dispose: () => sb.dispose() };
-});
+// (g) a function using none of Segment's dependencies (lodash, the prelude and the function), loaded and
+// given its first event; (h) one using jsonwebtoken + moment, whose first event evaluates both libraries.
+const NO_DEPS = `async function onTrack(event, settings) { if (!event.event) throw new Error('no event'); }`;
+const WITH_DEPS = `async function onTrack(event, settings) {
+  const token = jsonwebtoken.sign({ sub: event.userId }, settings.apiKey, { expiresIn: '1h' });
+  const at = moment.tz(event.timestamp, 'America/New_York').format();
+  if (!token || !at) throw new Error('no token');
+}`;
+const firstEvent = (source: string) => async () => {
+  const sb = await loadFunction(source, { settings: { apiKey: 'k' } });
+  const [report] = await sb.invoke([events[0]!]);
+  if (report!.outcome.outcome !== 'success') throw new Error(`unexpected failure: ${JSON.stringify(report)}`);
+  return { heapMib: async () => ((await sb.heapBytes?.()) ?? 0) / 2 ** 20, dispose: () => sb.dispose() };
+};
+const fn = await startup('function, no dependencies: load + first event', firstEvent(NO_DEPS));
+const withDeps = await startup('function, jsonwebtoken + moment: load + first event', firstEvent(WITH_DEPS));
 
 const sandbox = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
 const batches = chunks(events, MICRO_BATCH);
@@ -159,5 +169,7 @@ console.log(
     startup_bare_isolate_mib: Number(bare.mib.toFixed(2)),
     startup_function_ms: Number(fn.ms.toFixed(2)),
     startup_function_mib: Number(fn.mib.toFixed(2)),
+    startup_jwt_moment_ms: Number(withDeps.ms.toFixed(2)),
+    startup_jwt_moment_mib: Number(withDeps.mib.toFixed(2)),
   }),
 );

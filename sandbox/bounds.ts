@@ -36,8 +36,21 @@ export const BOUNDS = {
   idleSocketMs: 15_000,
   /** Web Crypto's limit on getRandomValues (bytes); randomBytes has the same. */
   randomBytes: 65_536,
-  /** Data hashed (or HMAC'd) in one digest, and an HMAC key (bytes). */
-  hashInputBytes: 16 * 1024 * 1024,
+  /** One input of one crypto or zlib call: data hashed, signed or ciphered per update, a key (bytes). */
+  cryptoInputBytes: 16 * 1024 * 1024,
+  /** Unfinished hashes, HMACs, signers and ciphers per isolate (each also ends with its invocation). */
+  cryptoStatesPerIsolate: 1_024,
+  /** Key objects and CryptoKeys the host keeps per isolate; the least recently used is evicted past it. */
+  cryptoKeysPerIsolate: 256,
+  /** crypto.subtle operations of one isolate in flight at once. */
+  cryptoSubtleInFlight: 64,
+  /** RSA and DSA keys (bits): a signature with a larger one holds the host thread too long. */
+  cryptoModulusBits: 8_192,
+  /** pbkdf2: iterations × 20-byte output blocks (~0.5 s of one core), and scrypt's N × r × p (~0.5 s). */
+  pbkdf2Work: 1_000_000,
+  scryptWork: 2 ** 20,
+  /** zlib: the most one call may produce (bytes), so a small bomb cannot inflate into the host's memory. */
+  zlibOutputBytes: 32 * 1024 * 1024,
   /** A URL handed to the URL parser (characters). */
   urlChars: 65_536,
   /** Console output the isolate keeps per invocation before the host redacts and cuts it to logBytes. */

@@ -4,6 +4,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { BOUNDS } from './bounds.js';
+import { IsolateCrypto } from './host-crypto.js';
 import type { FetchRequestWire, FetchResultWire, HostFetcher, ResponseBudget } from './host-fetch.js';
 import type { Redactor } from './redact.js';
 import type { RequestTrace } from './types.js';
@@ -48,6 +49,8 @@ export class IsolateIo {
   private readonly heldBy = new Map<number, number>(); // request seq → invocation
   private nextRequest = 0;
   private closed = false;
+  /** crypto's host objects of this isolate (sandbox/host-crypto.ts): they end with it too. */
+  readonly crypto = new IsolateCrypto();
   readonly budget: ResponseBudget = {
     reserve: (bytes) => {
       if (this.responseBytes + bytes > BOUNDS.fetchResponseBytesInFlight) return false;
@@ -78,6 +81,7 @@ export class IsolateIo {
    */
   end(ids: readonly number[]): Map<number, InvocationTraces> | undefined {
     let out: Map<number, InvocationTraces> | undefined;
+    this.crypto.end(ids);
     for (const id of ids) {
       const io = this.invocations.get(id);
       if (!io) continue;
@@ -94,6 +98,7 @@ export class IsolateIo {
   /** The isolate was killed or disposed: nothing of it may outlive it. */
   close(): void {
     this.closed = true;
+    this.crypto.close();
     for (const io of this.invocations.values()) this.release(io);
     this.invocations.clear();
     for (const key of [...this.sleeps.keys()]) this.wake(key, false);

@@ -68,7 +68,13 @@ const COMMON = {
 export function bundlePrelude(entryPath: string): string {
   // esbuild is a build-time tool: required lazily, so running from dist/ never needs it.
   const esbuild = createRequire(import.meta.url)('esbuild') as Esbuild;
-  const result = esbuild.buildSync({ ...COMMON, entryPoints: [entryPath], globalName: GLOBAL_NAME });
+  const result = esbuild.buildSync({
+    ...COMMON,
+    entryPoints: [entryPath],
+    globalName: GLOBAL_NAME,
+    // Whitespace and comments out (identifiers kept): the isolate parses this script at every start.
+    minifyWhitespace: true,
+  });
   const code = result.outputFiles[0]!.text;
   return `(function () {\n'use strict';\n${wrapBufferPackage(esbuild)}\n${code}\nreturn ${GLOBAL_NAME}.prelude;\n})()\n`;
 }

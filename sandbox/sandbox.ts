@@ -1,7 +1,6 @@
 // The host side of the sandbox: one isolated-vm isolate per loaded function, the host capabilities it
 // is given (fetch, timers, URL parsing, crypto), limits, and the rebuild after memory or time runs out.
 
-import { createHash, createHmac, getHashes, randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
 import { HANDLER_FOR_TYPE, HANDLER_NAMES, type HandlerName, type SegmentEvent } from '../api/events.js';
@@ -11,7 +10,8 @@ import { BOUNDS } from './bounds.js';
 import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from './dispatch-output.js';
 import { type FetchRequestWire, HostFetcher } from './host-fetch.js';
 import { type InvocationTraces, IsolateIo } from './host-io.js';
-import { LIBRARIES } from './libraries.js';
+import { hostZlib } from './host-zlib.js';
+import { LIBRARIES, librarySource } from './libraries.js';
 import { preludeSource } from './prelude.js';
 import { Redactor } from './redact.js';
 import {
@@ -167,6 +167,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       cacheBytes: this.limits.cacheBytes,
       settings: JSON.stringify(options.settings ?? {}),
       handlerForType: HANDLER_FOR_TYPE,
+      nodeVersion: process.version,
     });
   }
 
@@ -235,6 +236,14 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       durationMs: result.durationMs ?? 0,
       ...(interrupted ? { interrupted } : {}),
     };
+  }
+
+  /** The isolate's heap in use and its external memory (bytes), or undefined while it has none. */
+  async heapBytes(): Promise<number | undefined> {
+    const vm = this.vm;
+    if (!vm || vm.isolate.isDisposed) return undefined;
+    const stats = await vm.isolate.getHeapStatistics();
+    return stats.used_heap_size + stats.externally_allocated_size;
   }
 
   dispose(): void {
@@ -526,7 +535,20 @@ class IsolatedFunction implements EncodedFunctionSandbox {
             this.deliveries.get(callId)?.(resultsJson),
           ),
           new ivm.Callback(hostUrl),
-          new ivm.Callback(hostCrypto),
+          new ivm.Callback(
+            (
+              invocation: number,
+              op: string,
+              a?: unknown,
+              b?: unknown,
+              c?: unknown,
+              d?: unknown,
+              e?: unknown,
+            ) => io.crypto.call(invocation, op, a, b, c, d, e),
+          ),
+          new ivm.Reference((op: string, args: unknown) => io.crypto.subtle(op, args)),
+          new ivm.Callback(hostZlib),
+          new ivm.Callback((name: string) => librarySource(String(name))),
           this.configJson,
         ],
         REFERENCE_RESULT,
@@ -653,58 +675,5 @@ function hostUrl(op: string, a: string, b?: string, c?: string) {
     return { error: `unsupported URL operation ${op}` };
   } catch {
     return { error: `Invalid URL: ${a}` };
-  }
-}
-
-const HASHES = new Set(getHashes().map((h) => h.toLowerCase()));
-
-/** Bytes for the isolate: a latin1 string it turns into bytes itself (see FetchResultWire's body). */
-const binary = (bytes: Buffer) => bytes.toString('latin1');
-
-const tooMuch = (data: unknown) =>
-  !(data instanceof Uint8Array) || data.byteLength > BOUNDS.hashInputBytes
-    ? { error: `crypto: at most ${BOUNDS.hashInputBytes} bytes can be hashed in one digest` }
-    : undefined;
-
-function hostCrypto(op: string, a?: unknown, b?: unknown, c?: unknown) {
-  try {
-    switch (op) {
-      case 'check': {
-        const algorithm = String(b).toLowerCase();
-        return HASHES.has(algorithm) ? true : { error: `Digest method not supported: ${String(b)}` };
-      }
-      case 'hash':
-        return (
-          tooMuch(b) ??
-          binary(
-            createHash(String(a))
-              .update(b as Uint8Array)
-              .digest(),
-          )
-        );
-      case 'hmac':
-        return (
-          tooMuch(b) ??
-          tooMuch(c) ??
-          binary(
-            createHmac(String(a), c as Uint8Array)
-              .update(b as Uint8Array)
-              .digest(),
-          )
-        );
-      case 'randomBytes': {
-        const n = Number(a);
-        if (!Number.isInteger(n) || n < 0 || n > BOUNDS.randomBytes) {
-          return { error: `randomBytes: size must be 0..${BOUNDS.randomBytes}` };
-        }
-        return binary(randomBytes(n));
-      }
-      case 'randomUUID':
-        return randomUUID();
-      default:
-        return { error: `unsupported crypto operation ${op}` };
-    }
-  } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
   }
 }

@@ -87,6 +87,8 @@ export interface FunctionSandbox {
   invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport>;
   /** Times the isolate was rebuilt after running out of memory or time. */
   readonly rebuilds: number;
+  /** The isolate's heap in use (bytes), where it runs in this process (bench:sandbox reports it). */
+  heapBytes?(): Promise<number | undefined>;
   dispose(): void;
 }
 

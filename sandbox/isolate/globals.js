@@ -12,6 +12,7 @@ import { EventNotSupported, InvalidEventPayload, RetryError, ValidationError } f
 import { fetch, Request, Response } from './fetch.js';
 import { Headers } from './headers.js';
 import { defineProperty, objectKeys } from './intrinsics.js';
+import { evaluateLibrary, LAZY_GLOBALS } from './libraries.js';
 import { TextDecoder } from './text-decoder.js';
 import { clearInterval, clearTimeout, setInterval, setTimeout } from './timers.js';
 import { URL, URLSearchParams } from './url.js';
@@ -45,6 +46,9 @@ export function installGlobals() {
   };
   for (const name of objectKeys(globals)) defineGlobal(name, globals[name]);
   lazyGlobal('Buffer', nodeBuffer);
+  // Segment's other default dependencies (jsonwebtoken, moment, xml, xml2js, zlib, …): a function that reads
+  // none of them never evaluates any; assigning one (a function's own `moment`) evaluates nothing either.
+  for (const name of LAZY_GLOBALS) lazyGlobal(name, () => evaluateLibrary(name));
 }
 
 function defineGlobal(name, value) {
@@ -52,7 +56,8 @@ function defineGlobal(name, value) {
 }
 
 /**
- * A global made on first use (Buffer: most functions never touch it, and it costs start-up and heap).
+ * A global made on first use (Buffer and the libraries: most functions never touch them, and they cost
+ * start-up and heap).
  * The first read or write turns it into the plain data property Node has.
  */
 function lazyGlobal(name, make) {

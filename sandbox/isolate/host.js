@@ -8,23 +8,42 @@ import { current } from './invocation.js';
 // hostSleep: ivm.Reference (invocationId, ms, timerId) → Promise<boolean>: true once elapsed, false when
 //   cancelled (its invocation ended, or clearTimeout: ms null cancels timerId)
 // hostDeliver: ivm.Reference (callId, resultsJson): where the dispatcher sends a micro-batch's results
-// hostUrl, hostCrypto: synchronous callbacks (op, ...args) → result | {error}
+// hostUrl, hostCrypto, hostZlib: synchronous callbacks (op, ...args) → result | {error}; hostCrypto's
+//   first argument is the invocation (its unfinished hashes and ciphers end with it)
+// hostSubtle: ivm.Reference (op, args) → Promise<result | {error}>: crypto.subtle
+// hostLibrary: synchronous callback (name) → the bundled source of a library (sandbox/libraries.ts)
 export const host = {
   fetch: undefined,
   sleep: undefined,
   deliver: undefined,
   url: undefined,
   crypto: undefined,
-  /** limits, bounds (sandbox/bounds.ts) and settings: { logBytes, cacheEntries, cacheBytes, bounds, settings (JSON), handlerForType } */
+  subtle: undefined,
+  zlib: undefined,
+  library: undefined,
+  /** limits, bounds (sandbox/bounds.ts) and settings: { logBytes, cacheEntries, cacheBytes, bounds, settings (JSON), handlerForType, nodeVersion } */
   config: undefined,
 };
 
-export function connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
+export function connect(
+  hostFetch,
+  hostSleep,
+  hostDeliver,
+  hostUrl,
+  hostCrypto,
+  hostSubtle,
+  hostZlib,
+  hostLibrary,
+  configJson,
+) {
   host.fetch = hostFetch;
   host.sleep = hostSleep;
   host.deliver = hostDeliver;
   host.url = hostUrl;
   host.crypto = hostCrypto;
+  host.subtle = hostSubtle;
+  host.zlib = hostZlib;
+  host.library = hostLibrary;
   host.config = jsonParse(configJson);
 }
 

@@ -34,6 +34,12 @@ export const RangeErrorCtor = RangeError;
 export const TypeErrorCtor = TypeError;
 export const escapeLatin1 = escape;
 export const decodeUriComponent = decodeURIComponent;
+/**
+ * Evaluates a library's bundle in the global scope (sandbox/isolate/libraries.js): a global's getter is
+ * synchronous, and the host cannot run a script in the isolate from inside a synchronous callback.
+ */
+// biome-ignore lint/security/noGlobalEval: the source is the sandbox's own bundle, from the host
+export const indirectEval = eval; // called by another name: an indirect eval, in the global scope
 
 export const mapGet = uncurry(Map.prototype.get);
 export const mapSet = uncurry(Map.prototype.set);
@@ -56,6 +62,37 @@ const typedArrayByteLength = Object.getOwnPropertyDescriptor(
   'byteLength',
 ).get;
 export const byteLengthOf = (view) => reflectApply(typedArrayByteLength, view, []);
+const dataViewByteLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength').get;
+const dataViewByteOffset = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteOffset').get;
+const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer').get;
+const typedArrayByteOffset = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  'byteOffset',
+).get;
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  'buffer',
+).get;
+const typedArraySet = Object.getPrototypeOf(Uint8Array.prototype).set;
+const isDataView = (view) => view instanceof DataView;
+
+/** The byte length of any ArrayBuffer view (typed array or DataView), read from the engine, not the object. */
+export const viewByteLength = (view) =>
+  reflectApply(isDataView(view) ? dataViewByteLength : typedArrayByteLength, view, []);
+
+/**
+ * A fresh copy of exactly the bytes a view covers. isolated-vm copies a view's whole backing buffer when
+ * it crosses to the host, so a 16-byte view of a 100 MiB buffer would cost the host 100 MiB.
+ */
+export function viewCopy(view) {
+  const dv = isDataView(view);
+  const buffer = reflectApply(dv ? dataViewBuffer : typedArrayBuffer, view, []);
+  const offset = reflectApply(dv ? dataViewByteOffset : typedArrayByteOffset, view, []);
+  const length = viewByteLength(view);
+  const out = new Uint8Array(length);
+  reflectApply(typedArraySet, out, [new Uint8Array(buffer, offset, length)]);
+  return out;
+}
 export const lengthOf = (view) => reflectApply(typedArrayLength, view, []);
 
 /** Strings longer than this are not read at all: taking even a prefix flattens a rope (512 MB for 'x'.repeat(2 ** 29 - 24)). */

@@ -8,8 +8,28 @@ import { installGlobals } from './globals.js';
 import { connect } from './host.js';
 
 /** Called once by the host with its capabilities; returns what the host calls afterwards. */
-export function prelude(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
-  connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson);
+export function prelude(
+  hostFetch,
+  hostSleep,
+  hostDeliver,
+  hostUrl,
+  hostCrypto,
+  hostSubtle,
+  hostZlib,
+  hostLibrary,
+  configJson,
+) {
+  connect(
+    hostFetch,
+    hostSleep,
+    hostDeliver,
+    hostUrl,
+    hostCrypto,
+    hostSubtle,
+    hostZlib,
+    hostLibrary,
+    configJson,
+  );
   installGlobals();
   return { dispatch, setHandlers, takeLoadLogs };
 }

@@ -1,0 +1,2 @@
+// Node's `buffer` for a bundled library: the sandbox's Buffer.
+module.exports = { Buffer: __dfnModules.Buffer };
