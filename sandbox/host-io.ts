@@ -48,6 +48,9 @@ export class IsolateIo {
   private readonly heldBy = new Map<number, number>(); // request seq → invocation
   private nextRequest = 0;
   private closed = false;
+  private settle: ((answers: [number, FetchResultWire][]) => void) | undefined;
+  /** Answers waiting for the next crossing into the isolate. */
+  private answers: [number, FetchResultWire][] = [];
   readonly budget: ResponseBudget = {
     reserve: (bytes) => {
       if (this.responseBytes + bytes > BOUNDS.fetchResponseBytesInFlight) return false;
@@ -94,6 +97,7 @@ export class IsolateIo {
   /** The isolate was killed or disposed: nothing of it may outlive it. */
   close(): void {
     this.closed = true;
+    this.answers = [];
     for (const io of this.invocations.values()) this.release(io);
     this.invocations.clear();
     for (const key of [...this.sleeps.keys()]) this.wake(key, false);
@@ -141,17 +145,49 @@ export class IsolateIo {
     });
   }
 
-  /** fetch's host half: counted per invocation, a few on the network at a time, traced (bounded). */
-  async fetch(invocation: number, req: FetchRequestWire): Promise<FetchResultWire> {
-    if (req.received !== undefined && req.url === undefined) {
-      this.received(Array.isArray(req.received) ? req.received : []);
-      return { error: 'acknowledged', type: 'system' };
+  /** Where answers go into the isolate (its settleFetches), set once it is loaded. */
+  answerWith(settle: (answers: [number, FetchResultWire][]) => void): void {
+    this.settle = settle;
+  }
+
+  /**
+   * fetch's host half, one crossing at a time: the requests the isolate made in one turn, as
+   * [requestId, invocation, request], and the large bodies it has taken since the last one. Each request
+   * is answered through settleFetches, together with the others that finish in the same turn of Node's
+   * event loop. Untrusted: past the isolate's own bound on requests crossing at once, the rest are refused.
+   */
+  fetchAll(requests: unknown, received: unknown): void {
+    if (Array.isArray(received)) this.received(received);
+    if (!Array.isArray(requests)) return;
+    for (const [index, entry] of requests.entries()) {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'number') continue;
+      const [id, invocation, req] = entry as [number, number, FetchRequestWire];
+      if (index >= BOUNDS.fetchesInFlightPerIsolate || req === null || typeof req !== 'object') {
+        this.answer(id, { error: 'malformed or too many requests in one crossing', type: 'system' });
+        continue;
+      }
+      void this.fetch(Number(invocation), req).then((result) => this.answer(id, result));
     }
+  }
+
+  private answer(id: number, result: FetchResultWire): void {
+    if (this.closed) return;
+    this.answers.push([id, result]);
+    if (this.answers.length === 1) setImmediate(this.flushAnswers);
+  }
+
+  private readonly flushAnswers = (): void => {
+    const answers = this.answers;
+    this.answers = [];
+    if (!this.closed && answers.length) this.settle?.(answers);
+  };
+
+  /** One request: counted per invocation, a few on the network at a time, traced (bounded). */
+  async fetch(invocation: number, req: FetchRequestWire): Promise<FetchResultWire> {
     const io = this.invocations.get(invocation);
     if (this.closed || !io) {
       return { error: 'the invocation that made this request has ended', type: 'system', code: 'ABORTED' };
     }
-    this.acknowledge(io, req.received);
     const start = performance.now();
     const result = await this.perform(io, req);
     // A body that is not small stays counted until the isolate says it has it (or the invocation ends):

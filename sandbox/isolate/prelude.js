@@ -4,6 +4,7 @@
 
 import { takeLoadLogs } from './console.js';
 import { dispatch, setHandlers } from './dispatcher.js';
+import { settleFetches } from './fetch.js';
 import { installGlobals } from './globals.js';
 import { connect } from './host.js';
 
@@ -11,5 +12,5 @@ import { connect } from './host.js';
 export function prelude(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
   connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson);
   installGlobals();
-  return { dispatch, setHandlers, takeLoadLogs };
+  return { dispatch, setHandlers, takeLoadLogs, settleFetches };
 }
