@@ -56,16 +56,19 @@ export interface ResponseBudget {
 }
 
 export interface FetchContext {
-  /** Aborted when the invocation that made the request ends. */
-  signal: AbortSignal;
+  /** Cancelled (`ended`) when the invocation that made the request ends. */
+  handle: RequestHandle;
   budget: ResponseBudget;
 }
 
 const MAX_REDIRECTS = 20;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-/** Why a request was cut short, once it was; and what to destroy to cut it. */
-class Attempt {
+/**
+ * One request in flight: why it was cut short, once it was, and what to destroy to cut it. (A plain
+ * object rather than an AbortSignal: one per request, on the hot path.)
+ */
+export class RequestHandle {
   reason: 'ended' | 'timeout' | undefined;
   request: http.ClientRequest | undefined;
   body: Readable | undefined;
@@ -133,12 +136,9 @@ export class HostFetcher {
   }
 
   async fetch(request: FetchRequestWire, context: FetchContext): Promise<FetchResultWire> {
-    const attempt = new Attempt();
+    const attempt = context.handle;
     const timer = setTimeout(() => attempt.cancel('timeout'), this.options.timeoutMs);
-    const ended = () => attempt.cancel('ended');
-    context.signal.addEventListener('abort', ended, { once: true });
     try {
-      if (context.signal.aborted) attempt.cancel('ended');
       return await this.follow(request, attempt, context.budget);
     } catch (err) {
       if (attempt.reason === 'ended') {
@@ -157,13 +157,12 @@ export class HostFetcher {
       return describeFailure(request.url, err);
     } finally {
       clearTimeout(timer);
-      context.signal.removeEventListener('abort', ended);
     }
   }
 
   private async follow(
     request: FetchRequestWire,
-    attempt: Attempt,
+    attempt: RequestHandle,
     budget: ResponseBudget,
   ): Promise<FetchResultWire> {
     let url = request.url;
@@ -249,7 +248,7 @@ export class HostFetcher {
     method: string,
     headers: Map<string, string>,
     payload: Buffer | null,
-    attempt: Attempt,
+    attempt: RequestHandle,
   ): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       if (attempt.reason) return reject(new Error(`request ${attempt.reason}`));

@@ -4,7 +4,13 @@
 
 import { performance } from 'node:perf_hooks';
 import { BOUNDS } from './bounds.js';
-import type { FetchRequestWire, FetchResultWire, HostFetcher, ResponseBudget } from './host-fetch.js';
+import {
+  type FetchRequestWire,
+  type FetchResultWire,
+  type HostFetcher,
+  RequestHandle,
+  type ResponseBudget,
+} from './host-fetch.js';
 import type { Redactor } from './redact.js';
 import type { RequestTrace } from './types.js';
 
@@ -21,7 +27,7 @@ interface Sleep {
 /** Made for every invocation of every micro-batch: its collections are created on first use. */
 interface InvocationIo {
   fetches: number;
-  requests?: Set<AbortController>;
+  requests?: Set<RequestHandle>;
   traces?: RequestTrace[];
   untraced: number;
   sleeps?: Set<number>;
@@ -49,8 +55,8 @@ export class IsolateIo {
   private nextRequest = 0;
   private closed = false;
   private settle: ((answers: [number, FetchResultWire][]) => void) | undefined;
-  /** Answers waiting for the next crossing into the isolate. */
-  private answers: [number, FetchResultWire][] = [];
+  /** Answers waiting for the next crossings into the isolate, by invocation. */
+  private answers = new Map<number, [number, FetchResultWire][]>();
   readonly budget: ResponseBudget = {
     reserve: (bytes) => {
       if (this.responseBytes + bytes > BOUNDS.fetchResponseBytesInFlight) return false;
@@ -97,7 +103,7 @@ export class IsolateIo {
   /** The isolate was killed or disposed: nothing of it may outlive it. */
   close(): void {
     this.closed = true;
-    this.answers = [];
+    this.answers = new Map();
     for (const io of this.invocations.values()) this.release(io);
     this.invocations.clear();
     for (const key of [...this.sleeps.keys()]) this.wake(key, false);
@@ -161,25 +167,44 @@ export class IsolateIo {
     if (!Array.isArray(requests)) return;
     for (const [index, entry] of requests.entries()) {
       if (!Array.isArray(entry) || typeof entry[0] !== 'number') continue;
-      const [id, invocation, req] = entry as [number, number, FetchRequestWire];
+      const [id, from, req] = entry as [number, unknown, FetchRequestWire];
+      const invocation = Number(from);
       if (index >= BOUNDS.fetchesInFlightPerIsolate || req === null || typeof req !== 'object') {
-        this.answer(id, { error: 'malformed or too many requests in one crossing', type: 'system' });
+        this.answer(id, invocation, {
+          error: 'malformed or too many requests in one crossing',
+          type: 'system',
+        });
         continue;
       }
-      void this.fetch(Number(invocation), req).then((result) => this.answer(id, result));
+      // fetch() turns every failure into a value; should anything still throw, the isolate is answered.
+      void this.fetch(invocation, req).then(
+        (result) => this.answer(id, invocation, result),
+        (err) => this.answer(id, invocation, { error: String(err), type: 'system' }),
+      );
     }
   }
 
-  private answer(id: number, result: FetchResultWire): void {
+  private answer(id: number, invocation: number, result: FetchResultWire): void {
     if (this.closed) return;
-    this.answers.push([id, result]);
-    if (this.answers.length === 1) setImmediate(this.flushAnswers);
+    let group = this.answers.get(invocation);
+    if (!group) {
+      group = [];
+      this.answers.set(invocation, group);
+    }
+    group.push([id, result]);
+    if (this.answers.size === 1 && group.length === 1) setImmediate(this.flushAnswers);
   }
 
+  /**
+   * Answers cross one invocation at a time: the code that resumes in one crossing then belongs to one
+   * invocation, which is what attribution falls back on where the stack shows no receiver (a timer or
+   * request made in a continuation). Answers for one invocation that finish together still cross together.
+   */
   private readonly flushAnswers = (): void => {
     const answers = this.answers;
-    this.answers = [];
-    if (!this.closed && answers.length) this.settle?.(answers);
+    this.answers = new Map();
+    if (this.closed) return;
+    for (const group of answers.values()) this.settle?.(group);
   };
 
   /** One request: counted per invocation, a few on the network at a time, traced (bounded). */
@@ -237,15 +262,15 @@ export class IsolateIo {
         type: 'max-size',
       };
     }
-    const controller = new AbortController();
+    const handle = new RequestHandle();
     io.requests ??= new Set();
     const requests = io.requests;
-    requests.add(controller);
+    requests.add(handle);
     try {
       if (this.onNetwork >= BOUNDS.fetchesOnNetworkPerIsolate) {
         await new Promise<void>((wake) => this.waitingForNetwork.push(wake));
       }
-      if (controller.signal.aborted || this.closed) {
+      if (handle.reason || this.closed) {
         return {
           error: `request to ${req.url} was aborted: its invocation ended`,
           type: 'system',
@@ -254,13 +279,13 @@ export class IsolateIo {
       }
       this.onNetwork++;
       try {
-        return await this.fetcher.fetch(req, { signal: controller.signal, budget: this.budget });
+        return await this.fetcher.fetch(req, { handle, budget: this.budget });
       } finally {
         this.onNetwork--;
         this.waitingForNetwork.shift()?.();
       }
     } finally {
-      requests.delete(controller);
+      requests.delete(handle);
     }
   }
 
@@ -298,7 +323,7 @@ export class IsolateIo {
 
   private release(io: InvocationIo): void {
     if (io.sleeps) for (const key of [...io.sleeps]) this.wake(key, false);
-    if (io.requests) for (const controller of io.requests) controller.abort();
+    if (io.requests) for (const handle of io.requests) handle.cancel('ended');
     if (io.held) {
       for (const [seq, bytes] of io.held) {
         this.heldBy.delete(seq);

@@ -14,9 +14,11 @@ import {
   jsonParse,
   jsonStringify,
   MapCtor,
+  mapClear,
   mapDelete,
   mapGet,
   mapSet,
+  mapSize,
   objectCreate,
   PromiseCtor,
   rejected,
@@ -178,9 +180,15 @@ function bodyBytes(body, headers) {
 /** Gives a body the bytes of a response from the host, held as a latin1 string until they are read. */
 let adoptBinary;
 
+/**
+ * A body is held as it came: bytes, the host's latin1 string of a response, or the text it was made from
+ * (a request's JSON, say). Text becomes UTF-8 bytes only when bytes are asked for: most requests and
+ * responses are only ever sent, or read as text.
+ */
 class Body {
   #bytes;
   #binary;
+  #text;
   #used = false;
   static {
     adoptBinary = (body, binary) => {
@@ -188,8 +196,9 @@ class Body {
       body.#binary = binary;
     };
   }
-  constructor(bytes) {
-    this.#bytes = bytes ?? new Uint8ArrayCtor(0);
+  constructor(bytes, text) {
+    if (text !== undefined) this.#text = text;
+    else this.#bytes = bytes ?? new Uint8ArrayCtor(0);
   }
   get bodyUsed() {
     return this.#used;
@@ -201,6 +210,7 @@ class Body {
   }
   async text() {
     await this.#consume();
+    if (this.#text !== undefined) return this.#text;
     return this.#binary !== undefined ? binaryToText(this.#binary) : utf8Decode(this.#bytes);
   }
   async json() {
@@ -226,11 +236,28 @@ class Body {
   /** The bytes, made here from the host's string: when the isolate has no room, a RangeError user code can catch. */
   _bytes() {
     if (this.#bytes === undefined) {
-      this.#bytes = latin1Encode(this.#binary);
+      this.#bytes = this.#text !== undefined ? utf8Encode(this.#text) : latin1Encode(this.#binary);
       this.#binary = undefined;
+      this.#text = undefined;
     }
     return this.#bytes;
   }
+}
+
+// The href of URLs fetched lately: a function fetches the same few URLs again and again, and each parse
+// is a call to the host's parser. Bounded; a parse is pure, so a cached answer is the same answer.
+const hrefs = new MapCtor();
+const HREFS_KEPT = 256;
+
+function normalizedUrl(input) {
+  const known = mapGet(hrefs, input);
+  if (known !== undefined) return known;
+  const href = new URL(input).href;
+  if (input.length <= 2048) {
+    if (mapSize(hrefs) >= HREFS_KEPT) mapClear(hrefs);
+    mapSet(hrefs, input, href);
+  }
+  return href;
 }
 
 export class Request extends Body {
@@ -238,8 +265,9 @@ export class Request extends Body {
     const from = input instanceof Request ? input : null;
     const headers = new Headers(init.headers ?? from?.headers);
     const body = init.body !== undefined ? bodyBytes(init.body, headers) : from ? from._bytes() : null;
-    super(typeof body === 'string' ? utf8Encode(body) : body);
-    this.url = from ? from.url : new URL(input instanceof URL ? input.href : StringCtor(input)).href;
+    if (typeof body === 'string') super(undefined, body);
+    else super(body);
+    this.url = from ? from.url : normalizedUrl(input instanceof URL ? input.href : StringCtor(input));
     this.method = StringCtor(init.method ?? from?.method ?? 'GET').toUpperCase();
     this.headers = headers;
     this.redirect = init.redirect ?? from?.redirect ?? 'follow';
@@ -254,7 +282,8 @@ export class Response extends Body {
   constructor(body, init = {}) {
     const headers = new Headers(init.headers);
     const raw = body === undefined || body === null ? null : bodyBytes(body, headers);
-    super(typeof raw === 'string' ? utf8Encode(raw) : raw);
+    if (typeof raw === 'string') super(undefined, raw);
+    else super(raw);
     this.status = init.status ?? 200;
     this.statusText = init.statusText ?? '';
     this.headers = headers;
