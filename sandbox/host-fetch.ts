@@ -62,6 +62,8 @@ export interface FetchContext {
 }
 
 const MAX_REDIRECTS = 20;
+/** What Node's (and so node-fetch's) header value check refuses. */
+const INVALID_HEADER_VALUE = /[^\t\u0020-\u007E\u0080-\u00FF]/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
@@ -226,10 +228,13 @@ export class HostFetcher {
           type: 'max-size',
         };
       }
-      // Every header as it came (repeated ones apart, as node-fetch's raw() has them), names lower-cased.
+      // Every header as it came (repeated ones apart, as node-fetch's raw() has them), names lower-cased;
+      // like node-fetch, those whose value its Headers would refuse are left out.
       const raw = res.rawHeaders;
       const pairs: [string, string][] = [];
-      for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        if (!INVALID_HEADER_VALUE.test(raw[i + 1]!)) pairs.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+      }
       // The reserved bytes stay with the returned body: the caller releases them.
       return {
         status: res.statusCode!,
