@@ -47,6 +47,37 @@ export async function startDestinationProcess(): Promise<DestinationProcess> {
   };
 }
 
+/** Posts a JSON body with http.request over `agent`; resolves once the reply is read and parsed as `{"ok":true}`. */
+export function postJson(agent: http.Agent, target: URL, body: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          try {
+            if (JSON.parse(text).ok !== true) throw new Error(`unexpected reply ${text}`);
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /**
  * The ceiling: a plain `http.request` loop over a keep-alive pool, `concurrency` requests at a time, each
  * reply read and parsed as JSON. Posts every body once; returns bodies per second.
@@ -58,39 +89,11 @@ export async function plainHttpLoop(
 ): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const target = new URL(url);
-  const post = (body: string) =>
-    new Promise<void>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => (text += c));
-          res.on('end', () => {
-            try {
-              if (JSON.parse(text).ok !== true) throw new Error(`unexpected reply ${text}`);
-              resolve();
-            } catch (err) {
-              reject(err);
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
   let next = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < bodies.length) await post(bodies[next++]!);
+      while (next < bodies.length) await postJson(agent, target, bodies[next++]!);
     }),
   );
   const perSecond = bodies.length / ((performance.now() - started) / 1000);
