@@ -1,10 +1,12 @@
 // Runner throughput against raw JetStream, same stream, same run: (a) a bare consume+ack loop, (b) the runner
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
-// waiting for their next attempt against the same with none. The last line is JSON for CI to read.
+// waiting for their next attempt against the same with none; then (e) one fetch per event and (f) one fetch
+// per onBatch batch to a destination in its own process, each against a plain http.request loop doing the
+// same job in the same run. The last line is JSON for CI to read.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { AckPolicy, DeliverPolicy, type NatsConnection } from 'nats';
+import http, { createServer } from 'node:http';
+import { AckPolicy, DeliverPolicy, type JsMsg, type NatsConnection } from 'nats';
 import {
   ensureInstanceConsumer,
   ensureStreams,
@@ -17,6 +19,7 @@ import { silentProcessLogger } from '../lib/telemetry.js';
 import type { LoadedRunnerConfig } from '../runner/config-loader.js';
 import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
+import { plainHttpLoop, postJson, startDestinationProcess } from './destination-process.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 /** New events timed per instance in the latency phase, and events in retry on the backlog instance. */
@@ -25,10 +28,13 @@ const RETRY_BACKLOG = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MAX_ACK_PENDING = 1000;
 const SOURCE = 'bench';
-/** Events of the fetch phase (e): each makes one request to a server on 127.0.0.1. */
+/** Events of the fetch phase (e): each makes one request to a destination process on 127.0.0.1. */
 const FETCH_EVENTS = Number(process.env.BENCH_FETCH_EVENTS ?? 10_000);
-/** Events held at once in the fetch phase: a thousand concurrent requests time out on a loaded box. */
-const FETCH_CONCURRENCY = 100;
+/** Events of the batch fetch phase (f): one request per batch of BATCH_SIZE. */
+const BATCH_FETCH_EVENTS = Number(process.env.BENCH_BATCH_FETCH_EVENTS ?? 30_000);
+const BATCH_SIZE = 100;
+/** Events held at once in the fetch phase, and requests at once of the plain loop it is compared with. */
+const FETCH_CONCURRENCY = 128;
 const t = topology('dfn');
 
 function event(i: number) {
@@ -270,32 +276,54 @@ async function latencyPhase(nc: NatsConnection, url: string) {
   }
 }
 
-/** (e) The runner with one fetch per event to a local server: the workload an HTTP destination is. */
-async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end('{}'));
+/** (e) One fetch per event, the reply parsed: the workload an HTTP destination is. */
+const FETCH_FUNCTION = `
+async function onTrack(event, settings) {
+  const res = await fetch(settings.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(event),
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const jsm = await nc.jetstreamManager();
+  if ((await res.json()).ok !== true) throw new Error('unexpected reply');
+}`;
+
+/** (f) onBatch posting each batch as one request. */
+const BATCH_FETCH_FUNCTION = `
+async function onBatch(events, settings) {
+  const res = await fetch(settings.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  });
+  if ((await res.json()).ok !== true) throw new Error('unexpected reply');
+}
+async function onTrack(event, settings) {}`;
+
+/** Publishes `count` events to the source's subject; returns their JSON texts in order. */
+async function publishSource(nc: NatsConnection, source: string, count: number): Promise<string[]> {
   const js = nc.jetstream();
-  const source = 'fetch';
-  const instance: InstanceRef = { namespace: 'bench', name: 'fetch-per-event' };
-  await ensureInstanceConsumer(jsm, t, { ...instance, source, maxAckPending: MAX_ACK_PENDING });
   const subject = eventSubject(t, source, 'track');
-  for (let i = 0; i < FETCH_EVENTS; i += 1000) {
-    await Promise.all(
-      Array.from({ length: Math.min(1000, FETCH_EVENTS - i) }, (_, k) =>
-        js.publish(subject, JSON.stringify({ ...event(i + k), messageId: `fetch-${i + k}` })),
-      ),
-    );
+  const texts = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ ...event(i), messageId: `${source}-${i}` }),
+  );
+  for (let i = 0; i < count; i += 1000) {
+    await Promise.all(texts.slice(i, i + 1000).map((text) => js.publish(subject, text)));
   }
+  return texts;
+}
+
+/** The runner delivering `events` events of `source` through `fn` to the destination; events per second. */
+async function runnerFetchPhase(
+  url: string,
+  destination: string,
+  phase: { source: string; fn: string; batching: boolean; events: number; concurrency: number },
+): Promise<number> {
+  const instance: InstanceRef = { namespace: 'bench', name: `${phase.source}`.replace(/_/g, '-') };
   const runner = await Runner.load(
-    runnerConfig(url, instance, LATENCY_FUNCTION, false, {
-      eventSource: source,
-      settings: { url: `http://127.0.0.1:${port}/` },
-      concurrency: FETCH_CONCURRENCY,
+    runnerConfig(url, instance, phase.fn, phase.batching, {
+      eventSource: phase.source,
+      settings: { url: destination },
+      concurrency: phase.concurrency,
     }),
     { log: silentProcessLogger(), replica: 'bench' },
   );
@@ -304,23 +332,124 @@ async function fetchPhase(nc: NatsConnection, url: string): Promise<number> {
     const cpuStart = cpuMs();
     await runner.start();
     let lastProgress = Date.now();
-    while (runner.stats.counters.delivered < FETCH_EVENTS) {
+    while (runner.stats.counters.delivered < phase.events) {
       if (runner.stats.counters.retried || runner.stats.counters.deadLettered)
-        throw new Error(`fetch phase failed events: ${JSON.stringify(runner.stats.counters)}`);
+        throw new Error(`${phase.source} failed events: ${JSON.stringify(runner.stats.counters)}`);
       if (Date.now() - lastProgress > 10_000) {
         lastProgress = Date.now();
-        console.log(`    fetch phase: ${JSON.stringify(runner.stats.counters)}`);
+        console.log(`    ${phase.source}: ${JSON.stringify(runner.stats.counters)}`);
       }
       await new Promise((r) => setTimeout(r, 2));
     }
-    const eps = FETCH_EVENTS / ((performance.now() - started) / 1000);
-    lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / FETCH_EVENTS;
+    const eps = phase.events / ((performance.now() - started) / 1000);
+    lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / phase.events;
     return eps;
   } finally {
     await runner.stop();
-    server.closeAllConnections();
-    server.close();
   }
+}
+
+/**
+ * The plain program doing (f)'s job: consume the same events from JetStream, post each batch of BATCH_SIZE
+ * with http.request (keep-alive, reply parsed), then ack it; as many batches at once as the ack window
+ * holds, as the runner. (Posting pre-built batches alone runs at several times JetStream's consume rate,
+ * so it would measure JetStream, not the runner's batch path; it is printed too.)
+ */
+async function plainBatchLoop(nc: NatsConnection, durable: string, url: string): Promise<number> {
+  const consumer = await nc.jetstream().consumers.get(t.eventsStream, durable);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: FETCH_CONCURRENCY });
+  const target = new URL(url);
+  const started = performance.now();
+  const messages = await consumer.consume({ max_messages: MAX_ACK_PENDING });
+  const posts: Promise<void>[] = [];
+  let batch: JsMsg[] = [];
+  let n = 0;
+  for await (const m of messages) {
+    batch.push(m);
+    n++;
+    if (batch.length === BATCH_SIZE || n === BATCH_FETCH_EVENTS) {
+      const held = batch;
+      batch = [];
+      const body = `[${held.map((x) => JSON.stringify(JSON.parse(new TextDecoder().decode(x.data)))).join(',')}]`;
+      posts.push(
+        postJson(agent, target, body).then(() => {
+          for (const x of held) x.ack();
+        }),
+      );
+    }
+    if (n === BATCH_FETCH_EVENTS) break;
+  }
+  await Promise.all(posts);
+  await nc.flush();
+  agent.destroy();
+  return BATCH_FETCH_EVENTS / ((performance.now() - started) / 1000);
+}
+
+/**
+ * (e) one fetch per event and (f) one fetch per onBatch batch, each against the plain http.request loop
+ * posting the same bodies to the same destination process, interleaved rounds, best of each kept.
+ */
+async function fetchPhases(nc: NatsConnection, url: string) {
+  const destination = await startDestinationProcess();
+  const jsm = await nc.jetstreamManager();
+  const best = { fetch: 0, raw: 0, batch: 0, rawBatch: 0, httpOnly: 0 };
+  const cpu = { fetch: [] as number[], batch: [] as number[] };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const single = `fetch_${round}`;
+      const batched = `batchfetch_${round}`;
+      for (const source of [single, batched]) {
+        const ref: InstanceRef = { namespace: 'bench', name: source.replace(/_/g, '-') };
+        await ensureInstanceConsumer(jsm, t, { ...ref, source, maxAckPending: MAX_ACK_PENDING });
+      }
+      await jsm.consumers.add(t.eventsStream, {
+        durable_name: `${batched}_plain`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.New,
+        max_ack_pending: MAX_ACK_PENDING,
+        filter_subject: eventSubject(t, batched, 'track'),
+      });
+      const texts = await publishSource(nc, single, FETCH_EVENTS);
+      const batchTexts = await publishSource(nc, batched, BATCH_FETCH_EVENTS);
+      const batches: string[] = [];
+      for (let i = 0; i < batchTexts.length; i += BATCH_SIZE)
+        batches.push(`[${batchTexts.slice(i, i + BATCH_SIZE).join(',')}]`);
+
+      const raw = await plainHttpLoop(destination.url, texts, FETCH_CONCURRENCY);
+      const fetch = await runnerFetchPhase(url, destination.url, {
+        source: single,
+        fn: FETCH_FUNCTION,
+        batching: false,
+        events: FETCH_EVENTS,
+        concurrency: FETCH_CONCURRENCY,
+      });
+      cpu.fetch.push(lastCpuUsPerEvent);
+      const httpOnly = BATCH_SIZE * (await plainHttpLoop(destination.url, batches, FETCH_CONCURRENCY));
+      const rawBatch = await plainBatchLoop(nc, `${batched}_plain`, destination.url);
+      const batch = await runnerFetchPhase(url, destination.url, {
+        source: batched,
+        fn: BATCH_FETCH_FUNCTION,
+        batching: true,
+        events: BATCH_FETCH_EVENTS,
+        concurrency: MAX_ACK_PENDING,
+      });
+      cpu.batch.push(lastCpuUsPerEvent);
+      console.log(
+        `fetch round ${round + 1}: (e) plain http.request ${Math.round(raw)} ev/s | runner fetch ${Math.round(fetch)} ev/s` +
+          ` (${(fetch / raw).toFixed(2)}) | (f) plain batches: HTTP alone ${Math.round(httpOnly)} ev/s,` +
+          ` consume+post+ack ${Math.round(rawBatch)} ev/s | runner onBatch fetch` +
+          ` ${Math.round(batch)} ev/s (${(batch / rawBatch).toFixed(2)})`,
+      );
+      best.raw = Math.max(best.raw, raw);
+      best.fetch = Math.max(best.fetch, fetch);
+      best.rawBatch = Math.max(best.rawBatch, rawBatch);
+      best.httpOnly = Math.max(best.httpOnly, httpOnly);
+      best.batch = Math.max(best.batch, batch);
+    }
+  } finally {
+    await destination.stop();
+  }
+  return { ...best, cpuFetch: Math.min(...cpu.fetch), cpuBatch: Math.min(...cpu.batch) };
 }
 
 const nats = await NatsServer.start();
@@ -402,10 +531,15 @@ try {
     `    ${RETRY_BACKLOG} events in retry:        p50 ${ms(backlogged.p50)} ms, p99 ${ms(backlogged.p99)} ms` +
       ` (p99 ${(backlogged.p99 / clean.p99).toFixed(2)}x)`,
   );
-  const fetchEps = await fetchPhase(nc, nats.url);
-  const fetchCpu = lastCpuUsPerEvent;
+  const f = await fetchPhases(nc, nats.url);
+  console.log(`best of ${ROUNDS} rounds, destination in its own process, ${FETCH_CONCURRENCY} concurrent:`);
   console.log(
-    `(e) runner, one fetch per event: ${Math.round(fetchEps)} events/s (${FETCH_EVENTS} events), CPU ${fetchCpu.toFixed(1)} µs/event`,
+    `(e) one fetch + res.json() per event (${FETCH_EVENTS}): runner ${Math.round(f.fetch)} events/s,` +
+      ` plain http.request ${Math.round(f.raw)} events/s (${(f.fetch / f.raw).toFixed(2)}), CPU ${f.cpuFetch.toFixed(1)} µs/event`,
+  );
+  console.log(
+    `(f) onBatch posting each batch of ${BATCH_SIZE} (${BATCH_FETCH_EVENTS}): runner ${Math.round(f.batch)} events/s,` +
+      ` plain consume+post+ack ${Math.round(f.rawBatch)} events/s, posting alone ${Math.round(f.httpOnly)} (${(f.batch / f.rawBatch).toFixed(2)}), CPU ${f.cpuBatch.toFixed(1)} µs/event`,
   );
   const minCpu = (list: number[]) => Number(Math.min(...list).toFixed(1));
   console.log(
@@ -414,15 +548,21 @@ try {
   await nc.close();
   console.log(
     JSON.stringify({
-      fetch_eps: Math.round(fetchEps),
-      fetch_cpu_us_per_event: Number(fetchCpu.toFixed(1)),
+      fetch_eps: Math.round(f.fetch),
+      raw_http_eps: Math.round(f.raw),
+      ratio_fetch: Number((f.fetch / f.raw).toFixed(3)),
+      batch_eps: Math.round(f.batch),
+      raw_batch_eps: Math.round(f.rawBatch),
+      ratio_batch: Number((f.batch / f.rawBatch).toFixed(3)),
+      fetch_cpu_us_per_event: Number(f.cpuFetch.toFixed(1)),
+      batch_fetch_cpu_us_per_event: Number(f.cpuBatch.toFixed(1)),
       runner_cpu_us_per_event: minCpu(cpu.runner),
       runner_batch_cpu_us_per_event: minCpu(cpu.batch),
       raw_eps: Math.round(best.raw),
       runner_eps: Math.round(best.runner),
       runner_batch_eps: Math.round(best.batch),
       ratio: Number((best.runner / best.raw).toFixed(3)),
-      ratio_batch: Number((best.batch / best.raw).toFixed(3)),
+      ratio_runner_batch: Number((best.batch / best.raw).toFixed(3)),
       no_backlog_p50_ms: ms(clean.p50),
       retry_backlog_p50_ms: ms(backlogged.p50),
       no_backlog_p99_ms: ms(clean.p99),

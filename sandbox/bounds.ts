@@ -32,7 +32,9 @@ export const BOUNDS = {
   traceHeaderCount: 64,
   /** Idle keep-alive sockets kept per destination host, sockets per host, and how long one may idle (ms). */
   socketsPerHost: 32,
-  idleSocketsPerHost: 8,
+  /** Sockets of one isolate across all destination hosts (open or idle), so many hosts cannot add up. */
+  socketsPerIsolate: 256,
+  idleSocketsPerHost: 32,
   idleSocketMs: 15_000,
   /** Web Crypto's limit on getRandomValues (bytes); randomBytes has the same. */
   randomBytes: 65_536,

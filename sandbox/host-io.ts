@@ -5,7 +5,13 @@
 import { performance } from 'node:perf_hooks';
 import { BOUNDS } from './bounds.js';
 import { IsolateCrypto } from './host-crypto.js';
-import type { FetchRequestWire, FetchResultWire, HostFetcher, ResponseBudget } from './host-fetch.js';
+import {
+  type FetchRequestWire,
+  type FetchResultWire,
+  type HostFetcher,
+  RequestHandle,
+  type ResponseBudget,
+} from './host-fetch.js';
 import type { Redactor } from './redact.js';
 import type { RequestTrace } from './types.js';
 
@@ -22,7 +28,7 @@ interface Sleep {
 /** Made for every invocation of every micro-batch: its collections are created on first use. */
 interface InvocationIo {
   fetches: number;
-  requests?: Set<AbortController>;
+  requests?: Set<RequestHandle>;
   traces?: RequestTrace[];
   untraced: number;
   sleeps?: Set<number>;
@@ -51,6 +57,9 @@ export class IsolateIo {
   private closed = false;
   /** crypto's host objects of this isolate (sandbox/host-crypto.ts): they end with it too. */
   readonly crypto = new IsolateCrypto();
+  private settle: ((answers: [number, FetchResultWire][]) => void) | undefined;
+  /** Answers waiting for the next crossings into the isolate, by invocation. */
+  private answers = new Map<number, [number, FetchResultWire][]>();
   readonly budget: ResponseBudget = {
     reserve: (bytes) => {
       if (this.responseBytes + bytes > BOUNDS.fetchResponseBytesInFlight) return false;
@@ -99,6 +108,7 @@ export class IsolateIo {
   close(): void {
     this.closed = true;
     this.crypto.close();
+    this.answers = new Map();
     for (const io of this.invocations.values()) this.release(io);
     this.invocations.clear();
     for (const key of [...this.sleeps.keys()]) this.wake(key, false);
@@ -146,17 +156,68 @@ export class IsolateIo {
     });
   }
 
-  /** fetch's host half: counted per invocation, a few on the network at a time, traced (bounded). */
-  async fetch(invocation: number, req: FetchRequestWire): Promise<FetchResultWire> {
-    if (req.received !== undefined && req.url === undefined) {
-      this.received(Array.isArray(req.received) ? req.received : []);
-      return { error: 'acknowledged', type: 'system' };
+  /** Where answers go into the isolate (its settleFetches), set once it is loaded. */
+  answerWith(settle: (answers: [number, FetchResultWire][]) => void): void {
+    this.settle = settle;
+  }
+
+  /**
+   * fetch's host half, one crossing at a time: the requests the isolate made in one turn, as
+   * [requestId, invocation, request], and the large bodies it has taken since the last one. Each request
+   * is answered through settleFetches, together with the others that finish in the same turn of Node's
+   * event loop. Untrusted: past the isolate's own bound on requests crossing at once, the rest are refused.
+   */
+  fetchAll(requests: unknown, received: unknown): void {
+    if (Array.isArray(received)) this.received(received);
+    if (!Array.isArray(requests)) return;
+    for (const [index, entry] of requests.entries()) {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'number') continue;
+      const [id, from, req] = entry as [number, unknown, FetchRequestWire];
+      const invocation = Number(from);
+      if (index >= BOUNDS.fetchesInFlightPerIsolate || req === null || typeof req !== 'object') {
+        this.answer(id, invocation, {
+          error: 'malformed or too many requests in one crossing',
+          type: 'system',
+        });
+        continue;
+      }
+      // fetch() turns every failure into a value; should anything still throw, the isolate is answered.
+      void this.fetch(invocation, req).then(
+        (result) => this.answer(id, invocation, result),
+        (err) => this.answer(id, invocation, { error: String(err), type: 'system' }),
+      );
     }
+  }
+
+  private answer(id: number, invocation: number, result: FetchResultWire): void {
+    if (this.closed) return;
+    let group = this.answers.get(invocation);
+    if (!group) {
+      group = [];
+      this.answers.set(invocation, group);
+    }
+    group.push([id, result]);
+    if (this.answers.size === 1 && group.length === 1) setImmediate(this.flushAnswers);
+  }
+
+  /**
+   * Answers cross one invocation at a time: the code that resumes in one crossing then belongs to one
+   * invocation, which is what attribution falls back on where the stack shows no receiver (a timer or
+   * request made in a continuation). Answers for one invocation that finish together still cross together.
+   */
+  private readonly flushAnswers = (): void => {
+    const answers = this.answers;
+    this.answers = new Map();
+    if (this.closed) return;
+    for (const group of answers.values()) this.settle?.(group);
+  };
+
+  /** One request: counted per invocation, a few on the network at a time, traced (bounded). */
+  async fetch(invocation: number, req: FetchRequestWire): Promise<FetchResultWire> {
     const io = this.invocations.get(invocation);
     if (this.closed || !io) {
       return { error: 'the invocation that made this request has ended', type: 'system', code: 'ABORTED' };
     }
-    this.acknowledge(io, req.received);
     const start = performance.now();
     const result = await this.perform(io, req);
     // A body that is not small stays counted until the isolate says it has it (or the invocation ends):
@@ -206,15 +267,15 @@ export class IsolateIo {
         type: 'max-size',
       };
     }
-    const controller = new AbortController();
+    const handle = new RequestHandle();
     io.requests ??= new Set();
     const requests = io.requests;
-    requests.add(controller);
+    requests.add(handle);
     try {
       if (this.onNetwork >= BOUNDS.fetchesOnNetworkPerIsolate) {
         await new Promise<void>((wake) => this.waitingForNetwork.push(wake));
       }
-      if (controller.signal.aborted || this.closed) {
+      if (handle.reason || this.closed) {
         return {
           error: `request to ${req.url} was aborted: its invocation ended`,
           type: 'system',
@@ -223,13 +284,13 @@ export class IsolateIo {
       }
       this.onNetwork++;
       try {
-        return await this.fetcher.fetch(req, { signal: controller.signal, budget: this.budget });
+        return await this.fetcher.fetch(req, { handle, budget: this.budget });
       } finally {
         this.onNetwork--;
         this.waitingForNetwork.shift()?.();
       }
     } finally {
-      requests.delete(controller);
+      requests.delete(handle);
     }
   }
 
@@ -267,7 +328,7 @@ export class IsolateIo {
 
   private release(io: InvocationIo): void {
     if (io.sleeps) for (const key of [...io.sleeps]) this.wake(key, false);
-    if (io.requests) for (const controller of io.requests) controller.abort();
+    if (io.requests) for (const handle of io.requests) handle.cancel('ended');
     if (io.held) {
       for (const [seq, bytes] of io.held) {
         this.heldBy.delete(seq);

@@ -8,7 +8,7 @@ import { failure, type Outcome, outcomeOfBatchStatus, outcomeOfThrown, SUCCESS }
 import { settingsProblems } from '../api/settings.js';
 import { BOUNDS } from './bounds.js';
 import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from './dispatch-output.js';
-import { type FetchRequestWire, HostFetcher } from './host-fetch.js';
+import { HostFetcher } from './host-fetch.js';
 import { type InvocationTraces, IsolateIo } from './host-io.js';
 import { hostZlib } from './host-zlib.js';
 import { LIBRARIES, librarySource } from './libraries.js';
@@ -72,6 +72,7 @@ async function compileShared(isolate: ivm.Isolate, source: string, filename: str
   return script;
 }
 const REFERENCE = ivmOptions({ reference: true });
+const COPY_ARGUMENTS = ivmOptions({ arguments: { copy: true } });
 
 interface Vm {
   isolate: ivm.Isolate;
@@ -529,7 +530,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       const api: ivm.Reference<any> = await prelude.apply(
         undefined,
         [
-          new ivm.Reference((id: number, req: FetchRequestWire) => io.fetch(id, req)),
+          new ivm.Reference((requests: unknown, received: unknown) => io.fetchAll(requests, received)),
           new ivm.Reference((id: number, ms: number | null, timerId: number) => io.sleep(id, ms, timerId)),
           new ivm.Reference((callId: number, resultsJson: string) =>
             this.deliveries.get(callId)?.(resultsJson),
@@ -556,6 +557,16 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       const dispatch = await api.get('dispatch', REFERENCE);
       const setHandlers = await api.get('setHandlers', REFERENCE);
       const takeLoadLogs = await api.get('takeLoadLogs', REFERENCE);
+      const settleFetches: ivm.Reference<any> = await api.get('settleFetches', REFERENCE);
+      io.answerWith((answers) => {
+        // A killed isolate takes no more answers; its requests were aborted with it.
+        if (isolate.isDisposed) return;
+        try {
+          settleFetches.applyIgnored(undefined, [answers], COPY_ARGUMENTS);
+        } catch {
+          // disposed meanwhile
+        }
+      });
 
       armDeadline();
       let script: ivm.Script;

@@ -6,19 +6,26 @@
 import { nodeBuffer } from './buffer.js';
 import { binaryToText, latin1Encode, utf8Decode, utf8Encode } from './bytes.js';
 import { Headers } from './headers.js';
-import { asyncCall, copyArguments, host } from './host.js';
+import { copyArguments, host } from './host.js';
 import {
   append,
   byteLengthOf,
   ErrorCtor,
   jsonParse,
   jsonStringify,
+  MapCtor,
+  mapClear,
+  mapDelete,
+  mapGet,
+  mapSet,
+  mapSize,
   objectCreate,
   PromiseCtor,
   rejected,
   resolved,
   StringCtor,
   Uint8ArrayCtor,
+  whenSettled,
 } from './intrinsics.js';
 import { running, setCurrent } from './invocation.js';
 import { URL, URLSearchParams } from './url.js';
@@ -36,47 +43,106 @@ let crossing = 0;
 let crossingBytes = 0;
 let waiting = []; // FIFO of { invocation, size, wake }
 let waitingHead = 0;
+// Invocations with requests still waiting, and those of them that ended: their waiting requests are
+// dropped as the queue reaches them (never run), so an invocation's end costs nothing per waiting request.
+const waitingCount = objectCreate(null);
+const endedWhileWaiting = objectCreate(null);
+
+const fits = (size) => {
+  const { fetchesInFlightPerIsolate, fetchRequestBytesInFlight } = host.config.bounds;
+  return crossing < fetchesInFlightPerIsolate && crossingBytes + size <= fetchRequestBytesInFlight;
+};
+
+/** Takes a waiting request off the queue's head; whether it may still run. */
+function shift() {
+  const next = waiting[waitingHead];
+  waiting[waitingHead++] = undefined;
+  const id = next.invocation;
+  if (--waitingCount[id] === 0) delete waitingCount[id];
+  const ended = endedWhileWaiting[id] === true;
+  if (ended && waitingCount[id] === undefined) delete endedWhileWaiting[id];
+  if (waitingHead === waiting.length) {
+    waiting = [];
+    waitingHead = 0;
+  }
+  return ended ? undefined : next;
+}
+
+/** Drops the requests of ended invocations at the queue's head. */
+function dropEnded() {
+  while (waitingHead < waiting.length && endedWhileWaiting[waiting[waitingHead].invocation] === true) shift();
+}
 
 function admit(invocation, size) {
-  const { fetchesInFlightPerIsolate, fetchRequestBytesInFlight } = host.config.bounds;
-  const fits = () =>
-    crossing < fetchesInFlightPerIsolate && crossingBytes + size <= fetchRequestBytesInFlight;
-  if (waitingHead === waiting.length && fits()) {
+  dropEnded();
+  if (waitingHead === waiting.length && fits(size)) {
     crossing++;
     crossingBytes += size;
     return undefined;
   }
+  waitingCount[invocation] = (waitingCount[invocation] ?? 0) + 1;
   return new PromiseCtor((wake) => append(waiting, { __proto__: null, invocation, size, wake }));
 }
 
 function leave(size) {
   crossing--;
   crossingBytes -= size;
-  const { fetchesInFlightPerIsolate, fetchRequestBytesInFlight } = host.config.bounds;
-  while (waitingHead < waiting.length) {
-    const next = waiting[waitingHead];
-    if (crossing >= fetchesInFlightPerIsolate || crossingBytes + next.size > fetchRequestBytesInFlight) break;
-    waiting[waitingHead++] = undefined;
+  for (dropEnded(); waitingHead < waiting.length && fits(waiting[waitingHead].size); dropEnded()) {
+    const next = shift();
     crossing++;
     crossingBytes += next.size;
     next.wake();
-  }
-  if (waitingHead === waiting.length) {
-    waiting = [];
-    waitingHead = 0;
   }
 }
 
 /** Invocations that ended: their requests still waiting to cross are dropped (they never run). */
 export function fetchesEnded(ids) {
-  if (waitingHead === waiting.length) return;
-  const ended = objectCreate(null);
-  for (let i = 0; i < ids.length; i++) ended[ids[i]] = true;
-  const kept = [];
-  for (let i = waitingHead; i < waiting.length; i++)
-    if (!ended[waiting[i].invocation]) append(kept, waiting[i]);
-  waiting = kept;
-  waitingHead = 0;
+  for (let i = 0; i < ids.length; i++)
+    if (waitingCount[ids[i]] !== undefined) endedWhileWaiting[ids[i]] = true;
+}
+
+// Crossings: every request made in one microtask turn goes to the host in one call (with the large bodies
+// taken since the last one), and the host answers in batches (settleFetches), so a micro-batch of
+// handlers that each fetch costs two crossings, not one async call each.
+let outbox = []; // [requestId, invocation, wire]
+let taken = []; // seqs of large response bodies now in the isolate
+let outboxQueued = false;
+let nextRequestId = 0;
+const answers = new MapCtor(); // requestId → resolve
+
+function flushOutbox() {
+  outboxQueued = false;
+  const requests = outbox;
+  const received = taken;
+  outbox = [];
+  taken = [];
+  host.fetch.applyIgnored(undefined, [requests, received], copyArguments);
+}
+
+function queueFlush() {
+  if (outboxQueued) return;
+  outboxQueued = true;
+  whenSettled(resolved(undefined), flushOutbox);
+}
+
+function cross(invocation, wire) {
+  const id = ++nextRequestId;
+  return new PromiseCtor((resolve) => {
+    mapSet(answers, id, resolve);
+    append(outbox, [id, invocation, wire]);
+    queueFlush();
+  });
+}
+
+/** The host's answers, [requestId, response] each: their fetches resume in this one task. */
+export function settleFetches(results) {
+  for (let i = 0; i < results.length; i++) {
+    const answer = results[i];
+    const resolve = mapGet(answers, answer[0]);
+    if (resolve === undefined) continue;
+    mapDelete(answers, answer[0]);
+    resolve(answer[1]);
+  }
 }
 
 function requestSize(url, headers, body) {
@@ -114,9 +180,15 @@ function bodyBytes(body, headers) {
 /** Gives a body the bytes of a response from the host, held as a latin1 string until they are read. */
 let adoptBinary;
 
+/**
+ * A body is held as it came: bytes, the host's latin1 string of a response, or the text it was made from
+ * (a request's JSON, say). Text becomes UTF-8 bytes only when bytes are asked for: most requests and
+ * responses are only ever sent, or read as text.
+ */
 class Body {
   #bytes;
   #binary;
+  #text;
   #used = false;
   static {
     adoptBinary = (body, binary) => {
@@ -124,8 +196,9 @@ class Body {
       body.#binary = binary;
     };
   }
-  constructor(bytes) {
-    this.#bytes = bytes ?? new Uint8ArrayCtor(0);
+  constructor(bytes, text) {
+    if (text !== undefined) this.#text = text;
+    else this.#bytes = bytes ?? new Uint8ArrayCtor(0);
   }
   get bodyUsed() {
     return this.#used;
@@ -137,6 +210,7 @@ class Body {
   }
   async text() {
     await this.#consume();
+    if (this.#text !== undefined) return this.#text;
     return this.#binary !== undefined ? binaryToText(this.#binary) : utf8Decode(this.#bytes);
   }
   async json() {
@@ -162,11 +236,28 @@ class Body {
   /** The bytes, made here from the host's string: when the isolate has no room, a RangeError user code can catch. */
   _bytes() {
     if (this.#bytes === undefined) {
-      this.#bytes = latin1Encode(this.#binary);
+      this.#bytes = this.#text !== undefined ? utf8Encode(this.#text) : latin1Encode(this.#binary);
       this.#binary = undefined;
+      this.#text = undefined;
     }
     return this.#bytes;
   }
+}
+
+// The href of URLs fetched lately: a function fetches the same few URLs again and again, and each parse
+// is a call to the host's parser. Bounded; a parse is pure, so a cached answer is the same answer.
+const hrefs = new MapCtor();
+const HREFS_KEPT = 256;
+
+function normalizedUrl(input) {
+  const known = mapGet(hrefs, input);
+  if (known !== undefined) return known;
+  const href = new URL(input).href;
+  if (input.length <= 2048) {
+    if (mapSize(hrefs) >= HREFS_KEPT) mapClear(hrefs);
+    mapSet(hrefs, input, href);
+  }
+  return href;
 }
 
 export class Request extends Body {
@@ -174,8 +265,9 @@ export class Request extends Body {
     const from = input instanceof Request ? input : null;
     const headers = new Headers(init.headers ?? from?.headers);
     const body = init.body !== undefined ? bodyBytes(init.body, headers) : from ? from._bytes() : null;
-    super(typeof body === 'string' ? utf8Encode(body) : body);
-    this.url = from ? from.url : new URL(input instanceof URL ? input.href : StringCtor(input)).href;
+    if (typeof body === 'string') super(undefined, body);
+    else super(body);
+    this.url = from ? from.url : normalizedUrl(input instanceof URL ? input.href : StringCtor(input));
     this.method = StringCtor(init.method ?? from?.method ?? 'GET').toUpperCase();
     this.headers = headers;
     this.redirect = init.redirect ?? from?.redirect ?? 'follow';
@@ -190,7 +282,8 @@ export class Response extends Body {
   constructor(body, init = {}) {
     const headers = new Headers(init.headers);
     const raw = body === undefined || body === null ? null : bodyBytes(body, headers);
-    super(typeof raw === 'string' ? utf8Encode(raw) : raw);
+    if (typeof raw === 'string') super(undefined, raw);
+    else super(raw);
     this.status = init.status ?? 200;
     this.statusText = init.statusText ?? '';
     this.headers = headers;
@@ -224,11 +317,13 @@ export async function fetch(input, init = {}) {
   }
   let response;
   try {
-    response = await host.fetch.apply(
-      undefined,
-      [invocation, { url: request.url, method: request.method, headers, body, redirect: request.redirect }],
-      asyncCall,
-    );
+    response = await cross(invocation, {
+      url: request.url,
+      method: request.method,
+      headers,
+      body,
+      redirect: request.redirect,
+    });
   } finally {
     leave(size);
   }
@@ -236,8 +331,10 @@ export async function fetch(input, init = {}) {
   setCurrent(invocation);
   if (response.error) throw fetchError(response.error, response.type ?? 'system', response.code);
   // A large body stays counted on the host until we have it: say so now that it has crossed.
-  if (response.seq !== undefined)
-    host.fetch.applyIgnored(undefined, [invocation, { received: [response.seq] }], copyArguments);
+  if (response.seq !== undefined) {
+    append(taken, response.seq);
+    queueFlush();
+  }
   const res = new Response(null, {
     status: response.status,
     statusText: response.statusText,

@@ -1,4 +1,4 @@
-// Headers with node-fetch semantics: case-insensitive names, multiple values joined, raw().
+// Headers with node-fetch semantics: case-insensitive names, multiple values joined, raw(), values checked.
 
 import { isArray, MapCtor, objectKeys, StringCtor } from './intrinsics.js';
 
@@ -7,6 +7,17 @@ function normalizeHeaderName(name) {
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(n))
     throw new TypeError(`Header name must be a valid HTTP token ["${n}"]`);
   return n.toLowerCase();
+}
+
+/** A value as node-fetch checks it (Node's own check): no CR, LF or other control character but tab. */
+function checkedValue(name, value) {
+  const v = StringCtor(value);
+  if (/[^\t\u0020-\u007E\u0080-\u00FF]/.test(v)) {
+    const err = new TypeError(`Invalid character in header content ["${StringCtor(name)}"]`);
+    err.code = 'ERR_INVALID_CHAR';
+    throw err;
+  }
+  return v.trim();
 }
 
 export class Headers {
@@ -31,12 +42,13 @@ export class Headers {
   }
   append(name, value) {
     const n = normalizeHeaderName(name);
+    const v = checkedValue(name, value);
     const list = this.#map.get(n);
-    if (list) list.push(StringCtor(value).trim());
-    else this.#map.set(n, [StringCtor(value).trim()]);
+    if (list) list.push(v);
+    else this.#map.set(n, [v]);
   }
   set(name, value) {
-    this.#map.set(normalizeHeaderName(name), [StringCtor(value).trim()]);
+    this.#map.set(normalizeHeaderName(name), [checkedValue(name, value)]);
   }
   get(name) {
     const list = this.#map.get(normalizeHeaderName(name));

@@ -45,6 +45,7 @@ export const mapGet = uncurry(Map.prototype.get);
 export const mapSet = uncurry(Map.prototype.set);
 export const mapHas = uncurry(Map.prototype.has);
 export const mapDelete = uncurry(Map.prototype.delete);
+export const mapClear = uncurry(Map.prototype.clear);
 const mapSizeGetter = Object.getOwnPropertyDescriptor(Map.prototype, 'size').get;
 export const mapSize = (map) => reflectApply(mapSizeGetter, map, []);
 export const weakMapGet = uncurry(WeakMap.prototype.get);

@@ -4,6 +4,7 @@
 
 import { takeLoadLogs } from './console.js';
 import { dispatch, setHandlers } from './dispatcher.js';
+import { settleFetches } from './fetch.js';
 import { installGlobals } from './globals.js';
 import { connect } from './host.js';
 
@@ -31,5 +32,5 @@ export function prelude(
     configJson,
   );
   installGlobals();
-  return { dispatch, setHandlers, takeLoadLogs };
+  return { dispatch, setHandlers, takeLoadLogs, settleFetches };
 }
