@@ -411,7 +411,8 @@ async function main(): Promise<void> {
     console.log(`  gateway response:               ${line(gw)}`);
     console.log(
       `  sent ${e2eLoad.sent} in ${e2eLoad.seconds.toFixed(1)} s (generator late: p99 ${ms(late.p99)} ms, ` +
-        `max ${ms(late.max)} ms), accepted ${accepted}${failures ? ` (${failures})` : ''}, delivered ${delivered}` +
+        `max ${ms(late.max)} ms), accepted ${accepted}${failures ? ` (${failures})` : ''}, delivered ${delivered} ` +
+        `(by ${DRAIN_MS / 1000} s after the last request)` +
         `${duplicates ? `, ${duplicates} twice` : ''}`,
     );
     console.log(
