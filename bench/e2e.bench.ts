@@ -18,8 +18,12 @@ import { RunnerProcess, removeDir, writeConfigDir } from '../test/runner/harness
 const WRITE_KEY = 'e2e_bench_key';
 const SOURCE = 'web';
 const INSTANCE = { namespace: 'bench', name: 'e2e' };
-/** Keep-alive connections of the load generator: enough that requests never queue for a socket. */
-const CONNECTIONS = 64;
+/**
+ * Keep-alive connections the load generator may open: one per request in flight, so requests go out at
+ * their time however slow the answers (open loop). Past it a request waits for a connection, and that
+ * wait counts as the generator being late, not as the system's latency.
+ */
+const MAX_CONNECTIONS = 1024;
 /** After the last request, how long delivery may take to catch up before what is missing counts as lost. */
 const DRAIN_MS = 30_000;
 
@@ -129,12 +133,12 @@ class DestinationProcess {
 
 interface LoadResult {
   sent: number;
-  /** messageId → when its request was written. */
+  /** messageId → when its request was written to its connection. */
   sentAt: Map<string, number>;
   /** Response times of requests answered 200. */
   responseMs: number[];
   failed: Map<string, number>;
-  /** How late the generator sent, against its schedule (its own stalls, not the system's). */
+  /** How late each request was written, against its schedule (the generator's stalls, waits for a connection). */
   lateMs: number[];
   seconds: number;
 }
@@ -147,7 +151,7 @@ async function load(
   seconds: number,
   onSecond: (second: number) => void,
 ): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_CONNECTIONS });
   const auth = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
   const total = Math.round(rate * seconds);
   const result: LoadResult = {
@@ -159,7 +163,7 @@ async function load(
     seconds: 0,
   };
   const answered: Promise<void>[] = [];
-  const send = (i: number) => {
+  const send = (i: number, due: number) => {
     const id = `${phase}-${i}`;
     const body = Buffer.from(JSON.stringify(event(phase, i)));
     answered.push(
@@ -193,7 +197,12 @@ async function load(
           result.failed.set(err.message, (result.failed.get(err.message) ?? 0) + 1);
           resolve();
         });
-        result.sentAt.set(id, now());
+        // 'finish': the request is written to its connection (after waiting for one, if all were busy).
+        req.on('finish', () => {
+          const at = now();
+          result.sentAt.set(id, at);
+          result.lateMs.push(at - due);
+        });
         req.end(body);
       }),
     );
@@ -208,8 +217,8 @@ async function load(
     const tick = () => {
       const t = now();
       while (next < total && started + next * interval <= t) {
-        result.lateMs.push(t - (started + next * interval));
-        send(next++);
+        send(next, started + next * interval);
+        next++;
       }
       const elapsed = Math.floor((t - started) / 1000);
       while (second < elapsed) onSecond(++second);
@@ -267,11 +276,20 @@ function cpuByRole(): Record<string, number> {
   return out;
 }
 
-/** CPU µs per event of each role between two readings. */
-function cpuPerEvent(before: Record<string, number>, after: Record<string, number>, events: number) {
+/** Roles that see only the events delivered; the others see every event sent. */
+const DELIVERY_ROLES = new Set(['runner', 'sandbox', 'destination']);
+
+/** CPU µs per event of each role between two readings, per event it handled. */
+function cpuPerEvent(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  events: { sent: number; delivered: number },
+) {
   const out: Record<string, number> = {};
-  for (const role of Object.keys(after))
-    out[role] = Math.round(((after[role]! - (before[role] ?? 0)) * 1000) / events);
+  for (const role of Object.keys(after)) {
+    const n = DELIVERY_ROLES.has(role) ? events.delivered : events.sent;
+    out[role] = Math.round(((after[role]! - (before[role] ?? 0)) * 1000) / Math.max(1, n));
+  }
   return out;
 }
 
@@ -371,7 +389,7 @@ async function main(): Promise<void> {
 
     console.log(
       `end-to-end benchmark: ${rate} single-event /v1/track requests/s for ${duration} s ` +
-        `(ceiling: the same straight to the destination for ${ceilingDuration} s), ${CONNECTIONS} keep-alive connections`,
+        `(ceiling: the same straight to the destination for ${ceilingDuration} s), up to ${MAX_CONNECTIONS} keep-alive connections`,
     );
     // Warm-up (JIT in every process, connections, the stream's files), not measured.
     await load(gateway.url, '/v1/track', 'warm', rate, Math.min(5, duration), () => {});
@@ -400,12 +418,12 @@ async function main(): Promise<void> {
     await Promise.all(samples);
     const { arrivals, duplicates } = await waitForArrivals(dest, e2eLoad.sent);
     // After the drain: a runner that fell behind does part of the work after the last request.
-    const cpu = cpuPerEvent(cpuBefore, cpuByRole(), e2eLoad.sent);
+    const delivered = Object.keys(arrivals).length;
+    const cpu = cpuPerEvent(cpuBefore, cpuByRole(), { sent: e2eLoad.sent, delivered });
     const accepted = e2eLoad.responseMs.length;
     const e2e = summary(latencies(e2eLoad, arrivals));
     const gw = summary(e2eLoad.responseMs);
     const late = summary(e2eLoad.lateMs);
-    const delivered = Object.keys(arrivals).length;
     const failures = [...e2eLoad.failed].map(([why, n]) => `${n} × ${why}`).join(', ');
     console.log(`  end to end (load → destination): ${line(e2e)}`);
     console.log(`  gateway response:               ${line(gw)}`);
