@@ -107,6 +107,49 @@ describe('JetStreamPublisher', () => {
     ]);
     silent.unsubscribe();
   });
+
+  it('never sends a publish that failed before its turn to go out came (a drop in the same turn)', async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.purge(t.eventsStream);
+    const lastSeq = (await jsm.streams.info(t.eventsStream)).state.last_seq;
+    const failed = publisher.publish('jspub.events.s.track', data('told-503'), 'told-503').catch((e) => e);
+    publisher.failAll('DISCONNECT', 'gone');
+    expect(classifyPublishError(await failed)).toBe('GW_NATS_UNAVAILABLE');
+    // Published on the same connection after it, so its ack comes after anything sent before it.
+    const ack = await publisher.publish('jspub.events.s.track', data('next'), 'next');
+    expect(ack.seq).toBe(lastSeq + 1);
+    expect((await jsm.streams.info(t.eventsStream)).state.messages).toBe(1);
+    expect((await jsm.streams.getMessage(t.eventsStream, { seq: ack.seq })).string()).toBe('next');
+    expect(publisher.inFlight).toBe(0);
+    await jsm.streams.purge(t.eventsStream);
+  });
+
+  it('matches every ack when publishes of many turns and their acks interleave', async () => {
+    publisher = new JetStreamPublisher(nc, 5000);
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.purge(t.eventsStream);
+    // Each group is published in a turn of its own, some while acks of earlier groups are arriving.
+    const groups = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, g) =>
+          new Promise<Array<{ seq: number; body: string }>>((resolve, reject) =>
+            setTimeout(() => {
+              const bodies = Array.from({ length: 5 }, (_, i) => `g${g}-${i}`);
+              Promise.all(bodies.map((b) => publisher!.publish('jspub.events.s.track', data(b), b)))
+                .then((acks) => resolve(acks.map((a, i) => ({ seq: a.seq, body: bodies[i]! }))))
+                .catch(reject);
+            }, g % 4),
+          ),
+      ),
+    );
+    const acks = groups.flat();
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(100);
+    for (const a of acks.filter((_, i) => i % 9 === 0))
+      expect((await jsm.streams.getMessage(t.eventsStream, { seq: a.seq })).string()).toBe(a.body);
+    await jsm.streams.purge(t.eventsStream);
+  });
 });
 
 describe('JetStreamPublisher without permission to its reply inbox', () => {
