@@ -116,6 +116,20 @@ describe('jsonwebtoken', () => {
     expect(claims.b).toBe(2);
     expect(claims.exp! - claims.iat!).toBe(3600);
   });
+
+  it('signs ES256 and verifies Node-made ES256 tokens (the ECDSA signature converted with Buffer#copy)', async () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ecPrivate = ec.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+    const ecPublic = ec.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+    const fromNode = jwt.sign({ n: 1 }, ecPrivate, { algorithm: 'ES256', noTimestamp: true });
+    const [made, verified] = await logsWith(
+      `console.log(jsonwebtoken.sign({ sub: 'u3' }, settings.privateKey, { algorithm: 'ES256' }));
+       console.log(JSON.stringify(jsonwebtoken.verify(settings.token, settings.publicKey, { algorithms: ['ES256'] })));`,
+      { privateKey: ecPrivate, publicKey: ecPublic, token: fromNode },
+    );
+    expect(jwt.verify(made!, ecPublic, { algorithms: ['ES256'] })).toMatchObject({ sub: 'u3' });
+    expect(JSON.parse(verified!)).toEqual({ n: 1 });
+  });
 });
 
 describe('moment (moment-timezone)', () => {
