@@ -48,10 +48,13 @@ function ivmOptions<const T extends object>(options: T): T {
 
 const REFERENCE_RESULT = ivmOptions({ result: { reference: true } });
 const REFERENCE = ivmOptions({ reference: true });
+const NO_OPTIONS = ivmOptions({});
 
 interface Vm {
   isolate: ivm.Isolate;
   dispatch: ivm.Reference<(request: string) => void>;
+  /** Times out the invocations of a call still pending at its deadline. */
+  expire: ivm.Reference<(callId: number) => void>;
   handlers: Set<HandlerName>;
   /** Timers, requests and traces the host holds for this isolate. */
   io: IsolateIo;
@@ -278,24 +281,29 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       turnTaken = resolve;
     });
     let watch: NodeJS.Timeout | undefined;
-    let backstop: NodeJS.Timeout | undefined;
+    let deadline: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<'stuck'>((resolve) => {
       // isolated-vm disposes an isolate that hit its memory limit without telling anyone: notice it.
       watch = setInterval(() => vm.isolate.isDisposed && resolve('stuck'), DISPOSED_POLL_MS);
       // One deadline per invocation, from the moment the isolate takes the call up: calls run their
       // synchronous part in order, so that is when the previous call's part ended. (Waiting behind other
-      // micro-batches is not counted; each of them is bounded the same way.) The isolate's own timer
-      // counts from the same moment; past it plus a grace, the isolate is stuck in a CPU loop (after an
-      // await, in a timer, or another call's), so it is killed and the call ends with what had finished.
-      // Killing it here, not where the call awaits, also ends a call still queued behind the loop.
+      // micro-batches is not counted; each of them is bounded the same way.) At the deadline the isolate
+      // times out the call's invocations still pending (it stays, state and all). Past it plus a grace,
+      // the isolate is stuck in a CPU loop (after an await, in a timer, or another call's) that never let
+      // it take that up, so it is killed and the call ends with what had finished. Killing it here, not
+      // where the call awaits, also ends a call still queued behind the loop. The timer is the host's:
+      // a sleep the isolate asked for would cost two more crossings per call.
       void previousTurn.then(() => {
         if (settled) return;
-        backstop = setTimeout(() => {
-          killedQueued = !applied;
-          vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
-          this.kill(vm);
-          resolve('stuck');
-        }, deadlineMs + STUCK_GRACE_MS);
+        deadline = setTimeout(() => {
+          expireCall(vm, callId);
+          deadline = setTimeout(() => {
+            killedQueued = !applied;
+            vm.killedFor ??= vm.isolate.isDisposed ? 'memory' : 'time';
+            this.kill(vm);
+            resolve('stuck');
+          }, STUCK_GRACE_MS);
+        }, deadlineMs);
       });
     });
     // With no other call in flight, a call still queued when the isolate is killed waited behind code
@@ -328,7 +336,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
     } finally {
       settled = true;
       vm.calls--;
-      clearTimeout(backstop);
+      clearTimeout(deadline);
       clearInterval(watch);
       this.deliveries.delete(callId);
       // Invocations that ended without a delivery (timed out in a killed isolate, malformed) end here.
@@ -510,6 +518,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
         REFERENCE_RESULT,
       );
       const dispatch = await api.get('dispatch', REFERENCE);
+      const expire = await api.get('expire', REFERENCE);
       const setHandlers = await api.get('setHandlers', REFERENCE);
       const takeLoadLogs = await api.get('takeLoadLogs', REFERENCE);
 
@@ -548,6 +557,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       return {
         isolate,
         dispatch,
+        expire,
         loadLogs,
         calls: 0,
         turn: Promise.resolve(),
@@ -561,6 +571,15 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       io.close();
       throw err;
     }
+  }
+}
+
+/** Queues the deadline of a call into its isolate; one that was killed meanwhile has nothing to time out. */
+function expireCall(vm: Vm, callId: number): void {
+  try {
+    vm.expire.applyIgnored(undefined, [callId], NO_OPTIONS);
+  } catch {
+    // disposed: the backstop ends the call
   }
 }
 

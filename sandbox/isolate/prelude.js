@@ -3,7 +3,7 @@
 // JavaScript on purpose: it runs in V8 inside the isolate, not in Node.
 
 import { takeLoadLogs } from './console.js';
-import { dispatch, setHandlers } from './dispatcher.js';
+import { dispatch, expire, setHandlers } from './dispatcher.js';
 import { installGlobals } from './globals.js';
 import { connect } from './host.js';
 
@@ -11,5 +11,5 @@ import { connect } from './host.js';
 export function prelude(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson) {
   connect(hostFetch, hostSleep, hostDeliver, hostUrl, hostCrypto, configJson);
   installGlobals();
-  return { dispatch, setHandlers, takeLoadLogs };
+  return { dispatch, expire, setHandlers, takeLoadLogs };
 }
