@@ -1,35 +1,43 @@
 // The sandbox process: hosts one function's in-process sandbox (sandbox.ts) for its supervisor
 // (supervisor.ts), so that whatever user code does to this process, the runner that forked it stays up.
 
-import type { FromChild, ToChild } from './child-wire.js';
+import { Socket } from 'node:net';
+import { type FromChild, MAX_FRAME_BYTES, type ToChild, WIRE_FD } from './child-wire.js';
+import { FrameChannel } from './frames.js';
 import { type EncodedFunctionSandbox, loadEncodedFunction } from './sandbox.js';
 import { FunctionLoadError } from './types.js';
 
 let sandbox: EncodedFunctionSandbox | undefined;
 
-function send(message: FromChild): void {
-  process.send?.(message);
-}
+const pipe = new Socket({ fd: WIRE_FD, readable: true, writable: true });
+const wire = new FrameChannel<ToChild, FromChild>(
+  pipe,
+  MAX_FRAME_BYTES,
+  (m, payload) => void handle(m, payload),
+  () => process.exit(1),
+);
+// The supervisor is gone (it exited or closed the pipe): nothing is left to serve.
+pipe.on('close', () => process.exit(0));
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function handle(m: ToChild): Promise<void> {
+async function handle(m: ToChild, payload: string): Promise<void> {
   if (m.t === 'load') {
     try {
       sandbox = await loadEncodedFunction(m.source, m.options);
-      send({ t: 'loaded', handlers: [...sandbox.handlers], loadLogs: [...sandbox.loadLogs] });
+      wire.send({ t: 'loaded', handlers: [...sandbox.handlers], loadLogs: [...sandbox.loadLogs] });
     } catch (err) {
       if (err instanceof FunctionLoadError) {
-        send({
+        wire.send({
           t: 'load-failed',
           reason: err.reason,
           ...(err.line !== undefined ? { line: err.line } : {}),
           ...(err.column !== undefined ? { column: err.column } : {}),
         });
       } else {
-        send({ t: 'failed', message: messageOf(err) });
+        wire.send({ t: 'failed', message: messageOf(err) });
       }
     }
     return;
@@ -37,16 +45,16 @@ async function handle(m: ToChild): Promise<void> {
   const loaded = sandbox;
   try {
     if (!loaded) throw new Error('no function is loaded in this sandbox process');
+    const events = { json: payload, count: m.count };
     const reports =
       m.t === 'invoke'
-        ? JSON.stringify(await loaded.invokeEncoded(m.events))
-        : JSON.stringify(await loaded.invokeBatchEncoded(m.events));
-    send({ t: m.t === 'invoke' ? 'reports' : 'batch-report', id: m.id, reports, rebuilds: loaded.rebuilds });
+        ? JSON.stringify(await loaded.invokeEncoded(events))
+        : JSON.stringify(await loaded.invokeBatchEncoded(events));
+    wire.send(
+      { t: m.t === 'invoke' ? 'reports' : 'batch-report', id: m.id, rebuilds: loaded.rebuilds },
+      reports,
+    );
   } catch (err) {
-    send({ t: 'call-failed', id: m.id, message: messageOf(err), rebuilds: loaded?.rebuilds ?? 0 });
+    wire.send({ t: 'call-failed', id: m.id, message: messageOf(err), rebuilds: loaded?.rebuilds ?? 0 });
   }
 }
-
-process.on('message', (m: ToChild) => void handle(m));
-// The supervisor is gone (it exited or closed the channel): nothing is left to serve.
-process.on('disconnect', () => process.exit(0));
