@@ -2,7 +2,7 @@
 // (supervisor.ts), so that whatever user code does to this process, the runner that forked it stays up.
 
 import { Socket } from 'node:net';
-import { type FromChild, MAX_FRAME_BYTES, type ToChild, WIRE_FD } from './child-wire.js';
+import { encodeReports, type FromChild, MAX_FRAME_BYTES, type ToChild, WIRE_FD } from './child-wire.js';
 import { FrameChannel } from './frames.js';
 import { type EncodedFunctionSandbox, loadEncodedFunction } from './sandbox.js';
 import { FunctionLoadError } from './types.js';
@@ -48,7 +48,7 @@ async function handle(m: ToChild, payload: string): Promise<void> {
     const events = { json: payload, count: m.count };
     const reports =
       m.t === 'invoke'
-        ? JSON.stringify(await loaded.invokeEncoded(events))
+        ? encodeReports(await loaded.invokeEncoded(events))
         : JSON.stringify(await loaded.invokeBatchEncoded(events));
     wire.send(
       { t: m.t === 'invoke' ? 'reports' : 'batch-report', id: m.id, rebuilds: loaded.rebuilds },

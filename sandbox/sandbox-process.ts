@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { SegmentEvent } from '../api/events.js';
-import { type FromChild, MAX_FRAME_BYTES, type ToChild, WIRE_FD } from './child-wire.js';
+import { decodeReports, type FromChild, MAX_FRAME_BYTES, type ToChild, WIRE_FD } from './child-wire.js';
 import { FrameChannel } from './frames.js';
 import { encodeEvents } from './sandbox.js';
 import { type BatchReport, FunctionLoadError, type InvocationReport, type SandboxOptions } from './types.js';
@@ -173,7 +173,10 @@ export class SandboxProcess {
     this.lastAnswerAt = Date.now();
     this.rebuilds = m.rebuilds;
     if (m.t === 'call-failed') call.reject(new Error(m.message));
-    else call.resolve({ died: false, value: JSON.parse(payload), crowded: call.crowded });
+    else {
+      const value = m.t === 'reports' ? decodeReports(payload) : JSON.parse(payload);
+      call.resolve({ died: false, value, crowded: call.crowded });
+    }
   }
 
   private ended(reason: string): void {
