@@ -99,8 +99,25 @@ export async function loadEncodedFunction(
   return sandbox;
 }
 
+/** The JSON text events were parsed from, where their producer kept it (rememberJson). */
+const knownJson = new WeakMap<SegmentEvent, string>();
+
+/**
+ * Remembers the JSON text `event` was parsed from (and not changed since: whoever changes an event makes
+ * a new object), so that it crosses into the sandbox as it came instead of being stringified again
+ * (~1.5 µs per event of a runner's CPU). The isolate parses the same text the host did.
+ */
+export function rememberJson(event: SegmentEvent, json: string): void {
+  knownJson.set(event, json);
+}
+
 export function encodeEvents(events: readonly SegmentEvent[]): EncodedEvents {
-  return { json: JSON.stringify(events), count: events.length };
+  let json = '[';
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    json += `${i ? ',' : ''}${knownJson.get(event) ?? JSON.stringify(event)}`;
+  }
+  return { json: `${json}]`, count: events.length };
 }
 
 class IsolatedFunction implements EncodedFunctionSandbox {
