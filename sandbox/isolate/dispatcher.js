@@ -24,6 +24,7 @@ import {
   mapGet,
   mapSet,
   NumberCtor,
+  newList,
   objectCreate,
   objectKeys,
   rejected,
@@ -92,7 +93,7 @@ function batchResult(returned, count) {
       `onBatch returned ${NumberCtor(length) || 0} results for ${count} events: return one {status, errormessage} per event, in order`,
     );
   }
-  const statuses = [];
+  const statuses = newList();
   const max = host.config.bounds.errorMessageChars;
   for (let i = 0; i < count; i++) {
     let status = 0;
@@ -149,13 +150,13 @@ export function dispatch(requestJson) {
   // finished keeps its result and only the unfinished invocations are in doubt. They go back through
   // hostDeliver rather than as this call's result: isolated-vm fails a call when user code leaves a
   // promise rejection unhandled, and that must not fail the whole micro-batch.
-  let ready = [];
+  let ready = newList();
   let flushQueued = false;
   const flush = () => {
     flushQueued = false;
     const done = ready;
-    ready = [];
-    const ended = [];
+    ready = newList();
+    const ended = newList();
     let out = '[';
     for (let k = 0; k < done.length; k++) {
       const i = done[k];
