@@ -1,27 +1,22 @@
-// The messages between the sandbox supervisor (supervisor.ts) and its sandbox process (child.ts), as
-// frames (frames.ts) over a pipe: one frame per call in each direction. A micro-batch's events and its
-// reports travel as the frame's payload, one JSON string each (copied as they are, never walked object
-// by object); the header says what the frame is.
+// The messages between the sandbox supervisor (supervisor.ts) and its sandbox process (child.ts), over
+// Node's IPC channel. One message per call in each direction: a micro-batch travels as one message, its
+// events and reports as one JSON string each (copied as they are, never walked object by object).
 
 import { SUCCESS } from '../api/outcome.js';
+import type { EncodedEvents } from './sandbox.js';
 import type { InvocationReport, SandboxOptions } from './types.js';
-
-/** The pipe's file descriptor in the sandbox process (0–2 are stdio). */
-export const WIRE_FD = 3;
-/** No honest frame comes near this: a larger one means the other side is not to be trusted. */
-export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
 
 export type ToChild =
   | { t: 'load'; source: string; options: SandboxOptions }
-  /** Payload: the events, as one JSON array of `count` events. */
-  | { t: 'invoke' | 'invoke-batch'; id: number; count: number };
+  | { t: 'invoke'; id: number; events: EncodedEvents }
+  | { t: 'invoke-batch'; id: number; events: EncodedEvents };
 
 export type FromChild =
   | { t: 'loaded'; handlers: string[]; loadLogs: string[] }
   | { t: 'load-failed'; reason: string; line?: number; column?: number }
   | { t: 'failed'; message: string }
-  /** Payload: InvocationReport[] as encodeReports writes them ('reports'), or one BatchReport's JSON. */
-  | { t: 'reports' | 'batch-report'; id: number; rebuilds: number }
+  /** `reports`: InvocationReport[] as encodeReports writes them ('reports'), or one BatchReport's JSON. */
+  | { t: 'reports' | 'batch-report'; id: number; reports: string; rebuilds: number }
   | { t: 'call-failed'; id: number; message: string; rebuilds: number };
 
 /** A report that says only "succeeded, in this long": no logs, no requests, nothing in doubt. */
