@@ -19,6 +19,7 @@ import {
   type FunctionSandbox,
   loadSupervisedFunction,
   Redactor,
+  rememberJson,
   type SandboxLimits,
 } from '../sandbox/index.js';
 import type { LoadedRunnerConfig } from './config-loader.js';
@@ -287,8 +288,10 @@ export class Runner {
   private receive(msg: JsMsg): void {
     this.stats.counters.received++;
     let event: SegmentEvent;
+    let text: string;
     try {
-      event = JSON.parse(this.decoder.decode(msg.data));
+      text = this.decoder.decode(msg.data);
+      event = JSON.parse(text);
     } catch (err) {
       this.outcomes!.rejected(msg, `payload is not valid JSON: ${(err as Error).message}`);
       return;
@@ -310,6 +313,8 @@ export class Runner {
       this.outcomes!.filtered(msg);
       return;
     }
+    // Unchanged by data control: it crosses into the sandbox as the text it came as.
+    if (verdict.event === event) rememberJson(event, text);
     const held = this.inFlight!.add(msg, verdict.event);
     if (held.history.crashes >= MAX_CRASHES) this.outcomes!.crashLimitReached(held);
     else this.invoker!.submit(held);

@@ -7,7 +7,7 @@ export const BOUNDS = {
   timersPerIsolate: 5_000,
   /** Host timers per isolate backing setTimeouts (a backstop behind timersPerIsolate). */
   hostTimersPerIsolate: 6_000,
-  /** Host timers per isolate for the sandbox's own sleeps (micro-batch deadlines, cache waiters' turns). */
+  /** Host timers per isolate for the sandbox's own sleeps (cache waiters' turns). */
   internalSleepsPerIsolate: 50_000,
   /** fetch calls one invocation may make, in all. */
   fetchesPerInvocation: 1_000,

@@ -1,7 +1,7 @@
 // The sandbox process: hosts one function's in-process sandbox (sandbox.ts) for its supervisor
 // (supervisor.ts), so that whatever user code does to this process, the runner that forked it stays up.
 
-import type { FromChild, ToChild } from './child-wire.js';
+import { encodeReports, type FromChild, type ToChild } from './child-wire.js';
 import { type EncodedFunctionSandbox, loadEncodedFunction } from './sandbox.js';
 import { FunctionLoadError } from './types.js';
 
@@ -39,7 +39,7 @@ async function handle(m: ToChild): Promise<void> {
     if (!loaded) throw new Error('no function is loaded in this sandbox process');
     const reports =
       m.t === 'invoke'
-        ? JSON.stringify(await loaded.invokeEncoded(m.events))
+        ? encodeReports(await loaded.invokeEncoded(m.events))
         : JSON.stringify(await loaded.invokeBatchEncoded(m.events));
     send({ t: m.t === 'invoke' ? 'reports' : 'batch-report', id: m.id, reports, rebuilds: loaded.rebuilds });
   } catch (err) {

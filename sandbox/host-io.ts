@@ -117,9 +117,8 @@ export class IsolateIo {
 
   /**
    * setTimeout's host half (timerId > 0; `ms` null cancels it), and the sandbox's own sleeps (timerId 0:
-   * the dispatcher's deadline, a cache waiter's turn), bounded apart from user timers. Both end with
-   * their invocation: a deadline left pending for its full 5 s costs more (isolated-vm keeps every
-   * pending call) than the crossing that settles it early.
+   * a cache waiter's turn), bounded apart from user timers. Both end with their invocation: a sleep left
+   * pending costs more (isolated-vm keeps every pending call) than the crossing that settles it early.
    */
   sleep(invocation: number, ms: number | null, timerId: number): Promise<boolean> | undefined {
     const delay = Math.min(Math.max(0, Number(ms) || 0), MAX_TIMER_MS);

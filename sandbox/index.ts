@@ -2,6 +2,6 @@
 // process (loadFunction) or in a supervised sandbox process that may die without taking its caller along.
 
 export { Redactor } from './redact.js';
-export { loadFunction } from './sandbox.js';
+export { loadFunction, rememberJson } from './sandbox.js';
 export { loadSupervisedFunction, processLimits, type SupervisorHooks } from './supervisor.js';
 export * from './types.js';

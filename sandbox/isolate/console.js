@@ -13,6 +13,7 @@ import {
   MapCtor,
   mapGet,
   mapSet,
+  newList,
   objectFreeze,
   StringCtor,
   stringSlice,
@@ -22,7 +23,7 @@ import { URL, URLSearchParams } from './url.js';
 
 export const sinks = new MapCtor(); // invocation id → { lines, bytes, truncated }
 // Every field its own property: a read never reaches a getter user code put on Object.prototype.
-export const newSink = () => ({ lines: [], bytes: 0, truncated: false });
+export const newSink = () => ({ lines: newList(), bytes: 0, truncated: false });
 mapSet(sinks, 0, newSink());
 
 function utf8Length(s) {

@@ -8,7 +8,7 @@
 import { newSink, sinks } from './console.js';
 import { EventNotSupported, errorClasses, InvalidEventPayload } from './errors.js';
 import { fetchesEnded } from './fetch.js';
-import { copyArguments, host, sleep } from './host.js';
+import { copyArguments, host } from './host.js';
 import {
   append,
   apply,
@@ -24,6 +24,7 @@ import {
   mapGet,
   mapSet,
   NumberCtor,
+  newList,
   objectCreate,
   objectKeys,
   rejected,
@@ -34,6 +35,8 @@ import {
 import { receiverFor, setCurrent } from './invocation.js';
 
 let handlers = objectCreate(null);
+/** Calls with invocations still pending, by call id: how to time them out at their deadline. */
+const calls = new MapCtor();
 
 function errorText(err) {
   try {
@@ -90,7 +93,7 @@ function batchResult(returned, count) {
       `onBatch returned ${NumberCtor(length) || 0} results for ${count} events: return one {status, errormessage} per event, in order`,
     );
   }
-  const statuses = [];
+  const statuses = newList();
   const max = host.config.bounds.errorMessageChars;
   for (let i = 0; i < count; i++) {
     let status = 0;
@@ -147,13 +150,13 @@ export function dispatch(requestJson) {
   // finished keeps its result and only the unfinished invocations are in doubt. They go back through
   // hostDeliver rather than as this call's result: isolated-vm fails a call when user code leaves a
   // promise rejection unhandled, and that must not fail the whole micro-batch.
-  let ready = [];
+  let ready = newList();
   let flushQueued = false;
   const flush = () => {
     flushQueued = false;
     const done = ready;
-    ready = [];
-    const ended = [];
+    ready = newList();
+    const ended = newList();
     let out = '[';
     for (let k = 0; k < done.length; k++) {
       const i = done[k];
@@ -165,15 +168,26 @@ export function dispatch(requestJson) {
     fetchesEnded(ended);
     host.deliver.applyIgnored(undefined, [request.callId, `${out}]`], copyArguments);
   };
+  let finished = 0;
   const finish = (i, result) => {
     if (mapGet(results, i) !== undefined) return;
     mapSet(results, i, result);
+    if (++finished === count) mapDelete(calls, request.callId);
     append(ready, i);
     if (!flushQueued) {
       flushQueued = true;
       whenSettled(resolved(undefined), flush);
     }
   };
+  const expireCall = () => {
+    for (let i = 0; i < count; i++) {
+      if (mapGet(results, i) !== undefined) continue;
+      const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
+      result.durationMs = request.deadlineMs;
+      finish(i, result);
+    }
+  };
+  mapSet(calls, request.callId, expireCall);
   const track = (i, start, promise) =>
     whenSettled(
       promise,
@@ -219,28 +233,16 @@ export function dispatch(requestJson) {
       track(i, start, p);
     }
   }
-  // One deadline per invocation, counted from when the isolate took this call up (the host's backstop
-  // counts from the same moment). Invocations still pending then time out here; a CPU loop never lets
-  // this fire, and the host's backstop kills the isolate instead. The deadline's sleep belongs to an
-  // invocation still pending and ends with it on the host, as the sandbox's own sleeps do: when its owner
-  // ends first, it is armed again, for the time left, under one still pending.
-  const armDeadline = () => {
-    let owner = -1;
-    for (let i = 0; i < count && owner < 0; i++) if (mapGet(results, i) === undefined) owner = i;
-    if (owner < 0) return;
-    whenSettled(sleep(Math.max(0, request.deadlineMs - (dateNow() - started)), ids[owner]), (elapsed) => {
-      // Cancelled with its owner: the others still have the time left. Otherwise (elapsed, or refused
-      // at once past the bound on the sandbox's own sleeps) the deadline has come.
-      if (elapsed !== true && mapGet(results, owner) !== undefined) return armDeadline();
-      for (let i = 0; i < count; i++) {
-        if (mapGet(results, i) !== undefined) continue;
-        const result = failed('Timeout', `the invocation did not finish within ${request.deadlineMs} ms`);
-        result.durationMs = request.deadlineMs;
-        finish(i, result);
-      }
-    });
-  };
-  armDeadline();
+}
+
+/**
+ * The deadline of call `callId` has come (the host's timer, counted from when the isolate took the call
+ * up): its invocations still pending time out here, and the isolate stays. A CPU loop never lets this
+ * run; the host's backstop kills the isolate then.
+ */
+export function expire(callId) {
+  const expireCall = mapGet(calls, callId);
+  if (expireCall !== undefined) expireCall();
 }
 
 export function setHandlers(table) {

@@ -5,10 +5,14 @@
 const reflectApply = Reflect.apply;
 export const apply = reflectApply;
 export const getPrototypeOf = Object.getPrototypeOf;
-const uncurry =
-  (fn) =>
-  (self, ...args) =>
-    reflectApply(fn, self, args);
+const functionCall = Function.prototype.call;
+const functionBind = Function.prototype.bind;
+/**
+ * `fn` as a function of (self, ...args): Function.prototype.call bound to it, as Node's primordials do.
+ * Bound now, so a later change to `call` or `bind` does not reach it, and it needs no arguments array
+ * per call (a rest parameter and Reflect.apply allocated one for every Map lookup).
+ */
+const uncurry = (fn) => reflectApply(functionBind, functionCall, [fn]);
 
 export const jsonParse = JSON.parse;
 export const jsonStringify = JSON.stringify;
@@ -106,11 +110,24 @@ export function boundedText(s, max) {
   return stringSlice(s, 0, max);
 }
 
+const setPrototypeOf = Object.setPrototypeOf;
+
+/**
+ * A list the prelude owns, without a prototype: a store into it has nothing inherited to reach, so
+ * append() writes it plainly (defining each element instead costs ~1.5 µs per event in a micro-batch).
+ * Read it with index loops only: it has no methods and no iterator.
+ */
+export const newList = () => setPrototypeOf([], null);
+
 /**
  * Appends to an array the prelude owns without [[Set]]: a setter user code put on Array.prototype['0']
  * would otherwise see (and could replace) what the sandbox stores.
  */
 export function append(list, value) {
+  if (getPrototypeOf(list) === null) {
+    list[list.length] = value;
+    return;
+  }
   defineProperty(list, list.length, {
     __proto__: null,
     value,

@@ -3,7 +3,7 @@
 // JavaScript on purpose: it runs in V8 inside the isolate, not in Node.
 
 import { takeLoadLogs } from './console.js';
-import { dispatch, setHandlers } from './dispatcher.js';
+import { dispatch, expire, setHandlers } from './dispatcher.js';
 import { settleFetches } from './fetch.js';
 import { installGlobals } from './globals.js';
 import { connect } from './host.js';
@@ -32,5 +32,5 @@ export function prelude(
     configJson,
   );
   installGlobals();
-  return { dispatch, setHandlers, takeLoadLogs, settleFetches };
+  return { dispatch, expire, setHandlers, takeLoadLogs, settleFetches };
 }

@@ -68,7 +68,7 @@ describe('bodies crossing into the isolate', () => {
 });
 
 describe('the dispatcher among broken built-ins', () => {
-  it('Map, Array, Promise, JSON and Reflect methods replaced by user code: later invocations still report exactly', async () => {
+  it('Map, Array, Promise, JSON, Reflect, Function and Object methods replaced by user code: later invocations still report exactly', async () => {
     const sb = await load(
       `async function onIdentify(event) { console.log('good', event.userId); }
        async function onTrack(event) {
@@ -78,7 +78,8 @@ describe('the dispatcher among broken built-ins', () => {
          Object.defineProperty(Array.prototype, '0', { configurable: true, set: boom, get: () => 'forged' });
          Promise.all = boom; Promise.race = boom; Promise.resolve = boom; Promise.prototype.then = boom;
          JSON.stringify = () => '{"results":[{"ok":true}],"logs":[{"lines":["forged"]}]}';
-         Reflect.apply = boom;
+         Reflect.apply = boom; Function.prototype.call = boom; Function.prototype.bind = boom;
+         Object.setPrototypeOf = boom; Object.getPrototypeOf = boom;
          Object.defineProperty(Object.prototype, 'errorClass', { configurable: true, get: () => 'RetryError' });
          throw new ValidationError('rejected for real');
        }`,

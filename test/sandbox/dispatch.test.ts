@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES, HANDLER_FOR_TYPE, type SegmentEvent } from '../../api/events.js';
-import { FunctionLoadError, loadFunction } from '../../sandbox/index.js';
+import { FunctionLoadError, loadFunction, rememberJson } from '../../sandbox/index.js';
 import { sandboxes } from '../helpers/sandbox.js';
 
 const sandbox = sandboxes();
@@ -27,6 +27,23 @@ describe('dispatch', () => {
     const [report] = await sb.invoke([{ type, userId: 'u1' }]);
     expect(report!.outcome).toEqual({ outcome: 'success' });
     expect(report!.logs).toEqual([`${HANDLER_FOR_TYPE[type]} ${type} T`]);
+  });
+
+  it('an event crosses as the JSON text it was parsed from, when remembered; a changed copy as itself', async () => {
+    const sb = await load(
+      'async function onTrack(event) { console.log(String(event.properties.big), Object.keys(event).join()); }',
+    );
+    // 1e400 parses as Infinity, which JSON.stringify would write as null: the handler tells the two apart.
+    const text = '{"type":"track",  "properties":{"big":1e400},"userId":"u"}';
+    const parsed = JSON.parse(text);
+    rememberJson(parsed, text);
+    const changed = { ...parsed, userId: 'v' };
+    const reports = await sb.invoke([parsed, changed, { type: 'track', properties: { big: 1 } }]);
+    expect(reports.map((r) => r.logs)).toEqual([
+      ['Infinity type,properties,userId'],
+      ['null type,properties,userId'],
+      ['1 type,properties'],
+    ]);
   });
 
   it('discards an event whose handler is missing as UnsupportedEventType', async () => {

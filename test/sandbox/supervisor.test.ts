@@ -1,6 +1,7 @@
 // The supervised sandbox: the same contract as the in-process sandbox, across a sandbox process that may
 // die. A dead process is replaced; events in doubt are rerun alone and only the one that kills it is Crashed.
 
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,11 +11,16 @@ import {
   loadSupervisedFunction,
   type SandboxOptions,
 } from '../../sandbox/index.js';
+import { alive } from '../helpers/processes.js';
 
-/** This process's children: the sandbox processes of the sandboxes this test file loaded. */
-function childPids(): number[] {
-  return readdirSync('/proc/self/task').flatMap((task) =>
-    readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+/** A process's children (by default this one's: the sandbox processes of the sandboxes this file loaded). */
+function childPids(pid: number | 'self' = 'self'): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+    readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number),
   );
 }
 
@@ -176,5 +182,37 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
     expect(report.results.map((r) => r.outcome)).toEqual(['success', 'retry', 'success']);
     expect(report.results[1]).toMatchObject({ errorType: 'Crashed' });
     expect(report.outcome).toMatchObject({ errorType: 'Crashed' });
+  });
+
+  it('a sandbox process whose supervisor is killed (SIGKILL, nothing cleans up) exits with it', async () => {
+    // A supervisor in a process of its own, holding a loaded sandbox and a call in flight; the function's
+    // hour-long top-level timer would keep its sandbox process alive on its own.
+    const entry = new URL('../../sandbox/index.ts', import.meta.url).href;
+    const source =
+      'setTimeout(() => {}, 3_600_000); async function onTrack() { await new Promise(() => {}); }';
+    const script = `
+      const { loadSupervisedFunction } = await import(${JSON.stringify(entry)});
+      const sb = await loadSupervisedFunction(${JSON.stringify(source)});
+      void sb.invoke([{ type: 'track' }]);
+      console.log('loaded');
+      setInterval(() => {}, 1000);`;
+    const supervisor = spawn(
+      process.execPath,
+      ['--no-node-snapshot', '--import', 'tsx', '--input-type=module', '-e', script],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        supervisor.stdout.on('data', (d: Buffer) => d.toString().includes('loaded') && resolve());
+        supervisor.once('exit', (code) => reject(new Error(`the supervisor exited (${code})`)));
+      });
+      const [sandboxPid] = childPids(supervisor.pid!);
+      expect(sandboxPid).toBeGreaterThan(0);
+      supervisor.kill('SIGKILL');
+      // Its pipe closed: the sandbox process exits (and, orphaned, is reaped by init).
+      await expect.poll(() => alive(sandboxPid!), { timeout: 30_000 }).toBe(false);
+    } finally {
+      supervisor.kill('SIGKILL');
+    }
   });
 });
