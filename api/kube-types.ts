@@ -91,14 +91,14 @@ const SUFFIX_FACTORS: Record<string, number> = {
 };
 
 /**
- * A valid quantity's value as a float, to compare two (the client library's parser is not exported and
- * throws on decimals such as 1.5Gi). Exponent forms (1e3) go through Number().
+ * A quantity (500m, 128Mi, 1e3, 2) as a number, or undefined when it is none; to compare two or divide one
+ * (the client library's parser is not exported and throws on decimals such as 1.5Gi).
  */
-export function quantityValue(quantity: string | number): number {
+export function quantityValue(quantity: string | number): number | undefined {
   if (typeof quantity === 'number') return quantity;
-  const m = /^([+-]?[0-9.]+)([a-zA-Z]*)$/.exec(quantity);
+  const m = /^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$/.exec(quantity.trim());
   const factor = m ? SUFFIX_FACTORS[m[2]!] : undefined;
-  return m && factor !== undefined ? Number(m[1]) * factor : Number(quantity);
+  return m && factor !== undefined ? Number(m[1]) * factor : undefined;
 }
 
 export const ResourceRequirementsSchema = z

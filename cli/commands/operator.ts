@@ -71,7 +71,8 @@ function resources(value: string): V1ResourceRequirements {
   const { requests = {}, limits = {} } = result.data;
   for (const [name, limit] of Object.entries(limits)) {
     const request = requests[name];
-    if (request !== undefined && quantityValue(request) > quantityValue(limit)) {
+    // Both are quantities (the schema checked them).
+    if (request !== undefined && quantityValue(request)! > quantityValue(limit)!) {
       throw new InvalidArgumentError(`requests.${name} (${request}) is above limits.${name} (${limit}).`);
     }
   }

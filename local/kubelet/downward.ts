@@ -3,6 +3,7 @@
 
 import { cpus, totalmem } from 'node:os';
 import type { V1ObjectFieldSelector, V1Pod, V1ResourceFieldSelector } from '@kubernetes/client-node';
+import { quantityValue } from '../../api/kube-types.js';
 import { KubeletError } from './errors.js';
 
 export const LOOPBACK = '127.0.0.1';
@@ -50,33 +51,12 @@ function formatMap(map: Record<string, string> | undefined): string {
     .join('\n');
 }
 
-const SUFFIX: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  '': 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
 /** A Kubernetes quantity (500m, 128Mi, 1e3, 2) as a number. */
 export function parseQuantity(quantity: string | number): number {
-  if (typeof quantity === 'number') return quantity;
-  const m = /^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$/.exec(quantity.trim());
-  if (!m || SUFFIX[m[2]!] === undefined) {
+  const value = quantityValue(quantity);
+  if (value === undefined)
     throw new KubeletError('CreateContainerConfigError', `"${quantity}" is not a quantity`);
-  }
-  return Number(m[1]) * SUFFIX[m[2]!]!;
+  return value;
 }
 
 /** A container's requests or limits, in resourceFieldRef's units; limits default to the node's size. */
