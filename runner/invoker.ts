@@ -28,6 +28,8 @@ export class Invoker {
   private queue: HeldEvent[] = [];
   private drainScheduled = false;
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** The drain scheduled for an idle sandbox; cancelled with the linger when a full micro-batch goes first. */
+  private idleDrain: NodeJS.Immediate | undefined;
   /** sandbox.invoke() calls not yet answered. */
   private callsInFlight = 0;
   private readonly batcher: Batcher<HeldEvent> | undefined;
@@ -67,13 +69,16 @@ export class Invoker {
     this.drainScheduled = true;
     // Events received in the same I/O turn travel together; while the sandbox is busy, those of the next
     // couple of milliseconds too.
-    if (this.callsInFlight === 0) setImmediate(this.drain);
+    if (this.callsInFlight === 0) this.idleDrain = setImmediate(this.drain);
     else this.lingerTimer = setTimeout(this.drain, MICRO_BATCH_LINGER_MS);
   }
 
   private readonly drain = (): void => {
     if (!this.drainScheduled) return;
     this.drainScheduled = false;
+    // Left pending, an idle drain would take the next event at once, cutting its linger short.
+    clearImmediate(this.idleDrain);
+    this.idleDrain = undefined;
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
     while (this.queue.length > 0) {

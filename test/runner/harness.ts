@@ -18,7 +18,15 @@ import {
   type Topology,
   topology,
 } from '../../api/jetstream.js';
-import type { RunnerConfigInput } from '../../api/runner-config.js';
+import type { RetryConfig, RunnerConfigInput } from '../../api/runner-config.js';
+import { silentProcessLogger } from '../../lib/telemetry.js';
+import { DeliveryRecorder } from '../../runner/delivery-records.js';
+import { InFlight } from '../../runner/in-flight.js';
+import { OutcomeHandler } from '../../runner/outcome-handler.js';
+import { Requeuer } from '../../runner/requeue.js';
+import { RetrySchedule } from '../../runner/retry-schedule.js';
+import { Stats } from '../../runner/stats.js';
+import { Redactor } from '../../sandbox/index.js';
 import { Destination } from '../helpers/destination.js';
 import { type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
 import { NatsServer } from '../helpers/nats-server.js';
@@ -259,6 +267,34 @@ export function watchStats(
     },
   });
   return { latest: () => latest, stop: () => sub.unsubscribe() };
+}
+
+/**
+ * The runner's outcome path in this process, as Runner wires it (real JetStream, records and requeues), for
+ * tests that hold events and settle them without a runner process.
+ */
+export function outcomePath(
+  f: Fixture,
+  instance: InstanceRef,
+  retry: RetryConfig,
+  capacity = 10,
+): { stats: Stats; inFlight: InFlight; outcomes: OutcomeHandler } {
+  const identity = { instance, replica: 'test', revision: 'rev-1' };
+  const stats = new Stats(identity);
+  const inFlight = new InFlight(capacity);
+  const log = silentProcessLogger();
+  const outcomes = new OutcomeHandler({
+    js: f.js,
+    topology: f.t,
+    identity,
+    schedule: new RetrySchedule(retry),
+    stats,
+    inFlight,
+    records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), log),
+    requeue: new Requeuer(f.js, f.t, instance),
+    log,
+  });
+  return { stats, inFlight, outcomes };
 }
 
 export async function consumerState(f: Fixture, consumer: string) {

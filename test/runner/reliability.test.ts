@@ -14,19 +14,13 @@ import {
   retrySubject,
 } from '../../api/jetstream.js';
 import type { RetryConfig } from '../../api/runner-config.js';
-import { silentProcessLogger } from '../../lib/telemetry.js';
 import { readDeadLetters } from '../../runner/dead-letters.js';
-import { DeliveryRecorder, readDeliveryRecords } from '../../runner/delivery-records.js';
-import { InFlight } from '../../runner/in-flight.js';
-import { OutcomeHandler } from '../../runner/outcome-handler.js';
-import { Requeuer } from '../../runner/requeue.js';
-import { RetrySchedule } from '../../runner/retry-schedule.js';
-import { Stats } from '../../runner/stats.js';
-import { Redactor } from '../../sandbox/index.js';
+import { readDeliveryRecords } from '../../runner/delivery-records.js';
 import type { Destination } from '../helpers/destination.js';
 import {
   consumerState,
   type Fixture,
+  outcomePath,
   prepareTopology,
   publish,
   RunnerWorld,
@@ -228,25 +222,12 @@ describe('reliability', { timeout: 180_000 }, () => {
     await f.js.publish(retrySubject(f.t, instance), JSON.stringify(event), {
       headers: historyHeaders({ attempt: 4, crashes: 0 }),
     });
-    const identity = { instance, replica: 'test', revision: 'rev-1' };
-    const stats = new Stats(identity);
-    const inFlight = new InFlight(10);
-    const outcomes = new OutcomeHandler({
-      js: f.js,
-      topology: f.t,
-      identity,
-      schedule: new RetrySchedule({
-        maxAttempts: 10,
-        initialDelayMs: 1000,
-        multiplier: 2,
-        maxDelayMs: 1000,
-        jitter: 0,
-      }),
-      stats,
-      inFlight,
-      records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), silentProcessLogger()),
-      requeue: new Requeuer(f.js, f.t, instance),
-      log: silentProcessLogger(),
+    const { stats, inFlight, outcomes } = outcomePath(f, instance, {
+      maxAttempts: 10,
+      initialDelayMs: 1000,
+      multiplier: 2,
+      maxDelayMs: 1000,
+      jitter: 0,
     });
     const consumer = await f.js.consumers.get(f.t.eventsStream, consumerName(instance));
     const seen: Array<[string | undefined, string | undefined]> = [];
