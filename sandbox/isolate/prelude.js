@@ -9,28 +9,9 @@ import { installGlobals } from './globals.js';
 import { connect } from './host.js';
 
 /** Called once by the host with its capabilities; returns what the host calls afterwards. */
-export function prelude(
-  hostFetch,
-  hostSleep,
-  hostDeliver,
-  hostUrl,
-  hostCrypto,
-  hostSubtle,
-  hostZlib,
-  hostLibrary,
-  configJson,
-) {
-  connect(
-    hostFetch,
-    hostSleep,
-    hostDeliver,
-    hostUrl,
-    hostCrypto,
-    hostSubtle,
-    hostZlib,
-    hostLibrary,
-    configJson,
-  );
+export function prelude(...capabilities) {
+  // The host's capabilities and config, in the order host.js's connect() names them.
+  connect(...capabilities);
   installGlobals();
   return { dispatch, expire, setHandlers, takeLoadLogs, settleFetches };
 }
