@@ -93,6 +93,7 @@ export class Invoker {
     let reports: InvocationReport[] | undefined;
     let error: unknown;
     this.callsInFlight++;
+    const handedOver = performance.now();
     try {
       reports = await this.sandbox.invoke(chunk.map((h) => h.event));
     } catch (err) {
@@ -100,6 +101,7 @@ export class Invoker {
     } finally {
       this.callsInFlight--;
     }
+    this.stats.sandboxCall(chunk.length, performance.now() - handedOver);
     const counters = this.stats.counters;
     counters.invocations += chunk.length;
     for (let i = 0; i < chunk.length; i++) {
@@ -133,11 +135,13 @@ export class Invoker {
   private async runBatch(items: HeldEvent[]): Promise<void> {
     let report: BatchReport | undefined;
     let error: unknown;
+    const handedOver = performance.now();
     try {
       report = await this.sandbox.invokeBatch(items.map((h) => h.event));
     } catch (err) {
       error = err;
     }
+    this.stats.sandboxCall(items.length, performance.now() - handedOver);
     this.stats.counters.invocations++;
     if (!report) {
       for (const held of items) this.outcomes.settle(held, sandboxFailure(error), NO_REPORT);

@@ -1,5 +1,6 @@
 // The runner's Prometheus series (prom-client), read at scrape time from the counters that go to the
-// operator, so the two can never disagree; the handler-duration histogram is recorded by Stats itself.
+// operator, so the two can never disagree; the histograms (handler durations, sandbox calls) are recorded by
+// Stats itself.
 
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RunnerCounters } from '../api/jetstream.js';
@@ -112,6 +113,6 @@ export function runnerRegistry(
     labelNames: [...INSTANCE_LABELS, 'revision', 'replica'],
     registers,
   }).set({ ...labels, revision, replica }, 1);
-  registry.registerMetric(stats.durations);
+  for (const h of [stats.durations, stats.callSizes, stats.callTimes]) registry.registerMetric(h);
   return registry;
 }

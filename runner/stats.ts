@@ -15,6 +15,7 @@ import {
   type Topology,
 } from '../api/jetstream.js';
 import type { ErrorType } from '../api/outcome.js';
+import { MAX_BATCH_SIZE } from '../api/runner-config.js';
 import { LATENCY_BUCKETS } from '../lib/telemetry.js';
 import { truncateText } from '../lib/text.js';
 import { Redactor } from '../sandbox/index.js';
@@ -22,6 +23,9 @@ import { Redactor } from '../sandbox/index.js';
 /** The labels of every runner series: a replica serves one instance. */
 export const INSTANCE_LABELS = ['namespace', 'function_instance'] as const;
 export type InstanceLabels = Record<(typeof INSTANCE_LABELS)[number], string>;
+
+/** Events per sandbox call: powers of two, then the largest batch there can be. */
+const CALL_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, MAX_BATCH_SIZE];
 
 export interface StatsIdentity {
   instance: InstanceRef;
@@ -45,9 +49,34 @@ export class Stats {
     buckets: LATENCY_BUCKETS,
     registers: [],
   });
+  /**
+   * Events carried by each call into the sandbox: a micro-batch of single-handler events, or one onBatch
+   * batch. Mostly 1 under a trickle means every event pays a whole call (see the invoker's linger).
+   */
+  readonly callSizes = new Histogram({
+    name: 'dfn_runner_sandbox_call_events',
+    help: 'Events carried by each call into the sandbox (a micro-batch of single events, or an onBatch batch).',
+    labelNames: INSTANCE_LABELS,
+    buckets: CALL_SIZE_BUCKETS,
+    registers: [],
+  });
+  /**
+   * Each sandbox call from hand-over to answer: the handlers' time plus the wait behind other calls in the
+   * sandbox process and the crossing. Well above the invocation durations, the sandbox process is where
+   * events queue: a replica more, or fewer events held at once, brings latency down.
+   */
+  readonly callTimes = new Histogram({
+    name: 'dfn_runner_sandbox_call_seconds',
+    help: 'Time of each call into the sandbox, from hand-over to answer (handlers, queueing, crossing).',
+    labelNames: INSTANCE_LABELS,
+    buckets: LATENCY_BUCKETS,
+    registers: [],
+  });
   readonly instanceLabels: InstanceLabels;
-  /** The histogram's one series, looked up once: a handler call records into it directly. */
+  /** The histograms' one series each, looked up once: every call records into them directly. */
   private readonly duration: { observe(seconds: number): void };
+  private readonly callSize: { observe(events: number): void };
+  private readonly callTime: { observe(seconds: number): void };
 
   constructor(
     readonly identity: StatsIdentity,
@@ -58,14 +87,22 @@ export class Stats {
       function_instance: identity.instance.name,
     };
     // Present from the start at 0, so a rate over the first calls sees them all.
-    this.durations.zero(this.instanceLabels);
+    for (const h of [this.durations, this.callSizes, this.callTimes]) h.zero(this.instanceLabels);
     this.duration = this.durations.labels(this.instanceLabels);
+    this.callSize = this.callSizes.labels(this.instanceLabels);
+    this.callTime = this.callTimes.labels(this.instanceLabels);
   }
 
   /** Counts one handler call's time in the counters and the histogram. */
   invoked(durationMs: number): void {
     this.counters.executionMs += durationMs;
     this.duration.observe(durationMs / 1000);
+  }
+
+  /** One call into the sandbox: how many events it carried and how long it took (ms) until answered. */
+  sandboxCall(events: number, elapsedMs: number): void {
+    this.callSize.observe(events);
+    this.callTime.observe(elapsedMs / 1000);
   }
 
   discarded(errorType: ErrorType): void {

@@ -151,4 +151,28 @@ describe('batching', () => {
       batch: true,
     });
   });
+
+  it('shows on /metrics every sandbox call with the events it carried', async () => {
+    await waitFor('everything settled', settledAll);
+    const port = await runner.httpPort();
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (series: string, first = '') => {
+      const m = new RegExp(`^${series}\\{${first}[^}]*function_instance="crm"[^}]*\\} (\\S+)$`, 'm').exec(
+        metrics,
+      );
+      if (!m) throw new Error(`no ${series} in\n${metrics}`);
+      return Number(m[1]);
+    };
+    // Each onBatch call posted its batch once; each single-handler event posted itself once. So the
+    // events the calls carried are those of every /batch request plus every /single request.
+    const batchEvents = batches().reduce((n, b) => n + idsOf(b).length, 0);
+    const singles = dest.requests.filter((r) => r.url === '/single').length;
+    expect(value('dfn_runner_sandbox_call_events_sum')).toBe(batchEvents + singles);
+    const calls = value('dfn_runner_sandbox_call_events_count');
+    expect(calls).toBeGreaterThanOrEqual(batches().length + 1);
+    expect(calls).toBeLessThanOrEqual(batches().length + singles);
+    // No call carried more than a batch holds (maxSize 5).
+    expect(value('dfn_runner_sandbox_call_events_bucket', 'le="8",')).toBe(calls);
+    expect(value('dfn_runner_sandbox_call_seconds_count')).toBe(calls);
+  });
 });

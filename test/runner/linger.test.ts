@@ -5,7 +5,8 @@
 // The Invoker is driven directly (real JetStream messages, a real sandbox process, the real InFlight,
 // Stats and OutcomeHandler) because the linger is about *which event-loop turn* each event arrives in,
 // and through a consumer the pulls decide that. The one stand-in is a pass-through around the real
-// sandbox that records each invoke()'s events: no counter or metric counts sandbox calls.
+// sandbox that records each invoke()'s events: the sandbox-call metric counts calls and their sizes, not
+// which events travelled together.
 
 import type { JsMsg } from 'nats';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -87,6 +87,31 @@ describe('runner metrics', () => {
     expect(sample(t, `dfn_runner_execution_seconds_total{${INSTANCE}}`)).toBeCloseTo(20.0403, 6);
   });
 
+  it('record each sandbox call: the events it carried and its time, from the first scrape', async () => {
+    const { stats, text } = scraped();
+    const sizes = 'dfn_runner_sandbox_call_events';
+    const times = 'dfn_runner_sandbox_call_seconds';
+    // Present at 0 before any call, so a rate over the first calls sees them all.
+    expect(sample(await text(), `${sizes}_count{${INSTANCE}}`)).toBe(0);
+    expect(sample(await text(), `${times}_count{${INSTANCE}}`)).toBe(0);
+    stats.sandboxCall(1, 0.4); // a lone event, answered within the first bucket
+    stats.sandboxCall(100, 30); // an onBatch batch of 100
+    stats.sandboxCall(400, 12_000); // the largest batch there can be, past the last time bucket
+    const t = await text();
+    expect(sample(t, `${sizes}_count{${INSTANCE}}`)).toBe(3);
+    expect(sample(t, `${sizes}_sum{${INSTANCE}}`)).toBe(501);
+    expect(sample(t, `${sizes}_bucket{le="1",${INSTANCE}}`)).toBe(1);
+    expect(sample(t, `${sizes}_bucket{le="64",${INSTANCE}}`)).toBe(1);
+    expect(sample(t, `${sizes}_bucket{le="128",${INSTANCE}}`)).toBe(2);
+    expect(sample(t, `${sizes}_bucket{le="400",${INSTANCE}}`)).toBe(3);
+    expect(sample(t, `${times}_sum{${INSTANCE}}`)).toBeCloseTo(12.0304, 6);
+    expect(sample(t, `${times}_bucket{le="0.0005",${INSTANCE}}`)).toBe(1);
+    expect(sample(t, `${times}_bucket{le="10",${INSTANCE}}`)).toBe(2);
+    expect(sample(t, `${times}_bucket{le="+Inf",${INSTANCE}}`)).toBe(3);
+    // The handlers' own durations are another series: a sandbox call is not an invocation.
+    expect(sample(t, `dfn_runner_invocation_duration_seconds_count{${INSTANCE}}`)).toBe(0);
+  });
+
   it('show the gauges and the revision the replica runs', async () => {
     const { gauges, text } = scraped();
     Object.assign(gauges, { inFlight: 7, natsConnected: true, ready: true, sandboxRebuilds: 2 });
