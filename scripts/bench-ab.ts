@@ -115,7 +115,13 @@ for (let run = 1; run <= runs; run++) {
       const load = loadavg()[0]!;
       loads.push(round(load));
       const started = performance.now();
-      const figures = await runBench(side === 'base' ? baseDir : process.cwd(), bench);
+      let figures: Figures;
+      try {
+        figures = await runBench(side === 'base' ? baseDir : process.cwd(), bench);
+      } catch (err) {
+        console.error(`bench:ab: run ${run}/${runs}: ${(err as Error).message}`);
+        process.exit(1);
+      }
       results[bench][side].push(figures);
       const s = ((performance.now() - started) / 1000).toFixed(0);
       console.log(`run ${run}/${runs} ${bench} ${side}: ${s} s, load average ${load.toFixed(2)} at start`);
