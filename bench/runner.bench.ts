@@ -144,6 +144,23 @@ function runnerConfig(
 
 /** CPU µs per event of the last runner phase (the runner process plus its sandbox process). */
 let lastCpuUsPerEvent = 0;
+/** The last runner phase's sandbox calls, from its sandbox-call histograms: how many, their mean size and time. */
+let lastCalls = { calls: 0, eventsPerCall: 0, msPerCall: 0 };
+
+async function sandboxCalls(runner: Runner): Promise<typeof lastCalls> {
+  const total = async (h: Runner['stats']['callSizes'], suffix: string) =>
+    (await h.get()).values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
+  const calls = await total(runner.stats.callSizes, '_count');
+  if (calls === 0) return { calls, eventsPerCall: 0, msPerCall: 0 };
+  return {
+    calls,
+    eventsPerCall: Number(((await total(runner.stats.callSizes, '_sum')) / calls).toFixed(1)),
+    msPerCall: Number((((await total(runner.stats.callTimes, '_sum')) * 1000) / calls).toFixed(2)),
+  };
+}
+
+const callsText = (c: typeof lastCalls) =>
+  `${c.calls} sandbox calls of ${c.eventsPerCall} events, ${c.msPerCall} ms each (mean)`;
 
 async function runnerConsume(
   url: string,
@@ -166,6 +183,7 @@ async function runnerConsume(
   }
   const eps = N / ((performance.now() - started) / 1000);
   lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / N;
+  lastCalls = await sandboxCalls(runner);
   await runner.stop();
   const c = runner.stats.counters;
   if (c.delivered !== N || c.retried || c.deadLettered)
@@ -343,6 +361,7 @@ async function runnerFetchPhase(
     }
     const eps = phase.events / ((performance.now() - started) / 1000);
     lastCpuUsPerEvent = ((cpuMs() - cpuStart) * 1000) / phase.events;
+    lastCalls = await sandboxCalls(runner);
     return eps;
   } finally {
     await runner.stop();
@@ -424,6 +443,7 @@ async function fetchPhases(nc: NatsConnection, url: string) {
         concurrency: FETCH_CONCURRENCY,
       });
       cpu.fetch.push(lastCpuUsPerEvent);
+      const fetchCalls = lastCalls;
       const httpOnly = BATCH_SIZE * (await plainHttpLoop(destination.url, batches, FETCH_CONCURRENCY));
       const rawBatch = await plainBatchLoop(nc, `${batched}_plain`, destination.url);
       const batch = await runnerFetchPhase(url, destination.url, {
@@ -434,6 +454,7 @@ async function fetchPhases(nc: NatsConnection, url: string) {
         concurrency: MAX_ACK_PENDING,
       });
       cpu.batch.push(lastCpuUsPerEvent);
+      console.log(`    (e) ${callsText(fetchCalls)}; (f) ${callsText(lastCalls)}`);
       console.log(
         `fetch round ${round + 1}: (e) plain http.request ${Math.round(raw)} ev/s | runner fetch ${Math.round(fetch)} ev/s` +
           ` (${(fetch / raw).toFixed(2)}) | (f) plain batches: HTTP alone ${Math.round(httpOnly)} ev/s,` +
@@ -496,6 +517,7 @@ try {
       false,
     );
     cpu.runner.push(lastCpuUsPerEvent);
+    const singleCalls = lastCalls;
     const batch = await runnerConsume(
       nats.url,
       round.batch,
@@ -503,6 +525,7 @@ try {
       true,
     );
     cpu.batch.push(lastCpuUsPerEvent);
+    console.log(`    (b) ${callsText(singleCalls)}; (c) ${callsText(lastCalls)}`);
     console.log(
       `round ${i + 1}: (a) raw consume+ack ${Math.round(raw)} ev/s | (b) runner onTrack ${Math.round(runner)} ev/s` +
         ` (${(runner / raw).toFixed(2)}) | (c) runner onBatch(100) ${Math.round(batch)} ev/s (${(batch / raw).toFixed(2)})`,
