@@ -455,6 +455,8 @@ export interface DeliveryRecord {
   batch: boolean;
   logs: string[];
   requests: RequestRecord[];
+  /** Requests the attempt made past the traced ones (a trace bound per invocation); absent when none. */
+  requestsNotTraced?: number;
   durationMs: number;
   /** When the event entered the stream, ISO 8601. */
   publishedAt: string;

@@ -108,12 +108,7 @@ export class Invoker {
       const report = reports?.[i];
       if (report) {
         this.stats.invoked(report.durationMs);
-        this.outcomes.settle(chunk[i]!, report.outcome, {
-          logs: report.logs,
-          requests: report.requests,
-          durationMs: report.durationMs,
-          batch: false,
-        });
+        this.outcomes.settle(chunk[i]!, report.outcome, attemptReport(report, false));
       } else {
         this.outcomes.settle(chunk[i]!, sandboxFailure(error ?? 'no report for the event'), NO_REPORT);
       }
@@ -148,14 +143,20 @@ export class Invoker {
       return;
     }
     this.stats.invoked(report.durationMs);
-    const attempt: AttemptReport = {
-      logs: report.logs,
-      requests: report.requests,
-      durationMs: report.durationMs,
-      batch: true,
-    };
+    const attempt = attemptReport(report, true);
     // Partial results: each event gets its own outcome, so only the failed ones are retried.
     for (let i = 0; i < items.length; i++)
       this.outcomes.settle(items[i]!, report.results[i] ?? report.outcome, attempt);
   }
+}
+
+/** What a settled event's record says of the attempt: its logs and request traces, from the report. */
+function attemptReport(report: InvocationReport, batch: boolean): AttemptReport {
+  return {
+    logs: report.logs,
+    requests: report.requests,
+    ...(report.requestsNotTraced ? { requestsNotTraced: report.requestsNotTraced } : {}),
+    durationMs: report.durationMs,
+    batch,
+  };
 }

@@ -19,6 +19,8 @@ import type { Stats } from './stats.js';
 export interface AttemptReport {
   logs: readonly string[];
   requests: readonly RequestTrace[];
+  /** Requests made past the traced ones. */
+  requestsNotTraced?: number;
   durationMs: number;
   /** Whether the attempt was an onBatch call. */
   batch: boolean;
@@ -304,6 +306,7 @@ export class OutcomeHandler {
       batch: report.batch,
       logs: [...report.logs],
       requests: report.requests,
+      ...(report.requestsNotTraced ? { requestsNotTraced: report.requestsNotTraced } : {}),
       durationMs: report.durationMs,
       publishedAt: nanosToIso(msg.info.timestampNanos),
     });

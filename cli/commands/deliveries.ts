@@ -13,6 +13,7 @@ import {
 import { ERROR_TYPES } from '../../api/outcome.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
 import { countSubject } from '../../runner/stream-reader.js';
+import { notTracedText } from '../not-traced.js';
 import {
   addNamespaceOption,
   INSTANCE_ARGUMENT_HELP,
@@ -60,6 +61,7 @@ export function formatDeliveryRecord(r: DeliveryRecord): string {
       lines.push(`    ${q.method} ${q.url} → ${result} (${q.durationMs} ms)`);
     }
   }
+  if (r.requestsNotTraced) lines.push(`    … and ${notTracedText(r.requestsNotTraced)}`);
   return lines.join('\n');
 }
 

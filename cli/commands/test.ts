@@ -8,10 +8,12 @@ import type { Outcome } from '../../api/outcome.js';
 import {
   FunctionLoadError,
   type FunctionSandbox,
+  type InvocationReport,
   loadSupervisedFunction,
   type RequestTrace,
 } from '../../sandbox/index.js';
 import { parseJson, readInput, UsageError } from '../input.js';
+import { notTracedText } from '../not-traced.js';
 
 interface TestOptions {
   event: string;
@@ -29,6 +31,8 @@ export interface TestResult {
   message?: string;
   logs: string[];
   requests: Pick<RequestTrace, 'method' | 'url' | 'status' | 'durationMs'>[];
+  /** Requests made past the traced ones (per invocation, at most BOUNDS.tracesPerInvocation are). */
+  requestsNotTraced?: number;
   results?: Outcome[];
 }
 
@@ -154,7 +158,12 @@ async function execute(sandbox: FunctionSandbox, input: SegmentEvent | SegmentEv
   });
   if (!Array.isArray(input)) {
     const [report] = await sandbox.invoke([input]);
-    return { ...flatten(report!.outcome), logs: report!.logs, requests: report!.requests.map(trace) };
+    return {
+      ...flatten(report!.outcome),
+      logs: report!.logs,
+      requests: report!.requests.map(trace),
+      ...notTraced([report!]),
+    };
   }
   if (sandbox.handlers.has('onBatch')) {
     const report = await sandbox.invokeBatch(input);
@@ -162,6 +171,7 @@ async function execute(sandbox: FunctionSandbox, input: SegmentEvent | SegmentEv
       ...flatten(report.outcome),
       logs: report.logs,
       requests: report.requests.map(trace),
+      ...notTraced([report]),
       results: report.results,
     };
   }
@@ -172,8 +182,14 @@ async function execute(sandbox: FunctionSandbox, input: SegmentEvent | SegmentEv
     ...flatten(worst ?? { outcome: 'success' }),
     logs: reports.flatMap((r) => r.logs),
     requests: reports.flatMap((r) => r.requests.map(trace)),
+    ...notTraced(reports),
     results,
   };
+}
+
+function notTraced(reports: readonly InvocationReport[]): Pick<TestResult, 'requestsNotTraced'> {
+  const count = reports.reduce((n, r) => n + (r.requestsNotTraced ?? 0), 0);
+  return count ? { requestsNotTraced: count } : {};
 }
 
 function flatten(o: Outcome): Pick<TestResult, 'outcome' | 'errorType' | 'message'> {
@@ -205,6 +221,7 @@ function humanReport(result: TestResult, input: unknown): string {
   for (const r of result.requests) {
     lines.push(`  ${r.method} ${r.url} → ${r.status === 0 ? 'failed' : r.status} (${r.durationMs} ms)`);
   }
+  if (result.requestsNotTraced) lines.push(`  … and ${notTracedText(result.requestsNotTraced)}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOUNDS } from '../../sandbox/index.js';
 import { Destination } from '../helpers/destination.js';
 import { runDfn } from '../helpers/dfn.js';
 
@@ -83,6 +84,26 @@ describe('dfn test', () => {
         },
       ],
     });
+  });
+
+  it('says how many requests went untraced past the trace bound, in the report and in --json', async () => {
+    dest.respond = () => undefined;
+    const fn = file(
+      'many.js',
+      `async function onTrack(event, settings) {
+        await Promise.all(Array.from({ length: settings.n }, (_, i) => fetch(settings.url + '/many/' + i)));
+      }`,
+    );
+    const settings = file('many-settings.json', { url: dest.url, n: BOUNDS.tracesPerInvocation + 2 });
+    const args = ['test', fn, '-e', track, '-s', settings, '--allow-private-network'];
+    const human = await runDfn(args);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(
+      `  … and 2 more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation)`,
+    );
+    const json = JSON.parse((await runDfn([...args, '--json'])).stdout);
+    expect(json.requests).toHaveLength(BOUNDS.tracesPerInvocation);
+    expect(json.requestsNotTraced).toBe(2);
   });
 
   it('exit 1 with errorType Retry when the function asks for a retry', async () => {

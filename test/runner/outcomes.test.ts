@@ -3,8 +3,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumerName, eventSubject, type InstanceRef } from '../../api/jetstream.js';
+import { formatDeliveryRecord } from '../../cli/commands/deliveries.js';
 import { readDeadLetters } from '../../runner/dead-letters.js';
 import { readDeliveryRecords } from '../../runner/delivery-records.js';
+import { BOUNDS } from '../../sandbox/index.js';
 import type { Destination } from '../helpers/destination.js';
 import type { NatsServer } from '../helpers/nats-server.js';
 import {
@@ -27,6 +29,11 @@ async function onTrack(event, settings) {
   const mode = event.properties.mode;
   console.log('delivering ' + event.messageId + ' with key ' + settings.apiKey);
   if (mode === 'hang') await new Promise(() => {});
+  if (mode === 'many') {
+    // Past the trace bound (tracesPerInvocation) by a few, then a failure: the record shows the count.
+    await Promise.all(Array.from({ length: event.properties.requests }, (_, i) => fetch(settings.url + '/many/' + i)));
+    throw new Error('gave up after many requests');
+  }
   const res = await fetch(settings.url + '/track', {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer ' + settings.apiKey },
@@ -66,7 +73,9 @@ describe('outcomes on JetStream', () => {
     w = await RunnerWorld.start();
     ({ nats, f, dest } = w);
     dest.respond = (req) =>
-      down.has(req.json().messageId) ? { status: 503, body: { error: 'unavailable' } } : undefined;
+      req.url === '/track' && down.has(req.json().messageId)
+        ? { status: 503, body: { error: 'unavailable' } }
+        : undefined;
     stats = watchStats(f);
     dir = w.configDir({
       functionSource: FUNCTION,
@@ -118,6 +127,32 @@ describe('outcomes on JetStream', () => {
     expect(record!.requests).toHaveLength(1);
     expect(record!.requests[0]).toMatchObject({ method: 'POST', url: `${dest.url}/track`, status: 200 });
     expect(JSON.stringify(record)).not.toContain(SECRET);
+  });
+
+  it('says in the delivery record how many requests went untraced past the trace bound', async () => {
+    const extra = 4;
+    const event = track({ mode: 'many', requests: BOUNDS.tracesPerInvocation + extra });
+    await publish(f, [event]);
+    const [record] = await waitFor('the delivery record', async () => {
+      const r = await recordsFor(event.messageId!);
+      return r.length ? r : undefined;
+    });
+    expect(dest.requests.filter((r) => r.url.startsWith('/many/'))).toHaveLength(
+      BOUNDS.tracesPerInvocation + extra,
+    );
+    expect(record).toMatchObject({ errorType: 'BadRequest', requestsNotTraced: extra });
+    expect(record!.requests).toHaveLength(BOUNDS.tracesPerInvocation);
+    expect(formatDeliveryRecord(record!)).toContain(
+      `    … and ${extra} more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation)`,
+    );
+    // A record of an attempt that traced all its requests says nothing of the kind.
+    const [traced] = (await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE)).filter(
+      (r) => r.messageId !== event.messageId,
+    );
+    expect(traced).toBeDefined();
+    expect(traced).not.toHaveProperty('requestsNotTraced');
+    expect(formatDeliveryRecord(traced!)).not.toContain('not traced');
+    await waitFor('the term', settledAll);
   });
 
   it('reports the last failed attempt in its stats: type, time, message redacted and cut to 512 characters', async () => {
@@ -277,7 +312,8 @@ describe('outcomes on JetStream', () => {
     expect(c.received).toBe(
       c.delivered + c.filtered + c.retried + discarded + c.deadLettered + c.released + s.inFlight,
     );
-    expect(c.discarded).toMatchObject({ BadRequest: 2, MessageRejected: 2, UnsupportedEventType: 1 });
+    // BadRequest: the bad mode, the long one and the untraced requests.
+    expect(c.discarded).toMatchObject({ BadRequest: 3, MessageRejected: 2, UnsupportedEventType: 1 });
     expect(c.deadLettered).toBeGreaterThanOrEqual(1);
     expect(c.invocations).toBeGreaterThan(0);
     expect(s).toMatchObject({ instance: TEST_INSTANCE, revision: 'rev-1' });
@@ -293,7 +329,7 @@ describe('outcomes on JetStream', () => {
     expect(metrics).toMatch(
       /^dfn_runner_events_delivered_total\{namespace="default",function_instance="crm"\} [1-9]\d*$/m,
     );
-    expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 2$/m);
+    expect(metrics).toMatch(/^dfn_runner_events_discarded_total\{[^}]*error_type="BadRequest"\} 3$/m);
     expect(metrics).toContain('# TYPE dfn_runner_in_flight_events gauge');
   });
 
