@@ -287,20 +287,52 @@ function isApiError(err: unknown, errCode: number): boolean {
   return err instanceof NatsError && err.api_error?.err_code === errCode;
 }
 
-/** Creates the streams, or brings their config up to date. Idempotent. */
+/**
+ * Creates the streams, or brings their config up to date: what their one owner (the operator) does, with
+ * the limits it is configured with. Idempotent.
+ */
 export async function ensureStreams(
   jsm: JetStreamManager,
   t: Topology,
   limits: Partial<StreamLimits> = {},
 ): Promise<void> {
   for (const cfg of streamConfigs(t, limits)) {
-    try {
-      await jsm.streams.info(cfg.name!);
-      await jsm.streams.update(cfg.name!, cfg);
-    } catch (err) {
-      if (!isApiError(err, STREAM_NOT_FOUND)) throw err;
-      await jsm.streams.add(cfg);
-    }
+    if (await streamExists(jsm, cfg.name!)) await jsm.streams.update(cfg.name!, cfg);
+    else await jsm.streams.add(cfg);
+  }
+}
+
+/**
+ * Creates the streams that do not exist and leaves the others as they are; the names of those left. For
+ * the gateway's and the runner's local-use switches (--create-streams, nats.ensureTopology): pointed at a
+ * NATS whose streams the operator made (three replicas, a week of events), they must not bring them down
+ * to their own defaults (one replica, a day), which ensureStreams would.
+ */
+export async function createMissingStreams(
+  jsm: JetStreamManager,
+  t: Topology,
+  limits: Partial<StreamLimits> = {},
+): Promise<string[]> {
+  const kept: string[] = [];
+  for (const cfg of streamConfigs(t, limits)) {
+    if (await streamExists(jsm, cfg.name!)) kept.push(cfg.name!);
+    else
+      await jsm.streams.add(cfg).catch(async (err) => {
+        // Created meanwhile by another process: it is there, which is all this asked for.
+        if (!(await streamExists(jsm, cfg.name!))) throw err;
+        kept.push(cfg.name!);
+      });
+  }
+  return kept;
+}
+
+async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (err) {
+    if (isApiError(err, STREAM_NOT_FOUND)) return false;
+    throw err;
   }
 }
 

@@ -4,9 +4,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Registry } from 'prom-client';
 import {
+  createMissingStreams,
   DEFAULT_NATS_URL,
   DEFAULT_PREFIX,
-  ensureStreams,
   type StreamLimits,
   type Topology,
   topology,
@@ -171,9 +171,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const limits = options.createStreams === true ? {} : options.createStreams;
         void link
           .connected()
-          .then(async (nc) => ensureStreams(await nc.jetstreamManager(), t, limits))
+          .then(async (nc) => createMissingStreams(await nc.jetstreamManager(), t, limits))
           .then(
-            () => log.info({ stream: t.eventsStream }, 'JetStream streams ready'),
+            (kept) =>
+              log.info(
+                { stream: t.eventsStream, ...(kept.length ? { keptAsTheyAre: kept } : {}) },
+                'JetStream streams ready',
+              ),
             (err) => log.error({ error: (err as Error).message }, 'could not create the JetStream streams'),
           );
       }

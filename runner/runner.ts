@@ -6,8 +6,8 @@ import type { Consumer, JetStreamClient, JetStreamManager, JsMsg, NatsConnection
 import type { SegmentEvent } from '../api/events.js';
 import {
   consumerName,
+  createMissingStreams,
   ensureInstanceConsumer,
-  ensureStreams,
   type InstanceRef,
   MAX_CRASHES,
   topology as makeTopology,
@@ -200,7 +200,7 @@ export class Runner {
     if (stopped()) return;
 
     if (config.nats.ensureTopology) {
-      await ensureStreams(jsm, this.topology);
+      await createMissingStreams(jsm, this.topology);
       await ensureInstanceConsumer(jsm, this.topology, {
         ...this.instance,
         source: config.instance.source,

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureStreams, topology } from '../../api/jetstream.js';
 import { type DfnRun, runDfn, spawnDfn } from '../helpers/dfn.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { freePort } from '../helpers/ports.js';
@@ -220,6 +221,45 @@ describe('DFN_CREATE_STREAMS', () => {
       }
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('--create-streams against streams the operator made', () => {
+  let nats: NatsServer;
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+  });
+  afterAll(async () => {
+    await nats.dispose();
+  });
+
+  it('leaves them as they are (their retention is not brought down to its defaults)', async () => {
+    const prefix = 'operatorowned';
+    const t = topology(prefix);
+    const nc = await nats.connect();
+    try {
+      const jsm = await nc.jetstreamManager();
+      // With limits other than the gateway's defaults, as their owner keeps them: a cluster's three replicas
+      // cannot be shown on one server, a month of events (not the default week) can.
+      await ensureStreams(jsm, t, { eventsMaxAgeMs: 30 * 24 * 3600_000, storage: 'memory' });
+      const before = (await jsm.streams.info(t.eventsStream)).config;
+      const child = spawnDfn(
+        ['gateway', '--host', '127.0.0.1', '--port', '0', '-w', keysFile, '--create-streams'],
+        {
+          env: { DFN_NATS_URL: nats.url, DFN_PREFIX: prefix },
+        },
+      );
+      const logs = collectLines(child);
+      try {
+        const ready = await logs.waitFor((l) => l.msg === 'JetStream streams ready');
+        expect(ready.keptAsTheyAre).toEqual(expect.arrayContaining([t.eventsStream, t.deadLetterStream]));
+        expect((await jsm.streams.info(t.eventsStream)).config).toEqual(before);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    } finally {
+      await nc.close();
     }
   });
 });
