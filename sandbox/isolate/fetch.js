@@ -11,7 +11,9 @@ import { copyArguments, host } from './host.js';
 import {
   append,
   byteLengthOf,
+  defineProperty,
   ErrorCtor,
+  hasOwn,
   jsonParse,
   jsonStringify,
   MapCtor,
@@ -293,7 +295,16 @@ export class Request extends Body {
     this.headers = headers;
     this.redirect = init.redirect ?? from?.redirect ?? 'follow';
     // node-fetch 2's extension: ms until the response's head has come (and again for its body); 0 is none.
-    this.timeout = init.timeout || from?.timeout || 0;
+    // Own properties only, and defined: a `timeout` getter user code put on Object.prototype (a name
+    // isolated-vm's options share) neither sets it nor is called by setting it.
+    const timeout = (hasOwn(init, 'timeout') && init.timeout) || from?.timeout || 0;
+    defineProperty(this, 'timeout', {
+      __proto__: null,
+      value: timeout,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
     this._rawBody = body;
   }
   clone() {
