@@ -427,7 +427,11 @@ function describeFailure(url: string, err: unknown): FetchResultWire {
     const reason = (e.message ?? '').replace(/^request to .* failed, reason: /, '');
     return { error: `fetch to ${url} refused: ${reason}`, type: 'refused', code: 'EGRESS_REFUSED' };
   }
-  const result: FetchResultWire = { error: e.message ?? String(err), type: 'system' };
+  // node-fetch 2's message for a failed request (its FetchError also has the code as `errno`).
+  const result: FetchResultWire = {
+    error: `request to ${url} failed, reason: ${e.message ?? String(err)}`,
+    type: 'system',
+  };
   if (e.code) result.code = e.code;
   return result;
 }

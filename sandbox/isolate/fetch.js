@@ -26,6 +26,7 @@ import {
   named,
   objectCreate,
   PromiseCtor,
+  regexpTest,
   rejected,
   resolved,
   StringCtor,
@@ -40,6 +41,7 @@ function fetchError(message, type, code) {
   err.name = 'FetchError';
   err.type = type;
   if (code) err.code = code;
+  if (code && type === 'system') err.errno = code; // as node-fetch 2's FetchError of a system error
   return err;
 }
 
@@ -272,9 +274,13 @@ class Body {
 const hrefs = new MapCtor();
 const HREFS_KEPT = 256;
 
+/** node-fetch 2 parses what has a scheme as a WHATWG URL, and refuses anything else as relative. */
+const HAS_SCHEME = /^[a-zA-Z][a-zA-Z\d+\-.]*:/;
+
 function normalizedUrl(input) {
   const known = mapGet(hrefs, input);
   if (known !== undefined) return known;
+  if (!regexpTest(HAS_SCHEME, input)) throw new TypeError('Only absolute URLs are supported');
   const href = new URL(input).href;
   if (input.length <= 2048) {
     if (mapSize(hrefs) >= HREFS_KEPT) mapClear(hrefs);
@@ -343,9 +349,13 @@ export class Response extends Body {
   }
 }
 
+const HTTP_SCHEME = /^https?:/;
+
 export async function fetch(input, init = {}) {
   const invocation = running(fetch);
   const request = new Request(input, init ?? {});
+  // node-fetch 2's own check (the host refuses other schemes too, redirects included).
+  if (!regexpTest(HTTP_SCHEME, request.url)) throw new TypeError('Only HTTP(S) protocols are supported');
   const body = request._rawBody;
   const headers = wireHeaders(request.headers);
   const size = requestSize(request.url, headers, body);

@@ -18,6 +18,8 @@ const nodeFetch2 = createRequire(import.meta.url)('node-fetch-2') as {
 const { load } = sandboxes();
 let server: Server;
 let url = '';
+/** A port nothing listens on (a server's, closed again). */
+let closedUrl = '';
 /** Requests the server holds without answering (their head or their body), ended when the client goes. */
 const held = new Set<ServerResponse>();
 
@@ -60,6 +62,10 @@ function route(req: IncomingMessage, res: ServerResponse): void {
 }
 
 beforeAll(async () => {
+  const gone = createServer();
+  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+  closedUrl = `http://127.0.0.1:${(gone.address() as { port: number }).port}`;
+  await new Promise<void>((r) => gone.close(() => r()));
   server = createServer(route);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -170,6 +176,26 @@ describe('header names: the caller’s case on the wire and in raw(), lower-case
       }
       return out;`);
     expect(sandbox).toEqual(node);
+  });
+});
+
+describe('requests that cannot be made', () => {
+  it('a refused connection, a scheme other than http(s), a relative URL: node-fetch 2’s errors', async () => {
+    const [node, sandbox] = await both(`
+      const closed = '${closedUrl}';
+      const out = [];
+      for (const target of [closed + '/x', 'ftp://example.com/', '/relative', 'example.com/path']) {
+        out.push(await fetch(target).then(() => 'fetched', (e) => [e.name, e.message.replace(closed, '<closed>'), e.type, e.code, e.errno]));
+      }
+      return out;`);
+    expect(sandbox).toEqual(node);
+    expect((node as unknown[][])[0]).toEqual([
+      'FetchError',
+      `request to <closed>/x failed, reason: connect ECONNREFUSED ${closedUrl.slice('http://'.length)}`,
+      'system',
+      'ECONNREFUSED',
+      'ECONNREFUSED',
+    ]);
   });
 });
 
