@@ -62,23 +62,30 @@ const heapMib = (isolate: ivm.Isolate) => {
   return (h.used_heap_size + h.externally_allocated_size) / 2 ** 20;
 };
 
-/** Median start-up (ms) and heap after it (MiB) of `start`, over STARTS runs (plus one warm-up). */
+/**
+ * Median start-up (ms), its CPU time (ms, this process's threads, the isolate's included: what a loaded
+ * machine does not distort) and heap after it (MiB) of `start`, over STARTS runs (plus one warm-up).
+ */
 async function startup(label: string, start: () => Promise<{ heapMib(): Promise<number>; dispose(): void }>) {
   const times: number[] = [];
+  const cpus: number[] = [];
   const heaps: number[] = [];
   for (let i = 0; i <= STARTS; i++) {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const started = await start();
+    const cpu = process.cpuUsage(cpu0);
     const ms = performance.now() - t0;
     if (i > 0) {
       times.push(ms);
+      cpus.push((cpu.user + cpu.system) / 1000);
       heaps.push(await started.heapMib());
     }
     started.dispose();
   }
-  const figures = { ms: median(times), mib: median(heaps) };
+  const figures = { ms: median(times), cpuMs: median(cpus), mib: median(heaps) };
   console.log(
-    `${label.padEnd(48)} ${figures.ms.toFixed(2).padStart(9)} ms ${figures.mib.toFixed(2).padStart(7)} MiB`,
+    `${label.padEnd(48)} ${figures.ms.toFixed(2).padStart(9)} ms (CPU ${figures.cpuMs.toFixed(2)} ms) ${figures.mib.toFixed(2).padStart(7)} MiB`,
   );
   return figures;
 }
@@ -90,13 +97,17 @@ const bare = await startup('bare isolate + context', async () => {
   await isolate.createContext();
   return { heapMib: async () => heapMib(isolate), dispose: () => isolate.dispose() };
 });
-// (g) a function using none of Segment's dependencies (lodash, the prelude and the function), loaded and
-// given its first event; (h) one using jsonwebtoken + moment, whose first event evaluates both libraries.
+// (g) a function using none of Segment's dependencies (the prelude and the function), loaded and given its
+// first event; (h) one using jsonwebtoken + moment, whose first event evaluates both libraries; (i) one
+// using lodash (`_`), which its first event evaluates.
 const NO_DEPS = `async function onTrack(event, settings) { if (!event.event) throw new Error('no event'); }`;
 const WITH_DEPS = `async function onTrack(event, settings) {
   const token = jsonwebtoken.sign({ sub: event.userId }, settings.apiKey, { expiresIn: '1h' });
   const at = moment.tz(event.timestamp, 'America/New_York').format();
   if (!token || !at) throw new Error('no token');
+}`;
+const WITH_LODASH = `async function onTrack(event, settings) {
+  if (!_.get(event, 'properties.orderId')) throw new Error('no order');
 }`;
 const firstEvent = (source: string) => async () => {
   const sb = await loadFunction(source, { settings: { apiKey: 'k' } });
@@ -106,6 +117,7 @@ const firstEvent = (source: string) => async () => {
 };
 const fn = await startup('function, no dependencies: load + first event', firstEvent(NO_DEPS));
 const withDeps = await startup('function, jsonwebtoken + moment: load + first event', firstEvent(WITH_DEPS));
+const withLodash = await startup('function, lodash: load + first event', firstEvent(WITH_LODASH));
 
 const sandbox = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
 const batches = chunks(events, MICRO_BATCH);
@@ -183,8 +195,13 @@ console.log(
     startup_bare_isolate_ms: Number(bare.ms.toFixed(2)),
     startup_bare_isolate_mib: Number(bare.mib.toFixed(2)),
     startup_function_ms: Number(fn.ms.toFixed(2)),
+    startup_function_cpu_ms: Number(fn.cpuMs.toFixed(2)),
     startup_function_mib: Number(fn.mib.toFixed(2)),
     startup_jwt_moment_ms: Number(withDeps.ms.toFixed(2)),
     startup_jwt_moment_mib: Number(withDeps.mib.toFixed(2)),
+    startup_jwt_moment_cpu_ms: Number(withDeps.cpuMs.toFixed(2)),
+    startup_lodash_ms: Number(withLodash.ms.toFixed(2)),
+    startup_lodash_cpu_ms: Number(withLodash.cpuMs.toFixed(2)),
+    startup_lodash_mib: Number(withLodash.mib.toFixed(2)),
   }),
 );

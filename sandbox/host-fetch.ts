@@ -17,6 +17,8 @@ export interface FetchRequestWire {
   headers: [string, string][];
   body: string | Uint8Array | null;
   redirect: 'follow' | 'manual' | 'error' | string;
+  /** node-fetch 2's `timeout` option in ms (null: none), for the response's head and again for its body. */
+  timeout?: number | null;
 }
 
 export type FetchResultWire =
@@ -36,10 +38,19 @@ export type FetchResultWire =
       body: string;
       /** Set when the body stays counted against the isolate's budget until the isolate acknowledges it. */
       seq?: number;
+      /** The body did not come within the `timeout` option: reading it rejects with this (node-fetch 2). */
+      bodyError?: { message: string; type: 'body-timeout' };
     }
   | {
       error: string;
-      type: 'refused' | 'request-timeout' | 'max-size' | 'system' | 'no-redirect';
+      type:
+        | 'refused'
+        | 'request-timeout'
+        | 'max-size'
+        | 'max-redirect'
+        | 'invalid-redirect'
+        | 'system'
+        | 'no-redirect';
       code?: string;
     };
 
@@ -62,6 +73,11 @@ export interface FetchContext {
 }
 
 const MAX_REDIRECTS = 20;
+/** node-fetch 2's default request headers (with the case it sends them in), where the caller set none. */
+const USER_AGENT = 'node-fetch/1.0 (+https://github.com/bitinn/node-fetch)';
+const ACCEPT_ENCODING = 'gzip,deflate';
+/** Names no request is sent with to another host after a redirect (node-fetch 2's list). */
+const CREDENTIALS = ['authorization', 'www-authenticate', 'cookie', 'cookie2'];
 /** What Node's (and so node-fetch's) header value check refuses. */
 const INVALID_HEADER_VALUE = /[^\t\u0020-\u007E\u0080-\u00FF]/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -82,6 +98,45 @@ export class RequestHandle {
     this.request?.destroy(error);
   }
 }
+
+/**
+ * A request's headers as node-fetch 2 puts them on the wire: each name in the case it was first given,
+ * its values in order (one header line each); names are matched case-insensitively.
+ */
+class RequestHeaders {
+  private readonly byName = new Map<string, { name: string; values: string[] }>();
+
+  constructor(pairs: readonly [string, string][]) {
+    for (const [name, value] of pairs) {
+      const h = this.byName.get(name.toLowerCase());
+      if (h) h.values.push(value);
+      else this.byName.set(name.toLowerCase(), { name, values: [value] });
+    }
+  }
+  has(name: string): boolean {
+    return this.byName.has(name.toLowerCase());
+  }
+  /** Replaces the values, keeping the name's case if it is there already (node-fetch 2's `set`). */
+  set(name: string, value: string): void {
+    const h = this.byName.get(name.toLowerCase());
+    if (h) h.values = [value];
+    else this.byName.set(name.toLowerCase(), { name, values: [value] });
+  }
+  delete(name: string): void {
+    this.byName.delete(name.toLowerCase());
+  }
+  /** As http.request takes them: an array for a repeated name, one Host only (as node-fetch 2 sends it). */
+  toNode(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = Object.create(null);
+    for (const [key, h] of this.byName) {
+      out[h.name] = h.values.length === 1 || key === 'host' ? h.values[0]! : h.values.slice();
+    }
+    return out;
+  }
+}
+
+/** The `timeout` option ran out before a response's head came. */
+class NetworkTimeout extends Error {}
 
 /** A response's decompressed body stream, as node-fetch decodes it (its `compress` default). */
 function decoded(res: http.IncomingMessage, method: string): Readable {
@@ -156,6 +211,7 @@ export class HostFetcher {
           type: 'request-timeout',
         };
       }
+      if (err instanceof NetworkTimeout) return { error: err.message, type: 'request-timeout' };
       return describeFailure(request.url, err);
     } finally {
       clearTimeout(timer);
@@ -170,11 +226,8 @@ export class HostFetcher {
     let url = request.url;
     let method = request.method;
     let body = request.body;
-    const headers = new Map(request.headers.map(([k, v]) => [k.toLowerCase(), v]));
-    // node-fetch's defaults, where the caller set none.
-    if (!headers.has('accept')) headers.set('accept', '*/*');
-    if (!headers.has('user-agent')) headers.set('user-agent', 'node-fetch');
-    if (!headers.has('accept-encoding')) headers.set('accept-encoding', 'gzip, deflate, br');
+    const headers = new RequestHeaders(request.headers);
+    const timeout = userTimeout(request.timeout);
     for (let hop = 0; ; hop++) {
       const target = new URL(url);
       if (target.protocol !== 'http:' && target.protocol !== 'https:') {
@@ -183,12 +236,26 @@ export class HostFetcher {
       const literal = target.hostname.replace(/^\[|\]$/g, '');
       if (isIP(literal)) checkAddress(literal, this.options.allowPrivateNetwork);
       const payload = body === null ? null : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
-      if (payload) headers.set('content-length', String(payload.length));
-      else if (method === 'POST' || method === 'PUT') headers.set('content-length', '0');
+      // node-fetch 2's defaults and order: the caller's headers, then these where the caller set none.
+      if (!headers.has('accept')) headers.set('Accept', '*/*');
+      if (payload) headers.set('Content-Length', String(payload.length));
+      else if (method === 'POST' || method === 'PUT') headers.set('Content-Length', '0');
       else headers.delete('content-length');
-      const res = await this.send(target, method, headers, payload, attempt);
+      if (!headers.has('user-agent')) headers.set('User-Agent', USER_AGENT);
+      if (!headers.has('accept-encoding')) headers.set('Accept-Encoding', ACCEPT_ENCODING);
+      const res = await this.send(target, method, headers, payload, attempt, timeout);
       const location = res.headers.location;
-      if (REDIRECT_STATUSES.has(res.statusCode!) && location !== undefined && request.redirect !== 'manual') {
+      const redirect = REDIRECT_STATUSES.has(res.statusCode!) && location !== undefined;
+      // node-fetch 2's own step for 'manual': Location resolved against the request's URL.
+      let resolvedLocation: string | undefined;
+      if (redirect) {
+        try {
+          resolvedLocation = new URL(location, url).href;
+        } catch {
+          // an invalid Location: refused when following, left as it came with 'manual'
+        }
+      }
+      if (redirect && request.redirect !== 'manual') {
         res.resume();
         if (request.redirect === 'error') {
           return {
@@ -196,8 +263,15 @@ export class HostFetcher {
             type: 'no-redirect',
           };
         }
-        if (hop >= MAX_REDIRECTS) return { error: `maximum redirect reached at: ${url}`, type: 'max-size' };
-        const next = new URL(location, url);
+        if (resolvedLocation === undefined) {
+          return {
+            error: `uri requested responds with an invalid redirect URL: ${location}`,
+            type: 'invalid-redirect',
+          };
+        }
+        if (hop >= MAX_REDIRECTS)
+          return { error: `maximum redirect reached at: ${url}`, type: 'max-redirect' };
+        const next = new URL(resolvedLocation);
         const status = res.statusCode!;
         if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
           method = method === 'HEAD' ? 'HEAD' : 'GET';
@@ -205,11 +279,9 @@ export class HostFetcher {
           headers.delete('content-type');
           headers.delete('content-length');
         }
-        // Credentials are not forwarded to another origin (node-fetch does the same).
-        if (next.origin !== target.origin) {
-          headers.delete('authorization');
-          headers.delete('cookie');
-        }
+        // Credentials are not forwarded to another origin (node-fetch 2 forwards them to another port of
+        // the same host; this is stricter).
+        if (next.origin !== target.origin) for (const name of CREDENTIALS) headers.delete(name);
         url = next.href;
         continue;
       }
@@ -220,7 +292,7 @@ export class HostFetcher {
       }
       const stream = decoded(res, method);
       attempt.body = stream;
-      const read = await this.read(stream, budget);
+      const read = await this.read(stream, budget, timeout);
       if (read === 'too-large') return this.tooLarge(url);
       if (read === 'over-budget') {
         return {
@@ -228,22 +300,24 @@ export class HostFetcher {
           type: 'max-size',
         };
       }
-      // Every header as it came (repeated ones apart, as node-fetch's raw() has them), names lower-cased;
-      // like node-fetch, those whose value its Headers would refuse are left out.
-      const raw = res.rawHeaders;
+      // The headers as node-fetch 2 has them: Node's res.headers (names lower-cased, Set-Cookie values
+      // apart, other repeated ones joined or, for the likes of Content-Type, the first kept), less the
+      // values its Headers would refuse; a manual redirect's Location resolved.
       const pairs: [string, string][] = [];
-      for (let i = 0; i + 1 < raw.length; i += 2) {
-        if (!INVALID_HEADER_VALUE.test(raw[i + 1]!)) pairs.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value === undefined) continue;
+        if (name === 'location' && resolvedLocation !== undefined) pairs.push([name, resolvedLocation]);
+        else if (typeof value === 'string') {
+          if (!INVALID_HEADER_VALUE.test(value)) pairs.push([name, value]);
+        } else for (const v of value) if (!INVALID_HEADER_VALUE.test(v)) pairs.push([name, v]);
+      }
+      const head = { status: res.statusCode!, statusText: res.statusMessage ?? '', url, redirected: hop > 0 };
+      if (read === 'body-timeout') {
+        const message = `Response timeout while trying to fetch ${url} (over ${timeout}ms)`;
+        return { ...head, headers: pairs, body: '', bodyError: { message, type: 'body-timeout' } };
       }
       // The reserved bytes stay with the returned body: the caller releases them.
-      return {
-        status: res.statusCode!,
-        statusText: res.statusMessage ?? '',
-        url,
-        redirected: hop > 0,
-        headers: pairs,
-        body: read,
-      };
+      return { ...head, headers: pairs, body: read };
     }
   }
 
@@ -251,20 +325,35 @@ export class HostFetcher {
   private send(
     target: URL,
     method: string,
-    headers: Map<string, string>,
+    headers: RequestHeaders,
     payload: Buffer | null,
     attempt: RequestHandle,
+    timeout: number | undefined,
   ): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       if (attempt.reason) return reject(new Error(`request ${attempt.reason}`));
       const https_ = target.protocol === 'https:';
+      let timer: NodeJS.Timeout | undefined;
       const req = (https_ ? https : http).request(
         target,
-        { method, headers: Object.fromEntries(headers), agent: https_ ? this.httpsAgent : this.httpAgent },
-        resolve,
+        { method, headers: headers.toNode(), agent: https_ ? this.httpsAgent : this.httpAgent },
+        (res) => {
+          clearTimeout(timer);
+          resolve(res);
+        },
       );
       attempt.request = req;
-      req.on('error', reject);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          const err = new NetworkTimeout(`network timeout at: ${target.href}`);
+          reject(err);
+          req.destroy(err);
+        }, timeout);
+      }
       req.end(payload ?? undefined);
     });
   }
@@ -273,17 +362,23 @@ export class HostFetcher {
    * The body's bytes as a latin1 string, each chunk counted against the size cap and reserved in the
    * isolate's budget as it arrives (released again when refused).
    */
-  private read(stream: Readable, budget: ResponseBudget): Promise<string | 'too-large' | 'over-budget'> {
+  private read(
+    stream: Readable,
+    budget: ResponseBudget,
+    timeout: number | undefined,
+  ): Promise<string | 'too-large' | 'over-budget' | 'body-timeout'> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
-      const refuse = (why: 'too-large' | 'over-budget') => {
+      const refuse = (why: 'too-large' | 'over-budget' | 'body-timeout') => {
+        clearTimeout(timer);
         done = true;
         budget.release(size);
         stream.destroy();
         resolve(why);
       };
+      const timer = timeout === undefined ? undefined : setTimeout(() => refuse('body-timeout'), timeout);
       stream.on('data', (chunk: Buffer) => {
         if (done) return;
         const n = chunk.length;
@@ -294,6 +389,7 @@ export class HostFetcher {
       });
       stream.on('end', () => {
         if (done) return;
+        clearTimeout(timer);
         done = true;
         resolve(
           chunks.length === 1 ? chunks[0]!.toString('latin1') : Buffer.concat(chunks).toString('latin1'),
@@ -301,6 +397,7 @@ export class HostFetcher {
       });
       const failed = (err: Error) => {
         if (done) return;
+        clearTimeout(timer);
         done = true;
         budget.release(size);
         reject(err);
@@ -330,7 +427,20 @@ function describeFailure(url: string, err: unknown): FetchResultWire {
     const reason = (e.message ?? '').replace(/^request to .* failed, reason: /, '');
     return { error: `fetch to ${url} refused: ${reason}`, type: 'refused', code: 'EGRESS_REFUSED' };
   }
-  const result: FetchResultWire = { error: e.message ?? String(err), type: 'system' };
+  // node-fetch 2's message for a failed request (its FetchError also has the code as `errno`).
+  const result: FetchResultWire = {
+    error: `request to ${url} failed, reason: ${e.message ?? String(err)}`,
+    type: 'system',
+  };
   if (e.code) result.code = e.code;
   return result;
+}
+
+/**
+ * The `timeout` option as the isolate sent it (untrusted): a number of ms at least 1 and within Node's
+ * timer range, or none. Longer than the host's own timeout it changes nothing: that one ends it first.
+ */
+function userTimeout(value: unknown): number | undefined {
+  if (typeof value !== 'number' || !(value >= 1) || value > 2 ** 31 - 1) return undefined;
+  return value;
 }

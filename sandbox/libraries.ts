@@ -1,32 +1,26 @@
-// Libraries of Segment's runtime, each under the global name Segment gives it. lodash is evaluated in
-// every isolate before the prelude. The others are bundled (esbuild, at build time) into one script each
-// and evaluated only when a function first reads their global (see sandbox/isolate/libraries.js), so a
-// function that uses none pays nothing for them in start-up time or memory. Node built-ins they require
-// are the sandbox's own (sandbox/libraries/*.js); zlib is the host's (sandbox/host-zlib.ts).
+// Libraries of Segment's runtime, each under the global name Segment gives it, each evaluated only when a
+// function first reads its global (see sandbox/isolate/libraries.js), so a function that uses none pays
+// nothing for them in start-up time or memory. lodash is its own minified build, evaluated as the CommonJS
+// module it is in Node; the others are bundled (esbuild, at build time) into one script each. Node
+// built-ins they require are the sandbox's own (sandbox/libraries/*.js); zlib is the host's
+// (sandbox/host-zlib.ts).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface IsolateLibrary {
-  /** The global user code knows it by. */
-  global: string;
-  /** Shown in stack traces. */
-  filename: string;
-  source: string;
-}
-
 const require = createRequire(import.meta.url);
 
-export const LIBRARIES: readonly IsolateLibrary[] = [
-  // lodash's UMD build assigns `_` on the global object when it finds no module system.
-  {
-    global: '_',
-    filename: 'lodash.js',
-    source: readFileSync(require.resolve('lodash/lodash.min.js'), 'utf8'),
-  },
-];
+/**
+ * lodash as Node loads it: with `module` and `exports` in scope its UMD build exports itself and takes
+ * the global Buffer (the sandbox's), so `_.isBuffer`, `_.cloneDeep` and `_.isEqual` know Buffers; as a
+ * plain script it would find no Buffer and take every Buffer for a plain Uint8Array.
+ */
+function lodashSource(): string {
+  const lodash = readFileSync(require.resolve('lodash/lodash.min.js'), 'utf8');
+  return `(function () {\nvar module = { exports: {} }, exports = module.exports;\n${lodash}\nreturn module.exports;\n})`;
+}
 
 /** Segment's global name → the module and the export of it that the global is. */
 export const LAZY_LIBRARIES = {
@@ -86,9 +80,12 @@ const sources = new Map<string, string>();
 
 /** A library's bundled source: built next to this module (dist/sandbox/libraries/), or bundled now. */
 export function librarySource(name: string): string | undefined {
-  if (!Object.hasOwn(LAZY_LIBRARIES, name)) return undefined;
+  if (name !== '_' && !Object.hasOwn(LAZY_LIBRARIES, name)) return undefined;
   let source = sources.get(name);
-  if (source === undefined) {
+  if (source === undefined && name === '_') {
+    source = lodashSource();
+    sources.set(name, source);
+  } else if (source === undefined) {
     const built = new URL(`./libraries/${name}.bundle.js`, import.meta.url);
     source = existsSync(built) ? readFileSync(built, 'utf8') : bundleLibrary(name as LazyLibrary);
     sources.set(name, source);

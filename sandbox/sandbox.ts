@@ -11,7 +11,7 @@ import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from '.
 import { HostFetcher } from './host-fetch.js';
 import { type InvocationTraces, IsolateIo } from './host-io.js';
 import { hostZlib } from './host-zlib.js';
-import { LIBRARIES, librarySource } from './libraries.js';
+import { librarySource } from './libraries.js';
 import { preludeSource } from './prelude.js';
 import { Redactor } from './redact.js';
 import {
@@ -546,10 +546,6 @@ class IsolatedFunction implements EncodedFunctionSandbox {
     const io = new IsolateIo(this.fetcher, this.redactor);
     try {
       const context = await isolate.createContext();
-      for (const library of LIBRARIES) {
-        const script = await compileShared(isolate, library.source, library.filename);
-        await script.run(context);
-      }
       const preludeScript = await compileShared(isolate, preludeSource(), 'prelude.js');
       const prelude: ivm.Reference<any> = await preludeScript.run(context, REFERENCE);
       const api: ivm.Reference<any> = await prelude.apply(

@@ -12,6 +12,7 @@ import {
   defineProperty,
   isArray,
   isInteger,
+  lengthOf,
   objectCreate,
   objectKeys,
   StringCtor,
@@ -521,3 +522,17 @@ export function nodeBuffer() {
 
 /** A Buffer over the bytes of a Uint8Array, without copying (for the sandbox's own results). */
 export const bufferOf = (bytes) => nodeBuffer().from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** A Buffer of the sandbox's (false until Buffer was first used: no Buffer exists before). */
+export const isNodeBuffer = (value) => installed !== undefined && value instanceof installed;
+
+/** As Node's util.inspect shows a Buffer (console.log of one): its first 50 bytes in hex. */
+export function inspectBuffer(buf) {
+  const n = lengthOf(buf);
+  let hex = '';
+  for (let i = 0; i < n && i < INSPECT_MAX_BYTES; i++)
+    hex += (i ? ' ' : '') + (buf[i] < 16 ? '0' : '') + buf[i].toString(16);
+  const more = n - INSPECT_MAX_BYTES;
+  return `<Buffer ${hex}${more > 0 ? ` ... ${more} more byte${more > 1 ? 's' : ''}` : ''}>`;
+}
+const INSPECT_MAX_BYTES = 50;

@@ -2,6 +2,7 @@
 // bounded raw amount (config.bounds.rawLogFactor × logBytes); the host redacts it and only then cuts it
 // to logBytes, so a cut never shows the head of a secret. Lines go to the sink of the running invocation.
 
+import { inspectBuffer, isNodeBuffer } from './buffer.js';
 import { Headers } from './headers.js';
 import { host } from './host.js';
 import {
@@ -45,6 +46,7 @@ function describe(value, depth) {
   if (value === undefined) return 'undefined';
   if (typeof value === 'function') return `[Function: ${value.name || 'anonymous'}]`;
   if (typeof value === 'symbol' || typeof value === 'bigint') return StringCtor(value);
+  if (isNodeBuffer(value)) return inspectBuffer(value);
   if (value instanceof ErrorCtor) return StringCtor(value.stack || `${value.name}: ${value.message}`);
   if (value instanceof URL || value instanceof URLSearchParams) return `${value.constructor.name} ${value}`;
   if (value instanceof Headers) return `Headers ${jsonStringify(Object.fromEntries(value))}`;

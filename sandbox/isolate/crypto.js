@@ -11,6 +11,7 @@ import {
   ErrorCtor,
   isArray,
   isView,
+  named,
   objectFreeze,
   objectKeys,
   RangeErrorCtor,
@@ -193,6 +194,7 @@ function keyDetails(details) {
 }
 
 // Node's class names, which user code sees in `key.constructor.name`.
+named(KeyObject, 'KeyObject');
 class SecretKeyObject extends KeyObject {}
 class PublicKeyObject extends KeyObject {}
 class PrivateKeyObject extends KeyObject {}
@@ -272,6 +274,8 @@ class Hash {
     return new Hash(undefined, undefined, call('copy', this.#handle, plain(options)));
   }
 }
+
+named(Hash, 'Hash');
 
 class Hmac {
   #handle;

@@ -3,14 +3,17 @@
 // under the invocation that made it. Requests wait here before crossing when too many (or too many bytes)
 // are already crossing, so what a function sends is bounded before it reaches the host.
 
+import { BodyStream } from './body-stream.js';
 import { nodeBuffer } from './buffer.js';
 import { binaryToText, latin1Encode, utf8Decode, utf8Encode } from './bytes.js';
-import { Headers } from './headers.js';
+import { Headers, wireHeaders } from './headers.js';
 import { copyArguments, host } from './host.js';
 import {
   append,
   byteLengthOf,
+  defineProperty,
   ErrorCtor,
+  hasOwn,
   jsonParse,
   jsonStringify,
   MapCtor,
@@ -19,8 +22,11 @@ import {
   mapGet,
   mapSet,
   mapSize,
+  NumberCtor,
+  named,
   objectCreate,
   PromiseCtor,
+  regexpTest,
   rejected,
   resolved,
   StringCtor,
@@ -35,6 +41,7 @@ function fetchError(message, type, code) {
   err.name = 'FetchError';
   err.type = type;
   if (code) err.code = code;
+  if (code && type === 'system') err.errno = code; // as node-fetch 2's FetchError of a system error
   return err;
 }
 
@@ -160,12 +167,12 @@ function requestSize(url, headers, body) {
 function bodyBytes(body, headers) {
   if (body === undefined || body === null) return null;
   if (typeof body === 'string') {
-    if (!headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8');
+    if (!headers.has('content-type')) headers.append('Content-Type', 'text/plain;charset=UTF-8');
     return body;
   }
   if (body instanceof URLSearchParams) {
     if (!headers.has('content-type'))
-      headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8');
+      headers.append('Content-Type', 'application/x-www-form-urlencoded;charset=UTF-8');
     return body.toString();
   }
   if (body instanceof ArrayBuffer) return new Uint8ArrayCtor(body.slice(0));
@@ -173,7 +180,7 @@ function bodyBytes(body, headers) {
     return new Uint8ArrayCtor(body.buffer, body.byteOffset, body.byteLength).slice();
   // node-fetch coerces any other value to a string.
   const s = StringCtor(body);
-  if (!headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8');
+  if (!headers.has('content-type')) headers.append('Content-Type', 'text/plain;charset=UTF-8');
   return s;
 }
 
@@ -190,23 +197,41 @@ class Body {
   #binary;
   #text;
   #used = false;
+  #stream; // undefined until `body` is read; null for a Request or Response made without a body
+  #error; // why reading the body fails: it did not come within the request's `timeout`
   static {
-    adoptBinary = (body, binary) => {
+    adoptBinary = (body, binary, error) => {
       body.#bytes = undefined;
       body.#binary = binary;
+      body.#error = error;
+      body.#stream = undefined; // made when read: most functions never look at res.body
     };
   }
   constructor(bytes, text) {
     if (text !== undefined) this.#text = text;
     else this.#bytes = bytes ?? new Uint8ArrayCtor(0);
+    if (text === undefined && (bytes === undefined || bytes === null)) this.#stream = null;
   }
   get bodyUsed() {
     return this.#used;
   }
+  /** node-fetch 2's Readable, as a stream of the body's bytes (body-stream.js); null when made without one. */
+  get body() {
+    if (this.#stream === undefined) this.#stream = new BodyStream(() => this.#take());
+    return this.#stream;
+  }
   #consume() {
     if (this.#used) return rejected(new TypeError(`body used already for: ${this.url}`));
     this.#used = true;
+    if (this.#error !== undefined) return rejected(fetchError(this.#error.message, this.#error.type));
     return resolved(undefined);
+  }
+  /** The bytes, for the body's stream: reading it is reading the body. */
+  #take() {
+    if (this.#used) throw new TypeError(`body used already for: ${this.url}`);
+    this.#used = true;
+    if (this.#error !== undefined) throw fetchError(this.#error.message, this.#error.type);
+    return this._bytes();
   }
   async text() {
     await this.#consume();
@@ -249,9 +274,13 @@ class Body {
 const hrefs = new MapCtor();
 const HREFS_KEPT = 256;
 
+/** node-fetch 2 parses what has a scheme as a WHATWG URL, and refuses anything else as relative. */
+const HAS_SCHEME = /^[a-zA-Z][a-zA-Z\d+\-.]*:/;
+
 function normalizedUrl(input) {
   const known = mapGet(hrefs, input);
   if (known !== undefined) return known;
+  if (!regexpTest(HAS_SCHEME, input)) throw new TypeError('Only absolute URLs are supported');
   const href = new URL(input).href;
   if (input.length <= 2048) {
     if (mapSize(hrefs) >= HREFS_KEPT) mapClear(hrefs);
@@ -271,10 +300,24 @@ export class Request extends Body {
     this.method = StringCtor(init.method ?? from?.method ?? 'GET').toUpperCase();
     this.headers = headers;
     this.redirect = init.redirect ?? from?.redirect ?? 'follow';
+    // node-fetch 2's extension: ms until the response's head has come (and again for its body); 0 is none.
+    // Own properties only, and defined: a `timeout` getter user code put on Object.prototype (a name
+    // isolated-vm's options share) neither sets it nor is called by setting it.
+    const timeout = (hasOwn(init, 'timeout') && init.timeout) || from?.timeout || 0;
+    defineProperty(this, 'timeout', {
+      __proto__: null,
+      value: timeout,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
     this._rawBody = body;
   }
   clone() {
     return new Request(this);
+  }
+  get [Symbol.toStringTag]() {
+    return 'Request';
   }
 }
 
@@ -293,6 +336,9 @@ export class Response extends Body {
   get ok() {
     return this.status >= 200 && this.status < 300;
   }
+  get [Symbol.toStringTag]() {
+    return 'Response';
+  }
   clone() {
     return new Response(this._bytes(), this);
   }
@@ -303,11 +349,15 @@ export class Response extends Body {
   }
 }
 
+const HTTP_SCHEME = /^https?:/;
+
 export async function fetch(input, init = {}) {
   const invocation = running(fetch);
   const request = new Request(input, init ?? {});
+  // node-fetch 2's own check (the host refuses other schemes too, redirects included).
+  if (!regexpTest(HTTP_SCHEME, request.url)) throw new TypeError('Only HTTP(S) protocols are supported');
   const body = request._rawBody;
-  const headers = [...request.headers.entries()];
+  const headers = wireHeaders(request.headers);
   const size = requestSize(request.url, headers, body);
   if (typeof size === 'string') throw fetchError(size, 'max-size');
   const wait = admit(invocation, size);
@@ -323,6 +373,7 @@ export async function fetch(input, init = {}) {
       headers,
       body,
       redirect: request.redirect,
+      timeout: requestTimeout(request.timeout),
     });
   } finally {
     leave(size);
@@ -342,6 +393,23 @@ export async function fetch(input, init = {}) {
     url: response.url,
     redirected: response.redirected,
   });
-  adoptBinary(res, response.body);
+  adoptBinary(res, response.body, response.bodyError);
   return res;
 }
+
+/**
+ * node-fetch 2 arms `setTimeout(…, timeout)` when the value is truthy, so NaN and 0 are none and anything
+ * under 1 ms is 1 ms. Past Node's timer range (~24.8 days) Node would fire at once; here the request's
+ * own limits (the host's timeout and the invocation's deadline) bound it, so it is left to them (null).
+ */
+function requestTimeout(timeout) {
+  if (!timeout) return null;
+  const ms = NumberCtor(timeout);
+  if (ms > TIMER_MAX_MS) return null;
+  // NaN (a truthy non-number) and anything under 1 are 1 ms, as Node's setTimeout takes them.
+  return ms < 1 || Number.isNaN(ms) ? 1 : ms;
+}
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
+named(Request, 'Request');
+named(Response, 'Response');

@@ -37,8 +37,6 @@ export function installGlobals() {
     clearTimeout,
     setInterval,
     clearInterval,
-    // lodash, evaluated in the isolate just before the prelude (sandbox/libraries.ts)
-    _: globalThis._,
     EventNotSupported,
     InvalidEventPayload,
     ValidationError,
@@ -46,7 +44,7 @@ export function installGlobals() {
   };
   for (const name of objectKeys(globals)) defineGlobal(name, globals[name]);
   lazyGlobal('Buffer', nodeBuffer);
-  // Segment's other default dependencies (jsonwebtoken, moment, xml, xml2js, zlib, …): a function that reads
+  // lodash and Segment's other default dependencies (jsonwebtoken, moment, xml, xml2js, zlib, …): a function that reads
   // none of them never evaluates any; assigning one (a function's own `moment`) evaluates nothing either.
   for (const name of LAZY_GLOBALS) lazyGlobal(name, () => evaluateLibrary(name));
 }
@@ -61,9 +59,18 @@ function defineGlobal(name, value) {
  * The first read or write turns it into the plain data property Node has.
  */
 function lazyGlobal(name, make) {
+  let making = false;
   defineProperty(globalThis, name, {
     get() {
-      const value = make();
+      // A library reading its own global as it loads (lodash keeps `root._` for noConflict) finds none.
+      if (making) return undefined;
+      making = true;
+      let value;
+      try {
+        value = make();
+      } finally {
+        making = false;
+      }
       defineGlobal(name, value);
       return value;
     },

@@ -45,6 +45,15 @@ export const decodeUriComponent = decodeURIComponent;
 // biome-ignore lint/security/noGlobalEval: the source is the sandbox's own bundle, from the host
 export const indirectEval = eval; // called by another name: an indirect eval, in the global scope
 
+/**
+ * Gives a class the name user code sees (`constructor.name`, an instance printed): esbuild bundles a class
+ * that refers to itself as `var Headers = class _Headers`, whose name would be `_Headers`.
+ */
+export function named(cls, name) {
+  defineProperty(cls, 'name', { value: name, writable: false, enumerable: false, configurable: true });
+  return cls;
+}
+
 export const mapGet = uncurry(Map.prototype.get);
 export const mapSet = uncurry(Map.prototype.set);
 export const mapHas = uncurry(Map.prototype.has);

@@ -1,4 +1,4 @@
-// Segment's default dependencies under their global names, each made on first use: the global is an
+// lodash and Segment's default dependencies under their global names, each made on first use: the global is an
 // accessor until a function reads it, which evaluates the library's bundle (sandbox/libraries.ts; its
 // source comes from the host then) and puts the result in its place as a plain writable property. A
 // function that reads none of them never evaluates any.
@@ -11,6 +11,7 @@ import { clearTimeout, setTimeout } from './timers.js';
 import { makeZlib } from './zlib.js';
 
 export const LAZY_GLOBALS = [
+  '_',
   'jsonwebtoken',
   'moment',
   'xml',
