@@ -305,8 +305,8 @@ export async function ensureStreams(
 /**
  * Creates the streams that do not exist and leaves the others as they are; the names of those left. For
  * the gateway's and the runner's local-use switches (--create-streams, nats.ensureTopology): pointed at a
- * NATS whose streams the operator made (three replicas, a week of events), they must not bring them down
- * to their own defaults (one replica, a day), which ensureStreams would.
+ * NATS whose streams the operator made (say three replicas, a month of events), they must not bring them
+ * down to their own defaults (one replica, a week), which ensureStreams would.
  */
 export async function createMissingStreams(
   jsm: JetStreamManager,
