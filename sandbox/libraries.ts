@@ -82,12 +82,10 @@ const sources = new Map<string, string>();
 export function librarySource(name: string): string | undefined {
   if (name !== '_' && !Object.hasOwn(LAZY_LIBRARIES, name)) return undefined;
   let source = sources.get(name);
-  if (source === undefined && name === '_') {
-    source = lodashSource();
-    sources.set(name, source);
-  } else if (source === undefined) {
+  if (source === undefined) {
     const built = new URL(`./libraries/${name}.bundle.js`, import.meta.url);
-    source = existsSync(built) ? readFileSync(built, 'utf8') : bundleLibrary(name as LazyLibrary);
+    if (name === '_') source = lodashSource();
+    else source = existsSync(built) ? readFileSync(built, 'utf8') : bundleLibrary(name as LazyLibrary);
     sources.set(name, source);
   }
   return source;

@@ -220,17 +220,23 @@ class Body {
     if (this.#stream === undefined) this.#stream = new BodyStream(() => this.#take());
     return this.#stream;
   }
-  #consume() {
-    if (this.#used) return rejected(new TypeError(`body used already for: ${this.url}`));
+  /** Marks the body read; throws when it was already, or when it never came within the `timeout`. */
+  #claim() {
+    if (this.#used) throw new TypeError(`body used already for: ${this.url}`);
     this.#used = true;
-    if (this.#error !== undefined) return rejected(fetchError(this.#error.message, this.#error.type));
+    if (this.#error !== undefined) throw fetchError(this.#error.message, this.#error.type);
+  }
+  #consume() {
+    try {
+      this.#claim();
+    } catch (err) {
+      return rejected(err);
+    }
     return resolved(undefined);
   }
   /** The bytes, for the body's stream: reading it is reading the body. */
   #take() {
-    if (this.#used) throw new TypeError(`body used already for: ${this.url}`);
-    this.#used = true;
-    if (this.#error !== undefined) throw fetchError(this.#error.message, this.#error.type);
+    this.#claim();
     return this._bytes();
   }
   async text() {
@@ -407,7 +413,8 @@ function requestTimeout(timeout) {
   const ms = NumberCtor(timeout);
   if (ms > TIMER_MAX_MS) return null;
   // NaN (a truthy non-number) and anything under 1 are 1 ms, as Node's setTimeout takes them.
-  return ms < 1 || Number.isNaN(ms) ? 1 : ms;
+  // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 1) is NaN, and Math is user code's to replace
+  return ms >= 1 ? ms : 1;
 }
 const TIMER_MAX_MS = 2 ** 31 - 1;
 
