@@ -13,6 +13,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { freePort } from '../../lib/free-port.js';
+import { reuseConnections } from '../../lib/kube-connections.js';
 import { TetheredProcess } from '../process.js';
 import { type KubeBinary, kubeBinary, repoRoot } from '../tools.js';
 import { adminTls, type ControlPlaneCerts, createCerts, existingCerts } from './certs.js';
@@ -371,7 +372,7 @@ function adminKubeconfig(server: string, tls: { ca: string; cert: string; key: s
 export function kubeConfigFrom(path: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(path);
-  return kc;
+  return reuseConnections(kc);
 }
 
 async function applyCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[], timeoutMs: number) {
