@@ -20,7 +20,7 @@ import {
 } from '../api/jetstream.js';
 import type { DeliveryContext, DeliverySource } from './delivery-seam.js';
 import { CodeChecker } from './function/code-check.js';
-import { FunctionReconciler } from './function/function-reconciler.js';
+import { changeConcernsInstances, FunctionReconciler } from './function/function-reconciler.js';
 import { ConsumerKeeper } from './instance/consumers.js';
 import { InstanceReconciler } from './instance/instance-reconciler.js';
 import type { RunnerEnvironment } from './instance/runner-config.js';
@@ -312,9 +312,11 @@ class LeadingSession {
     secrets: Informer<V1Secret>,
     deployments: Informer<V1Deployment>,
   ): void {
-    functions.onChange((fn) => {
+    functions.onChange((fn, previous, type) => {
       this.functions.enqueue(keyOfObject(fn));
-      this.enqueueInstancesOf(fn.metadata.namespace!, fn.metadata.name!);
+      if (type !== 'update' || changeConcernsInstances(fn, previous)) {
+        this.enqueueInstancesOf(fn.metadata.namespace!, fn.metadata.name!);
+      }
     });
     instances.onChange((fi, previous) => {
       const ns = fi.metadata.namespace!;
