@@ -64,6 +64,7 @@ export interface OperatorOptions {
   resyncMs?: number;
   /** Revisions kept per function besides those in use. */
   revisionHistory?: number;
+  /** Reconciles under way at once, per kind (default 16). */
   workers?: number;
   /** Backoff of failed reconciles (ms). */
   baseBackoffMs?: number;
@@ -258,7 +259,9 @@ class LeadingSession {
     const status = new StatusWriter({ kc, minIntervalMs: options.statusIntervalMs ?? 2000, metrics });
     const codeChecker = new CodeChecker();
     const queue = { baseBackoffMs: options.baseBackoffMs, maxBackoffMs: options.maxBackoffMs };
-    const workers = options.workers ?? 4;
+    // A reconcile mostly waits for the API server and NATS (up to five round trips for a new instance): with
+    // 4 at a time, 500 new instances queued behind each other's round trips (docs/operator.md, Benchmark).
+    const workers = options.workers ?? 16;
     this.functions = new Controller({
       ...queue,
       workers,
