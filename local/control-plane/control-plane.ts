@@ -191,6 +191,10 @@ export class ControlPlane {
           // the apiserver and etcd set the pace, as in a cluster, not a client-side limit of this one.
           '--kube-api-qps=200',
           '--kube-api-burst=400',
+          // Likewise its workers (5 Deployments and 5 ReplicaSets synced at a time by default): with requests
+          // no longer each paying a TLS handshake, 500 new Deployments waited for them, not for the apiserver.
+          '--concurrent-deployment-syncs=25',
+          '--concurrent-replicaset-syncs=25',
         ]);
         await waitReady(c, `https://127.0.0.1:${port}/healthz`, { ...tls, insecure: true }, timeoutMs);
         return { component: c, ports: { port } };
