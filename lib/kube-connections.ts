@@ -3,6 +3,7 @@
 // each request opened its own TLS connection, handshake and client-certificate check on both ends included.
 
 import { createHash } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import type { Cluster, KubeConfig } from '@kubernetes/client-node';
 import { type Dispatcher, Pool } from 'undici';
 
@@ -48,7 +49,17 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
     const key = identity(cluster.server, agentOptions);
     let pool = pools.get(key);
     if (!pool) {
-      pool = new Pool(new URL(cluster.server).origin, { connect: options.connect });
+      const { ca, cert, key: privateKey, pfx, passphrase } = options.connect as Record<string, never>;
+      pool = new Pool(new URL(cluster.server).origin, {
+        // One TLS context for all its connections: made from the PEM texts, it cost as much as a handshake.
+        connect: {
+          ...options.connect,
+          secureContext: createSecureContext({ ca, cert, key: privateKey, pfx, passphrase }),
+        },
+        // Longer than undici's 4 s, so bursts of requests find their connections again; shorter than what
+        // servers keep an idle one (kube-apiserver 90 s, cloud load balancers 60 s), so we close first.
+        keepAliveTimeout: 30_000,
+      });
       pools.set(key, pool);
     }
     return pool;
