@@ -1,13 +1,16 @@
 // bench:operator: 500 FunctionInstances over 5 functions on a real control plane and nats-server. Measures the
-// seconds until all are Ready, against the ceiling of creating the same runner objects directly, then the
-// status writes during 60 s with nothing changing while unchanged runner stats arrive every 5 s: they reach
-// the operator's DeliveryTracker (wired as in `dfn operator`), so a change it saw where there is none would be
-// a write, and is counted.
+// seconds until all are Ready, against the ceiling of creating the same runner objects directly, and where
+// the time went (when the runner Deployments were made and available, what the operator reconciled and wrote,
+// the CPU seconds of each process); then the status writes during 60 s with nothing changing while unchanged
+// runner stats arrive every 5 s: they reach the operator's DeliveryTracker (wired as in `dfn operator`), so a
+// change it saw where there is none would be a write, and is counted.
 //
 // No runner process runs: Pods are bound and reported ready by the stand-in below (the local kubelet always
-// runs them; 500 runners would measure the machine), so what is measured is the operator and the API server.
+// runs them; 500 runners would measure the machine), so what is measured is the operator, the API server and
+// kube-controller-manager. The benchmark's own reads are watches, not lists: it shares the operator's process.
 
 import { readdir, readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
   AppsV1Api,
@@ -15,14 +18,17 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type KubernetesObject,
   loadAllYaml,
   PatchStrategy,
   setHeaderOptions,
   type V1CustomResourceDefinition,
+  type V1Deployment,
   V1MicroTime,
   type V1Pod,
   Watch,
 } from '@kubernetes/client-node';
+import type { FunctionInstance } from '../api/function-instance.js';
 import type { RunnerStats } from '../api/jetstream.js';
 import { runnerCounters, statsSubject, topology } from '../api/jetstream.js';
 import { API_GROUP, API_VERSION } from '../api/kube-types.js';
@@ -30,6 +36,8 @@ import { silentProcessLogger } from '../lib/telemetry.js';
 import { ControlPlane } from '../local/control-plane/control-plane.js';
 import { repoRoot } from '../local/tools.js';
 import { deliveryTracker, Operator } from '../operator/index.js';
+import { Informer } from '../operator/machinery/informer.js';
+import { RESOURCES } from '../operator/world.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 import { apply, destinationFunction, functionInstance } from '../test/helpers/operator.js';
 
@@ -87,7 +95,7 @@ async function podsReadyWithoutProcesses(kc: KubeConfig, namespace: string): Pro
   const handled = new Set<string>();
   const ready = async (pod: V1Pod) => {
     const name = pod.metadata!.name!;
-    if (handled.has(name) || pod.metadata?.deletionTimestamp) return;
+    if (handled.has(name) || pod.metadata?.deletionTimestamp || pod.status?.phase === 'Running') return;
     handled.add(name);
     if (!pod.spec?.nodeName) {
       await core.createNamespacedBinding({
@@ -125,24 +133,73 @@ async function podsReadyWithoutProcesses(kc: KubeConfig, namespace: string): Pro
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   };
-  // Polled, not watched: a list each second finds every Pod not handled yet, whatever a watch missed.
-  let polling = true;
-  const poll = (async () => {
-    while (polling) {
-      const pods = await core.listNamespacedPod({ namespace }).catch(() => ({ items: [] as V1Pod[] }));
-      await pool(
-        pods.items.filter((p) => p.status?.phase !== 'Running'),
-        8,
-        (p) => ready(p).catch(() => handled.delete(p.metadata!.name!)),
-      );
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  })();
+  // Watched (the operator's own informer, which restarts a dropped watch from where it was), not listed: a
+  // list of 500 Pods a second cost this process, the operator's, more CPU than the operator itself. A Pod
+  // whose binding or status patch failed is tried again from the cache a second later.
+  const pods = new Informer<V1Pod>({
+    kc,
+    resource: POD,
+    namespaces: [namespace],
+    log: silentProcessLogger(),
+  });
+  const retries = new Set<NodeJS.Timeout>();
+  const handle = (pod: V1Pod) =>
+    void ready(pod).catch(() => {
+      const name = pod.metadata!.name!;
+      handled.delete(name);
+      const retry = setTimeout(() => {
+        retries.delete(retry);
+        const current = pods.get(namespace, name);
+        if (current) handle(current);
+      }, 1000);
+      retries.add(retry);
+    });
+  pods.onChange((pod, _previous, type) => {
+    if (type !== 'delete') handle(pod);
+  });
+  await pods.start();
+  for (const pod of pods.list(namespace)) handle(pod);
   return async () => {
     clearInterval(renewing);
-    polling = false;
-    await poll;
+    for (const retry of retries) clearTimeout(retry);
+    await pods.stop();
   };
+}
+
+const POD = { apiVersion: 'v1', kind: 'Pod', plural: 'pods' } as const;
+const DEPLOYMENT = { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' } as const;
+
+/** CPU seconds (user + system) so far of this process (the operator and the benchmark) and the control plane's. */
+async function cpuSeconds(cp: ControlPlane): Promise<Record<string, number>> {
+  const ticks = 100; // USER_HZ: /proc/<pid>/stat counts in clock ticks of 1/100 s on Linux
+  const out: Record<string, number> = {};
+  const own = process.cpuUsage();
+  out['operator+bench'] = (own.user + own.system) / 1e6;
+  for (const [name, pid] of Object.entries(await cp.pids())) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Fields after the command (which may hold spaces, so split after its closing parenthesis): utime is 14th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out[name] = (Number(fields[11]) + Number(fields[12])) / ticks;
+  }
+  return out;
+}
+
+/** Resolves once `count` of the watched instances are Ready; `progress` is called on each change. */
+function whenAllReady(
+  instances: Informer<FunctionInstance & KubernetesObject>,
+  count: number,
+): { done: Promise<void>; ready: () => number } {
+  const ready = new Set<string>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  instances.onChange((fi, _previous, type) => {
+    const name = fi.metadata!.name!;
+    const isReady = fi.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (type !== 'delete' && isReady) ready.add(name);
+    else ready.delete(name);
+    if (ready.size >= count) resolve();
+  });
+  return { done, ready: () => ready.size };
 }
 
 async function main(): Promise<void> {
@@ -198,8 +255,33 @@ async function main(): Promise<void> {
       log: silentProcessLogger(),
       delivery: deliveryTracker(),
     });
-    operator.start();
+    // Where the time goes: when each runner Deployment first appeared and was first available, when each
+    // instance was first Ready (watched, so the benchmark's own reads cost next to nothing), and the CPU time
+    // of each process meanwhile.
+    const deploymentsSeen = new Informer<V1Deployment>({
+      kc,
+      resource: DEPLOYMENT,
+      namespaces: [ns],
+      log: silentProcessLogger(),
+    });
+    const created = new Map<string, number>();
+    const available = new Map<string, number>();
+    deploymentsSeen.onChange((d) => {
+      const name = d.metadata!.name!;
+      if (!created.has(name)) created.set(name, Date.now());
+      if ((d.status?.availableReplicas ?? 0) >= 1 && !available.has(name)) available.set(name, Date.now());
+    });
+    const instancesSeen = new Informer<FunctionInstance & KubernetesObject>({
+      kc,
+      resource: RESOURCES.instances,
+      namespaces: [ns],
+      log: silentProcessLogger(),
+    });
+    const allReady = whenAllReady(instancesSeen, INSTANCES);
+    await Promise.all([deploymentsSeen.start(), instancesSeen.start()]);
+    const cpuBefore = await cpuSeconds(cp);
 
+    operator.start();
     const started = Date.now();
     for (let f = 0; f < FUNCTIONS; f++) {
       await apply(
@@ -214,39 +296,54 @@ async function main(): Promise<void> {
       ),
     );
     const appliedS = (Date.now() - started) / 1000;
-    const objects = kc.makeApiClient(CustomObjectsApi);
-    const readyCount = async () => {
-      const list = (await objects.listNamespacedCustomObject({
-        group: API_GROUP,
-        version: API_VERSION,
-        namespace: ns,
-        plural: 'functioninstances',
-      })) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] };
-      return list.items.filter((fi) =>
-        fi.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      ).length;
-    };
-    let ready = 0;
-    let lastReport = Date.now();
-    while (ready < INSTANCES) {
-      await new Promise((r) => setTimeout(r, 500));
-      ready = await readyCount();
-      if (Date.now() - lastReport > 15_000) {
-        lastReport = Date.now();
-        // Where the time goes: runner Deployments kube-controller-manager reports available, against Ready.
-        const available = (
-          await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: ns })
-        ).items.filter((d) => (d.status?.availableReplicas ?? 0) >= 1).length;
-        console.log(
-          `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${ready} of ${INSTANCES} Ready ` +
-            `(${available} runner Deployments available)`,
-        );
-      }
-      if (Date.now() - started > 600_000) throw new Error(`only ${ready} of ${INSTANCES} Ready after 600 s`);
+    const progress = setInterval(() => {
+      console.log(
+        `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${allReady.ready()} of ${INSTANCES} Ready ` +
+          `(${created.size} runner Deployments made, ${available.size} available)`,
+      );
+    }, 15_000);
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`only ${allReady.ready()} of ${INSTANCES} Ready after 600 s`)),
+        600_000,
+      ).unref(),
+    );
+    try {
+      await Promise.race([allReady.done, timeout]);
+    } finally {
+      clearInterval(progress);
     }
     const convergeS = (Date.now() - started) / 1000;
+    const cpuAfter = await cpuSeconds(cp);
+    await Promise.all([deploymentsSeen.stop(), instancesSeen.stop()]);
+    const last = (times: Map<string, number>) => (Math.max(...times.values()) - started) / 1000;
+    const median = (times: Map<string, number>) => {
+      const sorted = [...times.values()].sort((x, y) => x - y);
+      return (sorted[Math.floor(sorted.length / 2)]! - started) / 1000;
+    };
     console.log(
       `applied in ${appliedS.toFixed(1)} s; all ${INSTANCES} Ready after ${convergeS.toFixed(1)} s`,
+    );
+    console.log(
+      `  runner Deployments made: median ${median(created).toFixed(1)} s, last ${last(created).toFixed(1)} s; ` +
+        `available: median ${median(available).toFixed(1)} s, last ${last(available).toFixed(1)} s`,
+    );
+    // What the operator did meanwhile: reconciles by kind and result, writes by resource, status writes.
+    const counts = async (metric: { get(): Promise<{ values: { labels: object; value: number }[] }> }) =>
+      (await metric.get()).values
+        .filter((v) => v.value > 0)
+        .map((v) => `${Object.values(v.labels).join('/')} ${v.value}`)
+        .join(', ');
+    const m = operator.metrics;
+    console.log(`  reconciles: ${await counts(m.reconciles)}`);
+    console.log(`  writes: ${await counts(m.applies)}; status ${await counts(m.statusWrites)}`);
+    const cpu = Object.entries(cpuAfter)
+      .map(([name, s]) => `${name} ${(s - (cpuBefore[name] ?? 0)).toFixed(1)}`)
+      .join(', ');
+    console.log(
+      `  CPU seconds while converging: ${cpu} (load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')})`,
     );
 
     // Idle: count every status change of our kinds for 60 s while unchanged stats keep arriving.
@@ -287,6 +384,7 @@ async function main(): Promise<void> {
         await operator.metrics.registry.getSingleMetric('dfn_operator_runner_stats_messages_total')?.get()
       )?.values.find((v) => v.labels.result === 'accepted')?.value ?? 0;
     publishStats();
+    const objects = kc.makeApiClient(CustomObjectsApi);
     const written = async () => {
       const list = (await objects.listNamespacedCustomObject({
         group: API_GROUP,

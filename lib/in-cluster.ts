@@ -3,6 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from './kube-connections.js';
 import { inClusterPathPrefix } from './pod-env.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -23,5 +24,5 @@ export function inClusterKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeC
   }
   const kc = new KubeConfig();
   kc.loadFromCluster(prefix);
-  return kc;
+  return reuseConnections(kc);
 }

@@ -20,7 +20,7 @@ import {
 } from '../api/jetstream.js';
 import type { DeliveryContext, DeliverySource } from './delivery-seam.js';
 import { CodeChecker } from './function/code-check.js';
-import { FunctionReconciler } from './function/function-reconciler.js';
+import { changeConcernsInstances, FunctionReconciler } from './function/function-reconciler.js';
 import { ConsumerKeeper } from './instance/consumers.js';
 import { InstanceReconciler } from './instance/instance-reconciler.js';
 import type { RunnerEnvironment } from './instance/runner-config.js';
@@ -64,6 +64,7 @@ export interface OperatorOptions {
   resyncMs?: number;
   /** Revisions kept per function besides those in use. */
   revisionHistory?: number;
+  /** Reconciles under way at once, per kind (default 16). */
   workers?: number;
   /** Backoff of failed reconciles (ms). */
   baseBackoffMs?: number;
@@ -258,7 +259,9 @@ class LeadingSession {
     const status = new StatusWriter({ kc, minIntervalMs: options.statusIntervalMs ?? 2000, metrics });
     const codeChecker = new CodeChecker();
     const queue = { baseBackoffMs: options.baseBackoffMs, maxBackoffMs: options.maxBackoffMs };
-    const workers = options.workers ?? 4;
+    // A reconcile mostly waits for the API server and NATS (up to five round trips for a new instance): with
+    // 4 at a time, 500 new instances queued behind each other's round trips (docs/operator.md, Benchmark).
+    const workers = options.workers ?? 16;
     this.functions = new Controller({
       ...queue,
       workers,
@@ -312,9 +315,11 @@ class LeadingSession {
     secrets: Informer<V1Secret>,
     deployments: Informer<V1Deployment>,
   ): void {
-    functions.onChange((fn) => {
+    functions.onChange((fn, previous, type) => {
       this.functions.enqueue(keyOfObject(fn));
-      this.enqueueInstancesOf(fn.metadata.namespace!, fn.metadata.name!);
+      if (type !== 'update' || changeConcernsInstances(fn, previous)) {
+        this.enqueueInstancesOf(fn.metadata.namespace!, fn.metadata.name!);
+      }
     });
     instances.onChange((fi, previous) => {
       const ns = fi.metadata.namespace!;

@@ -9,6 +9,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../api/delivery-status.js';
 import { topology } from '../../api/jetstream.js';
 import { quantityValue, ResourceRequirementsSchema } from '../../api/kube-types.js';
 import { inClusterKubeConfig } from '../../lib/in-cluster.js';
+import { reuseConnections } from '../../lib/kube-connections.js';
 import { displayServers, natsUrlCredentials } from '../../lib/nats-url.js';
 import { podHttpHost, podHttpPort, podPath } from '../../lib/pod-env.js';
 import { LOG_LEVELS, processLogger, type TelemetryLogLevel } from '../../lib/telemetry.js';
@@ -343,7 +344,7 @@ function kubeConfig(flags: OperatorFlags): KubeConfig {
   const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
-  return kc;
+  return reuseConnections(kc);
 }
 
 function readFlagFile(flag: string, path: string): string {

@@ -13,6 +13,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { freePort } from '../../lib/free-port.js';
+import { reuseConnections } from '../../lib/kube-connections.js';
 import { TetheredProcess } from '../process.js';
 import { type KubeBinary, kubeBinary, repoRoot } from '../tools.js';
 import { adminTls, type ControlPlaneCerts, createCerts, existingCerts } from './certs.js';
@@ -190,6 +191,10 @@ export class ControlPlane {
           // the apiserver and etcd set the pace, as in a cluster, not a client-side limit of this one.
           '--kube-api-qps=200',
           '--kube-api-burst=400',
+          // Likewise its workers (5 Deployments and 5 ReplicaSets synced at a time by default): with requests
+          // no longer each paying a TLS handshake, 500 new Deployments waited for them, not for the apiserver.
+          '--concurrent-deployment-syncs=25',
+          '--concurrent-replicaset-syncs=25',
         ]);
         await waitReady(c, `https://127.0.0.1:${port}/healthz`, { ...tls, insecure: true }, timeoutMs);
         return { component: c, ports: { port } };
@@ -371,7 +376,7 @@ function adminKubeconfig(server: string, tls: { ca: string; cert: string; key: s
 export function kubeConfigFrom(path: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(path);
-  return kc;
+  return reuseConnections(kc);
 }
 
 async function applyCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[], timeoutMs: number) {

@@ -12,6 +12,7 @@ import {
   DestinationFunctionReasons as R,
 } from '../../api/destination-function.js';
 import { ConditionSet } from '../conditions.js';
+import { canonical } from '../hashing.js';
 import type { Applier } from '../machinery/apply.js';
 import { statusCode } from '../machinery/apply.js';
 import type { ObjectKey, ReconcileResult, Reconciler } from '../machinery/controller.js';
@@ -48,6 +49,32 @@ export function revisionsOf(world: World, fn: DestinationFunction): Revision[] {
     .map((cm) => readRevision(cm, fn))
     .filter((r): r is Revision => r !== undefined)
     .sort((a, b) => b.number - a.number);
+}
+
+/** The status fields that only sum up the function's instances (written by its reconciler from theirs). */
+const INSTANCE_SUMS = ['instances', 'delivered', 'retrying', 'failed'] as const;
+
+/**
+ * Whether a change of a function can change what its instances are: its spec, or its status beyond the sums
+ * of its instances. Those sums move with every instance's status write; reconciling each of the function's
+ * instances for them would turn every instance write into one reconcile of all its siblings.
+ */
+export function changeConcernsInstances(
+  fn: DestinationFunction,
+  previous: DestinationFunction | undefined,
+): boolean {
+  if (!previous) return true;
+  const whatInstancesRead = (f: DestinationFunction) => {
+    const status: Record<string, unknown> = { ...f.status };
+    for (const field of INSTANCE_SUMS) delete status[field];
+    return canonical({
+      generation: f.metadata.generation,
+      deleting: f.metadata.deletionTimestamp !== undefined,
+      spec: f.spec,
+      status,
+    });
+  };
+  return whatInstancesRead(fn) !== whatInstancesRead(previous);
 }
 
 type CodeSource = { code: string } | { missing: string };

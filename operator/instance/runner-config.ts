@@ -10,8 +10,10 @@ import {
   RUNNER_CONFIG_FILES,
   RUNNER_CONFIG_KIND,
   type RunnerConfig,
+  type RunnerConfigInput,
   renderRunnerConfig,
 } from '../../api/runner-config.js';
+import { BoundedMap } from '../delivery/bounded-map.js';
 import type { Revision } from '../function/revision.js';
 import { ownerReference } from '../function/revision.js';
 import { LABELS, labelValue, MANAGED_BY, runnerConfigMapName } from '../names.js';
@@ -68,7 +70,7 @@ export function runnerConfig(
   revision: Revision,
   env: RunnerEnvironment,
 ): RunnerConfig {
-  return parseRunnerConfig({
+  return parsedConfig({
     apiVersion: RUNNER_CONFIG_API_VERSION,
     kind: RUNNER_CONFIG_KIND,
     instance: { namespace: instance.metadata.namespace!, name: instance.metadata.name!, source: spec.source },
@@ -89,6 +91,43 @@ export function runnerConfig(
     ...(env.statsIntervalMs ? { stats: { intervalMs: env.statsIntervalMs } } : {}),
     http: { host: '0.0.0.0', port: RUNNER_HTTP_PORT },
   });
+}
+
+/**
+ * Parsed documents by their input, and config.yaml by parsed document: every reconcile builds its instance's
+ * config, but it changes only with a spec, revision or operator flag, and validating and rendering it anew
+ * each time was a third of the operator's CPU while 500 new instances converged (docs/operator.md, Benchmark).
+ * Bounded, so instances come and go without the cache growing; a miss only costs the work it saves.
+ */
+const parsedConfigs = new BoundedMap<string, RunnerConfig>(4096);
+const renderedConfigs = new WeakMap<RunnerConfig, string>();
+
+function parsedConfig(doc: RunnerConfigInput): RunnerConfig {
+  const key = JSON.stringify(doc);
+  let config = parsedConfigs.get(key);
+  if (!config) {
+    // Frozen: the same object serves every later reconcile, so nobody may change it for the others.
+    config = deepFreeze(parseRunnerConfig(doc));
+    parsedConfigs.set(key, config);
+  }
+  return config;
+}
+
+function renderedConfig(config: RunnerConfig): string {
+  let text = renderedConfigs.get(config);
+  if (text === undefined) {
+    text = renderRunnerConfig(config);
+    if (Object.isFrozen(config)) renderedConfigs.set(config, text);
+  }
+  return text;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 export const runnerLabels = (instance: FunctionInstance, fnName: string) => ({
@@ -117,7 +156,7 @@ export function runnerConfigMap(
       ownerReferences: [ownerReference(instance)],
     },
     data: {
-      [RUNNER_CONFIG_FILES.config]: renderRunnerConfig(config),
+      [RUNNER_CONFIG_FILES.config]: renderedConfig(config),
       [RUNNER_CONFIG_FILES.settings]: `${JSON.stringify(settings, null, 2)}\n`,
     },
   };

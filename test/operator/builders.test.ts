@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FunctionInstanceSpecInput } from '../../api/function-instance.js';
+import { changeConcernsInstances } from '../../operator/function/function-reconciler.js';
 import {
   contentHash,
   type Revision,
@@ -180,5 +181,50 @@ describe('names', () => {
     const stranger = { ...fn, metadata: { ...fn.metadata, uid: 'other' } };
     expect(readRevision(revisionCm, stranger)).toBeUndefined();
     expect(revision).toMatchObject({ number: 4, hash: contentHash({ code: CODE, settingsSchema: SCHEMA }) });
+  });
+});
+
+describe('which changes of a function reconcile its instances', () => {
+  const ready = (message: string) => ({
+    type: 'Ready',
+    status: 'True' as const,
+    reason: 'RevisionReady',
+    message,
+    lastTransitionTime: '2026-01-01T00:00:00Z',
+  });
+  const before = {
+    ...fn,
+    metadata: { ...fn.metadata, generation: 2, resourceVersion: '10' },
+    status: { latestRevision: 4, instances: 3, delivered: 10, conditions: [ready('revision 4')] },
+  };
+
+  it('a new function, and its spec, concern them', () => {
+    expect(changeConcernsInstances(before, undefined)).toBe(true);
+    const edited = { ...before, metadata: { ...before.metadata, generation: 3 }, spec: { code: CODE + ' ' } };
+    expect(changeConcernsInstances(edited, before)).toBe(true);
+  });
+
+  it('only the sums of its instances (count, delivery) do not: each instance write would reconcile all', () => {
+    const summed = {
+      ...before,
+      metadata: { ...before.metadata, resourceVersion: '11' },
+      status: { ...before.status, instances: 4, delivered: 500, retrying: 2, failed: 1 },
+    };
+    expect(changeConcernsInstances(summed, before)).toBe(false);
+  });
+
+  it('its Ready condition does, even when only its message moves (instances quote it)', () => {
+    const broken = {
+      ...before,
+      status: { ...before.status, conditions: [ready('revision 4 (code edited)')] },
+    };
+    expect(changeConcernsInstances(broken, before)).toBe(true);
+    const newRevision = { ...before, status: { ...before.status, latestRevision: 5 } };
+    expect(changeConcernsInstances(newRevision, before)).toBe(true);
+  });
+
+  it('its deletion does', () => {
+    const deleting = { ...before, metadata: { ...before.metadata, deletionTimestamp: new Date() } };
+    expect(changeConcernsInstances(deleting, before)).toBe(true);
   });
 });
