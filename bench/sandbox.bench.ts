@@ -90,35 +90,8 @@ async function startup(label: string, start: () => Promise<{ heapMib(): Promise<
   return figures;
 }
 
-console.log(`isolate start-up, median of ${STARTS}`);
-// (f) the ceiling: a bare isolate and context, nothing evaluated in it.
-const bare = await startup('bare isolate + context', async () => {
-  const isolate = new ivm.Isolate({ memoryLimit: 128 });
-  await isolate.createContext();
-  return { heapMib: async () => heapMib(isolate), dispose: () => isolate.dispose() };
-});
-// (g) a function using none of Segment's dependencies (the prelude and the function), loaded and given its
-// first event; (h) one using jsonwebtoken + moment, whose first event evaluates both libraries; (i) one
-// using lodash (`_`), which its first event evaluates.
-const NO_DEPS = `async function onTrack(event, settings) { if (!event.event) throw new Error('no event'); }`;
-const WITH_DEPS = `async function onTrack(event, settings) {
-  const token = jsonwebtoken.sign({ sub: event.userId }, settings.apiKey, { expiresIn: '1h' });
-  const at = moment.tz(event.timestamp, 'America/New_York').format();
-  if (!token || !at) throw new Error('no token');
-}`;
-const WITH_LODASH = `async function onTrack(event, settings) {
-  if (!_.get(event, 'properties.orderId')) throw new Error('no order');
-}`;
-const firstEvent = (source: string) => async () => {
-  const sb = await loadFunction(source, { settings: { apiKey: 'k' } });
-  const [report] = await sb.invoke([events[0]!]);
-  if (report!.outcome.outcome !== 'success') throw new Error(`unexpected failure: ${JSON.stringify(report)}`);
-  return { heapMib: async () => ((await sb.heapBytes?.()) ?? 0) / 2 ** 20, dispose: () => sb.dispose() };
-};
-const fn = await startup('function, no dependencies: load + first event', firstEvent(NO_DEPS));
-const withDeps = await startup('function, jsonwebtoken + moment: load + first event', firstEvent(WITH_DEPS));
-const withLodash = await startup('function, lodash: load + first event', firstEvent(WITH_LODASH));
-
+// The in-process figures first, in the order they have always run, so that the sandbox and its ceiling are
+// measured in the same state of this process (the start-ups below leave many disposed isolates behind).
 const sandbox = await loadFunction(SOURCE, { settings: { apiKey: 'k' } });
 const batches = chunks(events, MICRO_BATCH);
 
@@ -152,6 +125,19 @@ const batchUs = await measure('sandbox onBatch (100 events per call)', EVENTS, a
 const batchCpuUs = lastCpuUs;
 sandbox.dispose();
 
+// (d) the ceiling: the same handler as a plain in-process function, each event awaited.
+const plain = new Function(`${SOURCE}; return { onTrack, onBatch };`)() as {
+  onTrack: (e: SegmentEvent, s: unknown) => Promise<void>;
+};
+const settings = { apiKey: 'k' };
+const plainUs = await measure('plain in-process onTrack (no sandbox)', EVENTS, async () => {
+  for (const event of events) await plain.onTrack(event, settings);
+});
+// For scale: a plain call that also decodes each event from JSON, as any consumer of a stream must.
+const plainDecodeUs = await measure('plain in-process onTrack + JSON decode', EVENTS, async () => {
+  for (const event of events) await plain.onTrack(JSON.parse(JSON.stringify(event)), settings);
+});
+
 // (e) the same through a supervised sandbox process (what the runner uses): one IPC message per micro-batch.
 const supervised = await loadSupervisedFunction(SOURCE, { settings: { apiKey: 'k' } });
 const supervisedUs = await measure(
@@ -167,18 +153,34 @@ const supervisedBatchUs = await measure('supervised onBatch (100 events per call
 });
 supervised.dispose();
 
-// (d) the ceiling: the same handler as a plain in-process function, each event awaited.
-const plain = new Function(`${SOURCE}; return { onTrack, onBatch };`)() as {
-  onTrack: (e: SegmentEvent, s: unknown) => Promise<void>;
+console.log(`isolate start-up, median of ${STARTS}`);
+// (f) the ceiling: a bare isolate and context, nothing evaluated in it.
+const bare = await startup('bare isolate + context', async () => {
+  const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  await isolate.createContext();
+  return { heapMib: async () => heapMib(isolate), dispose: () => isolate.dispose() };
+});
+// (g) a function using none of Segment's dependencies (the prelude and the function), loaded and given its
+// first event; (h) one using jsonwebtoken + moment, whose first event evaluates both libraries; (i) one
+// using lodash (`_`), which its first event evaluates.
+const NO_DEPS = `async function onTrack(event, settings) { if (!event.event) throw new Error('no event'); }`;
+const WITH_DEPS = `async function onTrack(event, settings) {
+  const token = jsonwebtoken.sign({ sub: event.userId }, settings.apiKey, { expiresIn: '1h' });
+  const at = moment.tz(event.timestamp, 'America/New_York').format();
+  if (!token || !at) throw new Error('no token');
+}`;
+const WITH_LODASH = `async function onTrack(event, settings) {
+  if (!_.get(event, 'properties.orderId')) throw new Error('no order');
+}`;
+const firstEvent = (source: string) => async () => {
+  const sb = await loadFunction(source, { settings: { apiKey: 'k' } });
+  const [report] = await sb.invoke([events[0]!]);
+  if (report!.outcome.outcome !== 'success') throw new Error(`unexpected failure: ${JSON.stringify(report)}`);
+  return { heapMib: async () => ((await sb.heapBytes?.()) ?? 0) / 2 ** 20, dispose: () => sb.dispose() };
 };
-const settings = { apiKey: 'k' };
-const plainUs = await measure('plain in-process onTrack (no sandbox)', EVENTS, async () => {
-  for (const event of events) await plain.onTrack(event, settings);
-});
-// For scale: a plain call that also decodes each event from JSON, as any consumer of a stream must.
-const plainDecodeUs = await measure('plain in-process onTrack + JSON decode', EVENTS, async () => {
-  for (const event of events) await plain.onTrack(JSON.parse(JSON.stringify(event)), settings);
-});
+const fn = await startup('function, no dependencies: load + first event', firstEvent(NO_DEPS));
+const withDeps = await startup('function, jsonwebtoken + moment: load + first event', firstEvent(WITH_DEPS));
+const withLodash = await startup('function, lodash: load + first event', firstEvent(WITH_LODASH));
 
 console.log(
   JSON.stringify({

@@ -137,6 +137,11 @@ export function rememberJson(event: SegmentEvent, json: string): void {
 }
 
 export function encodeEvents(events: readonly SegmentEvent[]): EncodedEvents {
+  // Events nobody kept the JSON of (dfn test, the sandbox API) are encoded in one stringify of the list:
+  // one per event, joined, cost ~25 % more of a trivial micro-batch's CPU (bench:sandbox).
+  if (!events.some((event) => knownJson.has(event))) {
+    return { json: JSON.stringify(events), count: events.length };
+  }
   let json = '[';
   for (let i = 0; i < events.length; i++) {
     const event = events[i]!;
