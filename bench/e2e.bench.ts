@@ -3,7 +3,8 @@
 // destination. Measures per-event latency from the request sent to the destination receiving the event,
 // the gateway's response time, delivered vs sent, and whether a backlog builds on the consumer. Its
 // ceiling, in the same run: the same load sent straight to the destination (one hop instead of four).
-// Flags: --rate <events/s> (1000), --duration <s> (60), --ceiling-duration <s> (the duration).
+// Flags: --rate <events/s> (1000), --duration <s> (60), --ceiling-duration <s> (the duration),
+// --profile <dir> (CPU profiles of the gateway and the runner, written there when they stop).
 // The last line is JSON: {"rate":…, "p50_ms":…, "p99_ms":…, "gateway_p99_ms":…, "delivered":…, "sent":…, …}.
 
 import { type ChildProcess, fork } from 'node:child_process';
@@ -331,6 +332,42 @@ function latencies(sent: LoadResult, arrivals: Arrivals): number[] {
   return out;
 }
 
+/** The gateway's own view, from its /metrics: the wait for JetStream's acks, and its event loop's delay. */
+interface GatewayView {
+  /** Bucket bounds (ms) under which half and 99 % of the requests' ack waits fell, and the count. */
+  ackP50Ms: number;
+  ackP99Ms: number;
+  acks: number;
+  /** Event-loop delay since the previous scrape (prom-client resets it on each), ms. */
+  loopP99Ms: number;
+  loopMaxMs: number;
+}
+
+async function gatewayView(
+  url: string,
+  before?: Map<number, number>,
+): Promise<{ view: GatewayView; buckets: Map<number, number> }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  const buckets = new Map<number, number>();
+  for (const m of text.matchAll(/^dfn_gateway_publish_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) {
+    buckets.set(m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]) * 1000, Number(m[2]));
+  }
+  const counts = [...buckets].map(([le, n]) => [le, n - (before?.get(le) ?? 0)] as const);
+  const acks = counts.at(-1)?.[1] ?? 0;
+  const bound = (q: number) => counts.find(([, n]) => n >= q * acks)?.[0] ?? Number.NaN;
+  return {
+    view: {
+      ackP50Ms: bound(0.5),
+      ackP99Ms: bound(0.99),
+      acks,
+      loopP99Ms: value('dfn_gateway_nodejs_eventloop_lag_p99_seconds') * 1000,
+      loopMaxMs: value('dfn_gateway_nodejs_eventloop_lag_max_seconds') * 1000,
+    },
+    buckets,
+  };
+}
+
 async function waitForArrivals(
   dest: DestinationProcess,
   expected: number,
@@ -353,11 +390,13 @@ async function main(): Promise<void> {
       rate: { type: 'string', default: '1000' },
       duration: { type: 'string', default: '60' },
       'ceiling-duration': { type: 'string' },
+      profile: { type: 'string' },
     },
   });
   const rate = Number(values.rate);
   const duration = Number(values.duration);
   const ceilingDuration = Number(values['ceiling-duration'] ?? duration);
+  const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
   if (!(rate > 0) || !(duration > 0) || !(ceilingDuration > 0))
     throw new Error('--rate, --duration and --ceiling-duration must be positive numbers');
 
@@ -367,7 +406,7 @@ async function main(): Promise<void> {
   let runner: RunnerProcess | undefined;
   let runnerDir: string | undefined;
   try {
-    gateway = await GatewayProcess.start(nats.url, { [WRITE_KEY]: SOURCE });
+    gateway = await GatewayProcess.start(nats.url, { [WRITE_KEY]: SOURCE }, { nodeArgs });
     runnerDir = writeConfigDir({
       natsUrl: nats.url,
       source: SOURCE,
@@ -377,7 +416,7 @@ async function main(): Promise<void> {
       // Production values where the test harness has fast ones.
       config: { consumer: { ackWaitMs: 30_000 }, stats: { intervalMs: 5000 } },
     });
-    runner = RunnerProcess.start(runnerDir);
+    runner = RunnerProcess.start(runnerDir, [], { nodeArgs });
     await runner.consuming(120_000);
     const nc = await nats.connect();
     const jsm = await nc.jetstreamManager();
@@ -403,6 +442,7 @@ async function main(): Promise<void> {
 
     // The system: every second, how much the consumer holds (a backlog that grows is a system falling behind).
     let maxPending = 0;
+    const gatewayBefore = await gatewayView(gateway.url);
     const cpuBefore = cpuByRole();
     const samples: Promise<void>[] = [];
     const e2eLoad = await load(gateway.url, '/v1/track', 'e2e', rate, duration, (second) => {
@@ -415,6 +455,7 @@ async function main(): Promise<void> {
       );
     });
     const atEnd = await pending();
+    const { view } = await gatewayView(gateway.url, gatewayBefore.buckets);
     await Promise.all(samples);
     const { arrivals, duplicates } = await waitForArrivals(dest, e2eLoad.sent);
     // After the drain: a runner that fell behind does part of the work after the last request.
@@ -434,6 +475,11 @@ async function main(): Promise<void> {
         `${duplicates ? `, ${duplicates} twice` : ''}`,
     );
     console.log(
+      `  inside the gateway: JetStream's acks within ${view.ackP50Ms} ms for half the requests, ` +
+        `${view.ackP99Ms} ms for 99 % (histogram bounds, ${view.acks} requests); ` +
+        `event-loop delay p99 ${ms(view.loopP99Ms)} ms, max ${ms(view.loopMaxMs)} ms`,
+    );
+    console.log(
       `  backlog: consumer pending at the last request ${atEnd.pending} (ack pending ${atEnd.ackPending}), ` +
         `most seen ${maxPending}`,
     );
@@ -451,6 +497,8 @@ async function main(): Promise<void> {
         p99_ms: ms(e2e.p99),
         max_ms: ms(e2e.max),
         gateway_p99_ms: ms(gw.p99),
+        gateway_ack_p99_ms: view.ackP99Ms,
+        gateway_loop_p99_ms: ms(view.loopP99Ms),
         delivered,
         sent: e2eLoad.sent,
         pending_end: atEnd.pending,

@@ -14,6 +14,8 @@ export interface DfnOptions {
   env?: Record<string, string>;
   stdin?: string;
   timeoutMs?: number;
+  /** Node flags before the script (a benchmark's `--cpu-prof`, say). */
+  nodeArgs?: readonly string[];
 }
 
 /** The environment without DFN_ / NATS_ variables of the machine running the tests. */
@@ -26,11 +28,15 @@ export function cleanEnv(): Record<string, string> {
 }
 
 export function spawnDfn(args: string[], options: DfnOptions = {}): ChildProcess {
-  return spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', 'cli/main.ts', ...args], {
-    cwd: repoRoot,
-    env: { ...cleanEnv(), ...options.env },
-    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
+  return spawn(
+    process.execPath,
+    ['--no-node-snapshot', ...(options.nodeArgs ?? []), '--import', 'tsx', 'cli/main.ts', ...args],
+    {
+      cwd: repoRoot,
+      env: { ...cleanEnv(), ...options.env },
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    },
+  );
 }
 
 /** Runs `dfn <args>` to completion (killed after timeoutMs). */

@@ -17,7 +17,11 @@ export class GatewayProcess {
   ) {}
 
   /** A gateway for NATS at `natsUrl`, each write key mapped to its source; creates the streams. */
-  static async start(natsUrl: string, keys: Record<string, string>): Promise<GatewayProcess> {
+  static async start(
+    natsUrl: string,
+    keys: Record<string, string>,
+    options: { nodeArgs?: readonly string[] } = {},
+  ): Promise<GatewayProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'dfn-gateway-'));
     const keysFile = join(dir, 'write-keys.yaml');
     writeFileSync(
@@ -27,18 +31,21 @@ export class GatewayProcess {
         .join(''),
     );
     const port = await freePort();
-    const child = spawnDfn([
-      'gateway',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--write-keys',
-      keysFile,
-      '--nats-url',
-      natsUrl,
-      '--create-streams',
-    ]);
+    const child = spawnDfn(
+      [
+        'gateway',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--write-keys',
+        keysFile,
+        '--nats-url',
+        natsUrl,
+        '--create-streams',
+      ],
+      options,
+    );
     const gateway = new GatewayProcess(child, dir, `http://127.0.0.1:${port}`);
     await waitFor(
       'the gateway to be ready',

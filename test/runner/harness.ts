@@ -135,8 +135,12 @@ export class RunnerProcess {
     );
   }
 
-  static start(configDir: string, extraArgs: string[] = []): RunnerProcess {
-    return new RunnerProcess(spawnDfn(['runner', '--config', configDir, ...extraArgs]));
+  static start(
+    configDir: string,
+    extraArgs: string[] = [],
+    options: { nodeArgs?: readonly string[] } = {},
+  ): RunnerProcess {
+    return new RunnerProcess(spawnDfn(['runner', '--config', configDir, ...extraArgs], options));
   }
 
   get exitCode(): number | null | undefined {
