@@ -78,14 +78,18 @@ export function bundleLibrary(name: LazyLibrary, shimsDir = SHIMS): string {
 
 const sources = new Map<string, string>();
 
-/** A library's bundled source: built next to this module (dist/sandbox/libraries/), or bundled now. */
+/** A lazy library's bundle: built next to this module (dist/sandbox/libraries/), or bundled now. */
+function bundledLibrary(name: LazyLibrary): string {
+  const built = new URL(`./libraries/${name}.bundle.js`, import.meta.url);
+  return existsSync(built) ? readFileSync(built, 'utf8') : bundleLibrary(name);
+}
+
+/** A library's source for the isolate (lodash as CommonJS, the others bundled), made once. */
 export function librarySource(name: string): string | undefined {
   if (name !== '_' && !Object.hasOwn(LAZY_LIBRARIES, name)) return undefined;
   let source = sources.get(name);
   if (source === undefined) {
-    const built = new URL(`./libraries/${name}.bundle.js`, import.meta.url);
-    if (name === '_') source = lodashSource();
-    else source = existsSync(built) ? readFileSync(built, 'utf8') : bundleLibrary(name as LazyLibrary);
+    source = name === '_' ? lodashSource() : bundledLibrary(name as LazyLibrary);
     sources.set(name, source);
   }
   return source;

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDfn } from './dfn.js';
+import { type DfnOptions, spawnDfn } from './dfn.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -20,7 +20,7 @@ export class GatewayProcess {
   static async start(
     natsUrl: string,
     keys: Record<string, string>,
-    options: { nodeArgs?: readonly string[] } = {},
+    options: Pick<DfnOptions, 'nodeArgs'> = {},
   ): Promise<GatewayProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'dfn-gateway-'));
     const keysFile = join(dir, 'write-keys.yaml');

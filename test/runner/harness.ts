@@ -28,7 +28,7 @@ import { RetrySchedule } from '../../runner/retry-schedule.js';
 import { Stats } from '../../runner/stats.js';
 import { Redactor } from '../../sandbox/index.js';
 import { Destination } from '../helpers/destination.js';
-import { type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
+import { type DfnOptions, type DfnRun, runDfn as runCommand, spawnDfn } from '../helpers/dfn.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -138,7 +138,7 @@ export class RunnerProcess {
   static start(
     configDir: string,
     extraArgs: string[] = [],
-    options: { nodeArgs?: readonly string[] } = {},
+    options: Pick<DfnOptions, 'nodeArgs'> = {},
   ): RunnerProcess {
     return new RunnerProcess(spawnDfn(['runner', '--config', configDir, ...extraArgs], options));
   }
