@@ -31,7 +31,8 @@ export function maxOutputChars(count: number, statuses: number, logBytes: number
 }
 
 /**
- * Takes one delivery of finished invocations from the dispatcher, `[[index, result, logs], ...]`, into
+ * Takes one delivery of finished invocations from the dispatcher, `[[index, result, logs] or
+ * [index, durationMs], ...]`, into
  * `outputs` (the first result for an index wins) and returns the indices it filled. A delivery that is
  * too large or not that shape (user code could disturb the dispatcher) ends every invocation still open
  * as malformed.
@@ -64,16 +65,26 @@ export function acceptDelivery(
   if (!Array.isArray(done) || done.length > outputs.length || !done.every(isDoneEntry)) {
     return malformed('wrong shape');
   }
-  for (const [i, result, logs] of done as [number, unknown, unknown][]) {
+  for (const entry of done as ([number, number] | [number, unknown, unknown])[]) {
+    const i = entry[0];
     if (i >= outputs.length || outputs[i]) continue;
-    outputs[i] = { result: sanitizeResult(result, statuses), logs: boundLogs(logs, logBytes, redactor) };
+    outputs[i] =
+      entry.length === 2
+        ? { result: { ok: true, durationMs: entry[1] }, logs: [] }
+        : { result: sanitizeResult(entry[1], statuses), logs: boundLogs(entry[2], logBytes, redactor) };
     filled.push(i);
   }
   return filled;
 }
 
+/**
+ * `[index, result, logs]`, or `[index, durationMs]` for a success with nothing else to say (the common
+ * case, so it is checked here in full and needs no sanitizing).
+ */
 function isDoneEntry(entry: unknown): boolean {
-  return Array.isArray(entry) && entry.length === 3 && Number.isSafeInteger(entry[0]) && entry[0] >= 0;
+  if (!Array.isArray(entry) || !Number.isSafeInteger(entry[0]) || entry[0] < 0) return false;
+  if (entry.length === 3) return true;
+  return entry.length === 2 && typeof entry[1] === 'number' && entry[1] >= 0;
 }
 
 function sanitizeResult(r: unknown, statuses: number): RawResult {

@@ -103,11 +103,16 @@ export const console = objectFreeze({
   trace: method('trace'),
 });
 
+/** A sink's lines as the host reads them (dispatch-output.ts's boundLogs), from primitives only. */
+export function encodeSink(sink) {
+  let s = '{"lines":[';
+  for (let i = 0; i < sink.lines.length; i++) s += `${i ? ',' : ''}${jsonStringify(sink.lines[i])}`;
+  return `${s}],"cut":${sink.truncated ? 'true' : 'false'}}`;
+}
+
 /** Console output of the function's top-level code, taken once it has loaded. */
 export function takeLoadLogs() {
   const sink = mapGet(sinks, 0);
   mapSet(sinks, 0, newSink());
-  let s = '{"lines":[';
-  for (let i = 0; i < sink.lines.length; i++) s += `${i ? ',' : ''}${jsonStringify(sink.lines[i])}`;
-  return `${s}],"cut":${sink.truncated ? 'true' : 'false'}}`;
+  return encodeSink(sink);
 }

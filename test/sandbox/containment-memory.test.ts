@@ -33,7 +33,11 @@ const FILL_ARRAY_BUFFERS = `
 const options = { allowPrivateNetwork: true, limits: { timeoutMs: 10_000 } };
 
 describe('a fetch body when the isolate has no room left', () => {
-  it('a spent ArrayBuffer budget, then a successful fetch: the text arrives, its bytes are a RangeError user code catches', async () => {
+  // ArrayBuffers count toward the isolate's memory limit, so the fill leaves it within 4 KB of the limit:
+  // whether the next few kilobytes (the response text, the log lines, the dispatcher's output) still fit
+  // is a matter of bytes. Both ends are contained: the text arrives and its bytes are allocated or a
+  // RangeError user code catches, or the isolate runs out of memory and is rebuilt. Never a host abort.
+  it('a spent ArrayBuffer budget, then a successful fetch: the text arrives and its bytes are a RangeError user code catches, or the isolate is rebuilt', async () => {
     const before = rssMb();
     const sb = await load(
       hostileSource(`${FILL_ARRAY_BUFFERS}
@@ -45,9 +49,16 @@ describe('a fetch body when the isolate has no room left', () => {
       { ...options, settings: { url } },
     );
     const [report] = await sb.invoke([{ type: 'track' }]);
-    expect(report!.outcome).toEqual({ outcome: 'success' });
-    expect(report!.logs[0]).toBe('200 {"ok":true,"text":"h\u00e9llo \u20ac"}');
-    expect(report!.logs[1]).toMatch(/^(caught RangeError|allocated)$/);
+    if (report!.outcome.outcome === 'success') {
+      expect(report!.logs[0]).toBe('200 {"ok":true,"text":"h\u00e9llo \u20ac"}');
+      expect(report!.logs[1]).toMatch(/^(caught RangeError|allocated)$/);
+    } else {
+      expect(report!.outcome).toEqual({
+        outcome: 'retry',
+        errorType: 'Timeout',
+        message: 'the function ran out of memory (limit 128 MiB); its isolate was rebuilt',
+      });
+    }
     await expectBenignDelivered(sb);
     expect(rssMb() - before).toBeLessThan(400);
   });
