@@ -30,12 +30,11 @@ export const BOUNDS = {
   traceUrlChars: 2_048,
   traceHeaderChars: 1_024,
   traceHeaderCount: 64,
-  /** Idle keep-alive sockets kept per destination host, sockets per host, and how long one may idle (ms). */
+  /** Sockets per destination host (busy or idle, kept alive), and how long an idle one is kept (ms). */
   socketsPerHost: 32,
+  idleSocketMs: 15_000,
   /** Sockets of one isolate across all destination hosts (open or idle), so many hosts cannot add up. */
   socketsPerIsolate: 256,
-  idleSocketsPerHost: 32,
-  idleSocketMs: 15_000,
   /** Web Crypto's limit on getRandomValues (bytes); randomBytes has the same. */
   randomBytes: 65_536,
   /** One input of one crypto or zlib call: data hashed, signed or ciphered per update, a key (bytes). */

@@ -1,15 +1,12 @@
-// The host half of the sandbox's fetch: performs a function's HTTP request with Node's http client under
-// the egress policy, a per-request timeout, a response size cap and the isolate's budget of response bytes
-// in flight, doing on the wire what node-fetch does (its default headers, decompression, redirects hop by
+// The host half of the sandbox's fetch: performs a function's HTTP request (over host-http.ts) under the
+// egress policy, a per-request timeout, a response size cap and the isolate's budget of response bytes in
+// flight, doing on the wire what node-fetch does (its default headers, decompression, redirects hop by
 // hop). Never rejects: failures are values. Keep-alive sockets are pooled per destination host, bounded.
 
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
-import { PassThrough, type Readable } from 'node:stream';
-import zlib from 'node:zlib';
+import { isIP, type LookupFunction } from 'node:net';
 import { BOUNDS } from './bounds.js';
 import { checkAddress, EgressRefused, guardedLookup } from './egress.js';
+import { type BodySink, type BodySource, decodedBody, type HopHead, HttpPools } from './host-http.js';
 
 export interface FetchRequestWire {
   url: string;
@@ -83,19 +80,17 @@ const INVALID_HEADER_VALUE = /[^\t\u0020-\u007E\u0080-\u00FF]/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
- * One request in flight: why it was cut short, once it was, and what to destroy to cut it. (A plain
- * object rather than an AbortSignal: one per request, on the hot path.)
+ * One request in flight: why it was cut short, once it was, and what to stop to cut it (the hop on the
+ * wire now, or the body being read). A plain object rather than an AbortSignal: one per request, on the
+ * hot path.
  */
 export class RequestHandle {
   reason: 'ended' | 'timeout' | undefined;
-  request: http.ClientRequest | undefined;
-  body: Readable | undefined;
+  current: BodySource | undefined;
 
   cancel(reason: 'ended' | 'timeout'): void {
     this.reason ??= reason;
-    const error = new Error(`request ${reason}`);
-    this.body?.destroy(error);
-    this.request?.destroy(error);
+    this.current?.stop(new Error(`request ${reason}`));
   }
 }
 
@@ -125,11 +120,12 @@ class RequestHeaders {
   delete(name: string): void {
     this.byName.delete(name.toLowerCase());
   }
-  /** As http.request takes them: an array for a repeated name, one Host only (as node-fetch 2 sends it). */
-  toNode(): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = Object.create(null);
+  /** As undici takes them, `[name, value, ...]`: a line per value, one Host only (as node-fetch 2 sends it). */
+  toWire(): string[] {
+    const out: string[] = [];
     for (const [key, h] of this.byName) {
-      out[h.name] = h.values.length === 1 || key === 'host' ? h.values[0]! : h.values.slice();
+      if (key === 'host') out.push(h.name, h.values[0]!);
+      else for (const value of h.values) out.push(h.name, value);
     }
     return out;
   }
@@ -138,58 +134,15 @@ class RequestHeaders {
 /** The `timeout` option ran out before a response's head came. */
 class NetworkTimeout extends Error {}
 
-/** A response's decompressed body stream, as node-fetch decodes it (its `compress` default). */
-function decoded(res: http.IncomingMessage, method: string): Readable {
-  const codings = res.headers['content-encoding'];
-  if (method === 'HEAD' || codings === undefined || res.statusCode === 204 || res.statusCode === 304)
-    return res;
-  // Sync flush, as node-fetch: servers that end a gzip stream early still give what they sent.
-  const options = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
-  let decoder: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress | undefined;
-  if (codings === 'gzip' || codings === 'x-gzip') decoder = zlib.createGunzip(options);
-  else if (codings === 'br') decoder = zlib.createBrotliDecompress();
-  else if (codings === 'deflate' || codings === 'x-deflate') {
-    // Some servers send raw deflate without the zlib header: node-fetch looks at the first byte.
-    const out = new PassThrough();
-    let started = false;
-    res.once('data', (first: Buffer) => {
-      started = true;
-      const d = (first[0]! & 0x0f) === 0x08 ? zlib.createInflate() : zlib.createInflateRaw();
-      d.on('error', (err) => out.destroy(err));
-      d.pipe(out);
-      d.write(first);
-      res.pipe(d);
-    });
-    res.on('error', (err) => out.destroy(err));
-    res.once('end', () => {
-      if (!started) out.end();
-    });
-    return out;
-  }
-  if (!decoder) return res;
-  res.on('error', (err) => decoder.destroy(err));
-  return res.pipe(decoder);
-}
+/** Where a redirect's body goes: read to its end, so the connection can carry the next hop. */
+const DISCARD: BodySink = { data() {}, end() {}, error() {} };
 
 export class HostFetcher {
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  /** Idle sockets stay pooled per host (a fetch per event at network speed needs them), bounded. */
+  private readonly pools: HttpPools;
 
   constructor(private readonly options: HostFetchOptions) {
-    const lookup = guardedLookup(options.allowPrivateNetwork) as unknown as http.AgentOptions['lookup'];
-    // Idle sockets stay pooled per host (a fetch per event at network speed needs them), a bounded few,
-    // each closed after idling a while; `timeout` is also the idle limit of a pooled socket.
-    const pool = {
-      keepAlive: true,
-      lookup,
-      maxSockets: BOUNDS.socketsPerHost,
-      maxFreeSockets: BOUNDS.idleSocketsPerHost,
-      maxTotalSockets: BOUNDS.socketsPerIsolate,
-      timeout: BOUNDS.idleSocketMs,
-      scheduling: 'lifo' as const,
-    };
-    this.httpAgent = new http.Agent(pool);
-    this.httpsAgent = new https.Agent(pool);
+    this.pools = new HttpPools(guardedLookup(options.allowPrivateNetwork) as unknown as LookupFunction);
   }
 
   async fetch(request: FetchRequestWire, context: FetchContext): Promise<FetchResultWire> {
@@ -228,7 +181,7 @@ export class HostFetcher {
     let body = request.body;
     const headers = new RequestHeaders(request.headers);
     const timeout = userTimeout(request.timeout);
-    for (let hop = 0; ; hop++) {
+    for (let hops = 0; ; hops++) {
       const target = new URL(url);
       if (target.protocol !== 'http:' && target.protocol !== 'https:') {
         throw new EgressRefused(`only http: and https: URLs can be fetched, not ${target.protocol}`);
@@ -243,9 +196,10 @@ export class HostFetcher {
       else headers.delete('content-length');
       if (!headers.has('user-agent')) headers.set('User-Agent', USER_AGENT);
       if (!headers.has('accept-encoding')) headers.set('Accept-Encoding', ACCEPT_ENCODING);
-      const res = await this.send(target, method, headers, payload, attempt, timeout);
-      const location = res.headers.location;
-      const redirect = REDIRECT_STATUSES.has(res.statusCode!) && location !== undefined;
+      const hop = await this.send(target, method, headers, payload, attempt, timeout);
+      const res = hop.head;
+      const location = res.headers.location as string | undefined;
+      const redirect = REDIRECT_STATUSES.has(res.status) && location !== undefined;
       // node-fetch 2's own step for 'manual': Location resolved against the request's URL.
       let resolvedLocation: string | undefined;
       if (redirect) {
@@ -256,7 +210,7 @@ export class HostFetcher {
         }
       }
       if (redirect && request.redirect !== 'manual') {
-        res.resume();
+        hop.body.read(DISCARD);
         if (request.redirect === 'error') {
           return {
             error: `uri requested responds with a redirect, redirect mode is set to error: ${url}`,
@@ -269,10 +223,10 @@ export class HostFetcher {
             type: 'invalid-redirect',
           };
         }
-        if (hop >= MAX_REDIRECTS)
+        if (hops >= MAX_REDIRECTS)
           return { error: `maximum redirect reached at: ${url}`, type: 'max-redirect' };
         const next = new URL(resolvedLocation);
-        const status = res.statusCode!;
+        const status = res.status;
         if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
           method = method === 'HEAD' ? 'HEAD' : 'GET';
           body = null;
@@ -287,12 +241,12 @@ export class HostFetcher {
       }
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > this.options.maxResponseBytes) {
-        res.destroy();
+        hop.body.stop(new Error('response too large'));
         return this.tooLarge(url);
       }
-      const stream = decoded(res, method);
-      attempt.body = stream;
-      const read = await this.read(stream, budget, timeout);
+      const decoded = decodedBody(hop.body, res.headers['content-encoding'], method, res.status);
+      attempt.current = decoded;
+      const read = await this.read(decoded, budget, timeout);
       if (read === 'too-large') return this.tooLarge(url);
       if (read === 'over-budget') {
         return {
@@ -311,7 +265,7 @@ export class HostFetcher {
           if (!INVALID_HEADER_VALUE.test(value)) pairs.push([name, value]);
         } else for (const v of value) if (!INVALID_HEADER_VALUE.test(v)) pairs.push([name, v]);
       }
-      const head = { status: res.statusCode!, statusText: res.statusMessage ?? '', url, redirected: hop > 0 };
+      const head = { status: res.status, statusText: res.statusText, url, redirected: hops > 0 };
       if (read === 'body-timeout') {
         const message = `Response timeout while trying to fetch ${url} (over ${timeout}ms)`;
         return { ...head, headers: pairs, body: '', bodyError: { message, type: 'body-timeout' } };
@@ -321,41 +275,27 @@ export class HostFetcher {
     }
   }
 
-  /** One hop: resolves with the response once its head has arrived. */
-  private send(
+  /** One hop: resolves with the response's head once it has arrived, and its body still to be read. */
+  private async send(
     target: URL,
     method: string,
     headers: RequestHeaders,
     payload: Buffer | null,
     attempt: RequestHandle,
     timeout: number | undefined,
-  ): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      if (attempt.reason) return reject(new Error(`request ${attempt.reason}`));
-      const https_ = target.protocol === 'https:';
-      let timer: NodeJS.Timeout | undefined;
-      const req = (https_ ? https : http).request(
-        target,
-        { method, headers: headers.toNode(), agent: https_ ? this.httpsAgent : this.httpAgent },
-        (res) => {
-          clearTimeout(timer);
-          resolve(res);
-        },
-      );
-      attempt.request = req;
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      if (timeout !== undefined) {
-        timer = setTimeout(() => {
-          const err = new NetworkTimeout(`network timeout at: ${target.href}`);
-          reject(err);
-          req.destroy(err);
-        }, timeout);
-      }
-      req.end(payload ?? undefined);
-    });
+  ): Promise<{ head: HopHead; body: BodySource }> {
+    if (attempt.reason) throw new Error(`request ${attempt.reason}`);
+    const hop = this.pools.hop(target, method, headers.toWire(), payload);
+    attempt.current = hop;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeout !== undefined) {
+      timer = setTimeout(() => hop.abort(new NetworkTimeout(`network timeout at: ${target.href}`)), timeout);
+    }
+    try {
+      return { head: await hop.head, body: hop };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -363,7 +303,7 @@ export class HostFetcher {
    * isolate's budget as it arrives (released again when refused).
    */
   private read(
-    stream: Readable,
+    body: BodySource,
     budget: ResponseBudget,
     timeout: number | undefined,
   ): Promise<string | 'too-large' | 'over-budget' | 'body-timeout'> {
@@ -375,35 +315,35 @@ export class HostFetcher {
         clearTimeout(timer);
         done = true;
         budget.release(size);
-        stream.destroy();
+        body.stop(new Error(`response body refused (${why})`));
         resolve(why);
       };
       const timer = timeout === undefined ? undefined : setTimeout(() => refuse('body-timeout'), timeout);
-      stream.on('data', (chunk: Buffer) => {
-        if (done) return;
-        const n = chunk.length;
-        if (size + n > this.options.maxResponseBytes) return refuse('too-large');
-        if (!budget.reserve(n)) return refuse('over-budget');
-        size += n;
-        chunks.push(chunk);
+      body.read({
+        data: (chunk) => {
+          if (done) return;
+          const n = chunk.length;
+          if (size + n > this.options.maxResponseBytes) return refuse('too-large');
+          if (!budget.reserve(n)) return refuse('over-budget');
+          size += n;
+          chunks.push(chunk);
+        },
+        end: () => {
+          if (done) return;
+          clearTimeout(timer);
+          done = true;
+          resolve(
+            chunks.length === 1 ? chunks[0]!.toString('latin1') : Buffer.concat(chunks).toString('latin1'),
+          );
+        },
+        error: (err) => {
+          if (done) return;
+          clearTimeout(timer);
+          done = true;
+          budget.release(size);
+          reject(err);
+        },
       });
-      stream.on('end', () => {
-        if (done) return;
-        clearTimeout(timer);
-        done = true;
-        resolve(
-          chunks.length === 1 ? chunks[0]!.toString('latin1') : Buffer.concat(chunks).toString('latin1'),
-        );
-      });
-      const failed = (err: Error) => {
-        if (done) return;
-        clearTimeout(timer);
-        done = true;
-        budget.release(size);
-        reject(err);
-      };
-      stream.on('error', failed);
-      stream.on('close', () => failed(new Error('the response ended before its body did')));
     });
   }
 
@@ -415,8 +355,7 @@ export class HostFetcher {
   }
 
   destroy(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.pools.destroy();
   }
 }
 
