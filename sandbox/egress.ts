@@ -38,21 +38,39 @@ function normalize(address: string): { address: string; family: 'ipv4' | 'ipv6' 
   return { address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
 }
 
+/**
+ * Verdicts on addresses lately checked (why one is refused, or null), by policy and address: a function
+ * calls the same few addresses again and again, and a BlockList check costs ~8 µs. Bounded; a verdict
+ * depends on nothing else, so a kept one is the same verdict.
+ */
+const verdicts = new Map<string, string | null>();
+const VERDICTS_KEPT = 1024;
+
 /** Throws EgressRefused when the address may not be reached. */
 export function checkAddress(rawAddress: string, allowPrivateNetwork: boolean): void {
+  const key = `${allowPrivateNetwork ? 'p' : 'n'}${rawAddress}`;
+  let refusal = verdicts.get(key);
+  if (refusal === undefined) {
+    refusal = judge(rawAddress, allowPrivateNetwork);
+    if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
+    verdicts.set(key, refusal);
+  }
+  if (refusal !== null) throw new EgressRefused(refusal);
+}
+
+function judge(rawAddress: string, allowPrivateNetwork: boolean): string | null {
   const { address, family } = normalize(rawAddress);
   if (ALWAYS_BLOCKED.check(address, family)) {
     const why =
       address.startsWith('169.254.') || address === 'fd00:ec2::254'
         ? 'link-local (cloud metadata)'
         : 'reserved';
-    throw new EgressRefused(`${rawAddress} is a ${why} address, which functions may never reach`);
+    return `${rawAddress} is a ${why} address, which functions may never reach`;
   }
   if (!allowPrivateNetwork && PRIVATE.check(address, family)) {
-    throw new EgressRefused(
-      `${rawAddress} is a loopback or private address; this function is not allowed to reach the private network`,
-    );
+    return `${rawAddress} is a loopback or private address; this function is not allowed to reach the private network`;
   }
+  return null;
 }
 
 type LookupCallback = (

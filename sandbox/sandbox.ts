@@ -585,11 +585,11 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       const setHandlers = await api.get('setHandlers', REFERENCE);
       const takeLoadLogs = await api.get('takeLoadLogs', REFERENCE);
       const settleFetches: ivm.Reference<any> = await api.get('settleFetches', REFERENCE);
-      io.answerWith((answers) => {
+      io.answerWith((json, bodies) => {
         // A killed isolate takes no more answers; its requests were aborted with it.
         if (isolate.isDisposed) return;
         try {
-          settleFetches.applyIgnored(undefined, [answers], COPY_ARGUMENTS);
+          settleFetches.applyIgnored(undefined, [json, bodies], COPY_ARGUMENTS);
         } catch {
           // disposed meanwhile
         }

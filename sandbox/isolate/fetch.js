@@ -141,14 +141,21 @@ function cross(invocation, wire) {
   });
 }
 
-/** The host's answers, [requestId, response] each: their fetches resume in this one task. */
-export function settleFetches(results) {
+/**
+ * The host's answers, a JSON text of [requestId, response] each (host-io.ts's encodeAnswers), with large
+ * bodies apart in `bodies`: their fetches resume in this one task. JSON.parse defines properties, so no
+ * setter user code put on Object.prototype sees an answer.
+ */
+export function settleFetches(json, bodies) {
+  const results = jsonParse(json);
   for (let i = 0; i < results.length; i++) {
     const answer = results[i];
     const resolve = mapGet(answers, answer[0]);
     if (resolve === undefined) continue;
     mapDelete(answers, answer[0]);
-    resolve(answer[1]);
+    const response = answer[1];
+    if (hasOwn(response, 'bodyAt')) response.body = bodies[response.bodyAt];
+    resolve(response);
   }
 }
 
