@@ -27,6 +27,9 @@ const SILENCE_GRACE_MS = 2_500;
 /** Starting a process and loading the function into it may take this long past the load's own limit. */
 const START_GRACE_MS = 30_000;
 
+/** How long a profiled sandbox process may take to exit and write its profile when retired. */
+const PROFILE_EXIT_MS = 10_000;
+
 /** The environment a sandbox process gets: none of the runner's (its NATS credentials stay out of reach). */
 const CHILD_ENV_KEYS = ['PATH', 'TMPDIR', 'TZ', 'LANG'] as const;
 
@@ -142,6 +145,21 @@ export class SandboxProcess {
     this.child.kill('SIGKILL');
   }
 
+  /**
+   * Ends a process no longer wanted. Killed, as a rule; a profiled one is let go (its channel closed, so
+   * it exits and writes its profile), and killed only if it has not exited a few seconds later.
+   */
+  retire(reason: string): void {
+    if (!this.alive) return;
+    if (profileFlags().length === 0 || !this.child.connected) {
+      this.kill(reason);
+      return;
+    }
+    this.killedFor ??= reason;
+    this.child.disconnect();
+    setTimeout(() => this.kill(reason), PROFILE_EXIT_MS).unref();
+  }
+
   private call<T>(message: (id: number) => ToChild): Promise<CallOutcome<T>> {
     // Dead before the call was even sent: nothing ran, so nothing is to blame (crowded: rerun it).
     if (!this.alive) return Promise.resolve({ died: true, reason: this.endedFor!, crowded: true });
@@ -230,9 +248,18 @@ function forkChild(limits: ProcessLimits): ChildProcess {
       '--no-node-snapshot',
       `--max-old-space-size=${limits.heapMb}`,
       ...(fromSource ? ['--import', import.meta.resolve('tsx')] : []),
+      ...profileFlags(),
     ],
     env,
     serialization: SERIALIZATION,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+}
+
+/**
+ * A runner started with --cpu-prof (bench:e2e --profile, say) profiles its sandbox processes too: that is
+ * where user code and its fetches spend their time. Nothing else of the runner's node flags is passed on.
+ */
+function profileFlags(): string[] {
+  return process.execArgv.filter((flag) => /^--cpu-prof(-dir=.*|-interval=\d+)?$/.test(flag));
 }

@@ -126,7 +126,7 @@ class SupervisedFunction implements FunctionSandbox {
 
   dispose(): void {
     this.disposed = true;
-    this.current?.kill('was disposed');
+    this.current?.retire('was disposed');
     this.current = undefined;
   }
 
