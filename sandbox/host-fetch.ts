@@ -142,7 +142,10 @@ export class HostFetcher {
   private readonly pools: HttpPools;
 
   constructor(private readonly options: HostFetchOptions) {
-    this.pools = new HttpPools(guardedLookup(options.allowPrivateNetwork) as unknown as LookupFunction);
+    this.pools = new HttpPools(
+      guardedLookup(options.allowPrivateNetwork) as unknown as LookupFunction,
+      options.timeoutMs,
+    );
   }
 
   async fetch(request: FetchRequestWire, context: FetchContext): Promise<FetchResultWire> {

@@ -43,7 +43,15 @@ export class HttpPools {
   /** Pools by origin, least recently used first (a Map keeps insertion order). */
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly lookup: LookupFunction) {}
+  /**
+   * `backstopMs`: the longest a response may keep its connection silent, head or body. host-fetch.ts times
+   * each request itself (the host's limit and node-fetch's `timeout`); this bounds what it no longer
+   * watches, such as the body of a redirect it is reading to its end so that the connection is reused.
+   */
+  constructor(
+    private readonly lookup: LookupFunction,
+    private readonly backstopMs: number,
+  ) {}
 
   /** Starts one request; the hop's `head` settles when the response's head has come (or it failed). */
   hop(target: URL, method: string, headers: string[], body: Buffer | null): Hop {
@@ -76,9 +84,8 @@ export class HttpPools {
       connections: BOUNDS.socketsPerHost,
       keepAliveTimeout: BOUNDS.idleSocketMs,
       keepAliveMaxTimeout: BOUNDS.idleSocketMs,
-      // host-fetch.ts times every request and its body itself (the host's limit and node-fetch's timeout).
-      headersTimeout: 0,
-      bodyTimeout: 0,
+      headersTimeout: this.backstopMs,
+      bodyTimeout: this.backstopMs,
       connect: { lookup: this.lookup },
     });
     this.pools.set(origin, pool);

@@ -3,7 +3,7 @@
 // the egress verdicts kept per policy. Each against real servers on 127.0.0.1.
 
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOUNDS } from '../../sandbox/bounds.js';
@@ -19,6 +19,8 @@ interface Destination {
   open: Set<Socket>;
 }
 const destinations: Destination[] = [];
+/** Redirect responses still being sent. */
+const dripping = new Set<ServerResponse>();
 /** Bytes 0..255 over and over: every byte value, control characters and latin1's upper half included. */
 const binary = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i % 256));
 
@@ -28,7 +30,13 @@ beforeAll(async () => {
     const server = createServer((req, res) => {
       req.resume();
       if (req.url?.startsWith('/binary/')) res.end(binary(Number(req.url.slice('/binary/'.length))));
-      else res.end(JSON.stringify({ at: i, te: req.headers['transfer-encoding'] ?? null }));
+      else if (req.url === '/redirect-forever') {
+        // A redirect whose body never ends: the client follows it and must not keep this connection.
+        res.writeHead(302, { location: '/after' });
+        res.write('moving on');
+        dripping.add(res);
+        res.on('close', () => dripping.delete(res));
+      } else res.end(JSON.stringify({ at: i, te: req.headers['transfer-encoding'] ?? null }));
     });
     server.on('connection', (socket) => {
       open.add(socket);
@@ -70,6 +78,21 @@ describe('fetch over pooled connections', () => {
     // A closed pool's host is reached again over a new one.
     const [again] = await sb.invoke([{ type: 'track' }]);
     expect(again!.logs).toEqual(destinations.map((_, i) => String(i)));
+  });
+
+  it('a redirect whose body never ends is followed, and its connection is let go within the host’s limit', async () => {
+    const logs = await logsOf(
+      `const res = await fetch(settings.url + '/redirect-forever');
+       console.log(res.redirected, (await res.json()).at);`,
+      {
+        allowPrivateNetwork: true,
+        settings: { url: destinations[0]!.url },
+        limits: { fetchTimeoutMs: 1000 },
+      },
+    );
+    expect(logs).toEqual(['true 0']);
+    expect(dripping.size).toBe(1);
+    await waitFor('the redirect’s connection to be closed', () => dripping.size === 0, 10_000);
   });
 
   it('a header the HTTP client cannot send is a FetchError in user code, and the next request goes out', async () => {
