@@ -121,8 +121,14 @@ export class Hop implements Dispatcher.DispatchHandler, BodySource {
   /** Ends the request, wherever it is: its head rejects with `err`, or its body fails with it. */
   abort(err: Error): void {
     if (this.done !== undefined) return;
-    if (this.controller) this.controller.abort(err);
-    else this.abortedFor = err;
+    if (this.controller) {
+      this.controller.abort(err);
+      return;
+    }
+    // Still queued in its pool (undici starts a request only when a connection takes it): it fails now,
+    // and is aborted as soon as it starts.
+    this.abortedFor = err;
+    this.onResponseError(undefined, err);
   }
 
   stop(err: Error): void {
