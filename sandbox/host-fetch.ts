@@ -292,7 +292,7 @@ export class HostFetcher {
     attempt.current = hop;
     let timer: NodeJS.Timeout | undefined;
     if (timeout !== undefined) {
-      timer = setTimeout(() => hop.abort(new NetworkTimeout(`network timeout at: ${target.href}`)), timeout);
+      timer = setTimeout(() => hop.stop(new NetworkTimeout(`network timeout at: ${target.href}`)), timeout);
     }
     try {
       return { head: await hop.head, body: hop };
