@@ -71,6 +71,10 @@ export function connectionOptions(target: NatsTarget): ConnectionOptions {
     reconnectJitter: 250,
     pingInterval: 10_000,
     maxPingOut: 3,
+    // Otherwise nats.js builds an Error (a stack trace captured) for every pull, every request and every
+    // acknowledged ack, only to have a stack ready should it time out; our timeouts are logged by what
+    // timed out, and the runner pays it per event.
+    noAsyncTraces: true,
     ...authOptions(target.auth),
   };
 }
