@@ -5,6 +5,8 @@
 // ceiling, in the same run: the same load sent straight to the destination (one hop instead of four).
 // Flags: --rate <events/s> (1000), --duration <s> (60), --ceiling-duration <s> (the duration),
 // --profile <dir> (CPU profiles of the gateway and the runner, written there when they stop).
+// The gateway and the runner run from the build in dist/ (`npm run bench:e2e` builds first), as the image
+// ships them.
 // The last line is JSON: {"rate":…, "p50_ms":…, "p99_ms":…, "gateway_p99_ms":…, "delivered":…, "sent":…, …}.
 
 import { type ChildProcess, fork } from 'node:child_process';
@@ -15,6 +17,7 @@ import { consumerName, topology } from '../api/jetstream.js';
 import { GatewayProcess } from '../test/helpers/gateway-process.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 import { RunnerProcess, removeDir, writeConfigDir } from '../test/runner/harness.js';
+import { machineLine, machineShare, machineTicks } from './machine.js';
 
 const WRITE_KEY = 'e2e_bench_key';
 const SOURCE = 'web';
@@ -238,8 +241,8 @@ async function load(
 
 const ROLES: Array<[string, RegExp]> = [
   ['nats-server', /nats-server/],
-  ['gateway', /cli\/main\.ts\0gateway/],
-  ['runner', /cli\/main\.ts\0runner/],
+  ['gateway', /cli\/main\.[jt]s\0gateway/],
+  ['runner', /cli\/main\.[jt]s\0runner/],
   ['sandbox', /sandbox\/child\.[jt]s/],
   ['destination', /e2e\.bench\.ts\0--destination/],
 ];
@@ -406,7 +409,7 @@ async function main(): Promise<void> {
   let runner: RunnerProcess | undefined;
   let runnerDir: string | undefined;
   try {
-    gateway = await GatewayProcess.start(nats.url, { [WRITE_KEY]: SOURCE }, { nodeArgs });
+    gateway = await GatewayProcess.start(nats.url, { [WRITE_KEY]: SOURCE }, { nodeArgs, built: true });
     runnerDir = writeConfigDir({
       natsUrl: nats.url,
       source: SOURCE,
@@ -416,7 +419,7 @@ async function main(): Promise<void> {
       // Production values where the test harness has fast ones.
       config: { consumer: { ackWaitMs: 30_000 }, stats: { intervalMs: 5000 } },
     });
-    runner = RunnerProcess.start(runnerDir, [], { nodeArgs });
+    runner = RunnerProcess.start(runnerDir, [], { nodeArgs, built: true });
     await runner.consuming(120_000);
     const nc = await nats.connect();
     const jsm = await nc.jetstreamManager();
@@ -444,6 +447,7 @@ async function main(): Promise<void> {
     let maxPending = 0;
     const gatewayBefore = await gatewayView(gateway.url);
     const cpuBefore = cpuByRole();
+    const machineBefore = machineTicks();
     const samples: Promise<void>[] = [];
     const e2eLoad = await load(gateway.url, '/v1/track', 'e2e', rate, duration, (second) => {
       samples.push(
@@ -455,6 +459,7 @@ async function main(): Promise<void> {
       );
     });
     const atEnd = await pending();
+    const machine = machineShare(machineBefore, machineTicks());
     const { view } = await gatewayView(gateway.url, gatewayBefore.buckets);
     await Promise.all(samples);
     const { arrivals, duplicates } = await waitForArrivals(dest, e2eLoad.sent);
@@ -488,6 +493,7 @@ async function main(): Promise<void> {
         .map(([role, us]) => `${role} ${us}`)
         .join(', ')}`,
     );
+    console.log(`  ${machineLine(machine)}`);
     await nc.close();
     console.log(
       JSON.stringify({
@@ -505,6 +511,7 @@ async function main(): Promise<void> {
         pending_max: maxPending,
         ceiling_p50_ms: ms(ceiling.p50),
         ceiling_p99_ms: ms(ceiling.p99),
+        steal_pct: machine.stealPct,
       }),
     );
   } finally {

@@ -20,6 +20,7 @@ import type { LoadedRunnerConfig } from '../runner/config-loader.js';
 import { Runner } from '../runner/runner.js';
 import { NatsServer } from '../test/helpers/nats-server.js';
 import { plainHttpLoop, postJson, startDestinationProcess } from './destination-process.js';
+import { machineLine, machineShare, machineTicks } from './machine.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
 /** New events timed per instance in the latency phase, and events in retry on the backlog instance. */
@@ -500,6 +501,7 @@ try {
     }
   }
 
+  const machineBefore = machineTicks();
   const publishEps = await publishAll(nc);
   console.log(`published ${N} events: ${Math.round(publishEps)} events/s`);
 
@@ -568,9 +570,12 @@ try {
   console.log(
     `CPU per event (runner + sandbox process): (b) ${minCpu(cpu.runner)} µs, (c) ${minCpu(cpu.batch)} µs`,
   );
+  const machine = machineShare(machineBefore, machineTicks());
+  console.log(machineLine(machine));
   await nc.close();
   console.log(
     JSON.stringify({
+      steal_pct: machine.stealPct,
       fetch_eps: Math.round(f.fetch),
       raw_http_eps: Math.round(f.raw),
       ratio_fetch: Number((f.fetch / f.raw).toFixed(3)),

@@ -16,6 +16,11 @@ export interface DfnOptions {
   timeoutMs?: number;
   /** Node flags before the script (a benchmark's `--cpu-prof`, say). */
   nodeArgs?: readonly string[];
+  /**
+   * Run the built `dist/` (what the image ships) instead of the sources through tsx: benchmarks do, so
+   * they measure neither tsx's per-closure name helper nor its source maps. The caller builds first.
+   */
+  built?: boolean;
 }
 
 /** The environment without DFN_ / NATS_ variables of the machine running the tests. */
@@ -30,7 +35,12 @@ export function cleanEnv(): Record<string, string> {
 export function spawnDfn(args: string[], options: DfnOptions = {}): ChildProcess {
   return spawn(
     process.execPath,
-    ['--no-node-snapshot', ...(options.nodeArgs ?? []), '--import', 'tsx', 'cli/main.ts', ...args],
+    [
+      '--no-node-snapshot',
+      ...(options.nodeArgs ?? []),
+      ...(options.built ? ['dist/cli/main.js'] : ['--import', 'tsx', 'cli/main.ts']),
+      ...args,
+    ],
     {
       cwd: repoRoot,
       env: { ...cleanEnv(), ...options.env },

@@ -20,7 +20,7 @@ export class GatewayProcess {
   static async start(
     natsUrl: string,
     keys: Record<string, string>,
-    options: Pick<DfnOptions, 'nodeArgs'> = {},
+    options: Pick<DfnOptions, 'nodeArgs' | 'built'> = {},
   ): Promise<GatewayProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'dfn-gateway-'));
     const keysFile = join(dir, 'write-keys.yaml');

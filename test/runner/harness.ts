@@ -138,7 +138,7 @@ export class RunnerProcess {
   static start(
     configDir: string,
     extraArgs: string[] = [],
-    options: Pick<DfnOptions, 'nodeArgs'> = {},
+    options: Pick<DfnOptions, 'nodeArgs' | 'built'> = {},
   ): RunnerProcess {
     return new RunnerProcess(spawnDfn(['runner', '--config', configDir, ...extraArgs], options));
   }
