@@ -17,6 +17,19 @@ export interface HelmRun {
   stderr: string;
 }
 
+/**
+ * What helm printed on stderr that a user would have to read: all of it but client-go's report of a
+ * watch that helm itself cancelled when the install was done ("Warning: watch ended with error ...
+ * context canceled"), which it prints now and then, whatever the chart.
+ */
+export function stderrOf(run: HelmRun): string {
+  return run.stderr
+    .split('\n')
+    .filter((line) => !(line.includes('watch ended with error') && line.includes('context canceled')))
+    .join('\n')
+    .trim();
+}
+
 const home = mkdtempSync(join(tmpdir(), 'dfn-helm-'));
 
 export function helm(

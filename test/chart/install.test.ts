@@ -11,7 +11,7 @@ import { DFN_IMAGE, POD_TEST_TIMEOUT_MS, useKubelet } from '../helpers/kubelet.j
 import { NatsServer } from '../helpers/nats-server.js';
 import { apply, destinationFunction, functionInstance } from '../helpers/operator.js';
 import { waitFor } from '../helpers/wait.js';
-import { CHART_DIR, helm, setFlags } from './helm.js';
+import { CHART_DIR, helm, setFlags, stderrOf } from './helm.js';
 
 const ns = useNamespace('chart-install');
 useKubelet(ns);
@@ -89,7 +89,7 @@ describe('helm install with the local kubelet', { timeout: POD_TEST_TIMEOUT_MS }
       ],
       { kubeconfig: ns.cp.kubeconfigPath },
     );
-    expect(run.stderr).toBe('');
+    expect(stderrOf(run)).toBe('');
     expect(run.code).toBe(0);
     // NOTES.txt: the next commands.
     expect(run.stdout).toContain(

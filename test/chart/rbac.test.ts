@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_NAMESPACE_RULES, LEASE_RULES, policyRule, writeKeysRules } from '../../operator/rbac.js';
 import { kubectl, sharedControlPlane, useNamespace } from '../helpers/kube.js';
 import { waitFor } from '../helpers/wait.js';
-import { CHART_DIR, find, helm, render } from './helm.js';
+import { CHART_DIR, find, helm, render, stderrOf } from './helm.js';
 
 /** Rules compared as sets of single grants, so the order of verbs or rules does not matter. */
 function grants(
@@ -113,7 +113,7 @@ describe('roles for people, installed', () => {
         kubeconfig: cp.kubeconfigPath,
       },
     );
-    expect(run.stderr).toBe('');
+    expect(stderrOf(run)).toBe('');
     expect(run.code).toBe(0);
     const role = (suffix: string) => `${release}-dfn-${suffix}`;
     await bind('fiona', role('functions-admin'));
