@@ -38,10 +38,59 @@ export function helm(ctx: HelmContext, args: string[], timeoutMs = 300_000): Pro
   });
 }
 
+export interface Release {
+  name: string;
+  namespace: string;
+}
+
+/** The status helm records for the release's latest revision ("deployed", "pending-install", ...), if any. */
+export async function releaseStatus(ctx: HelmContext, release: Release): Promise<string | undefined> {
+  try {
+    const out = await helm(ctx, [
+      'status',
+      release.name,
+      '--namespace',
+      release.namespace,
+      '--output',
+      'json',
+    ]);
+    return (JSON.parse(out) as { info?: { status?: string } }).info?.status;
+  } catch (err) {
+    if (err instanceof HelmError && /not found/i.test(err.message)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * A `dfn up` killed while helm installed or upgraded (Ctrl-C, kill -9, a closed terminal) leaves the
+ * release's latest revision pending, and helm refuses every later install or upgrade of it ("another
+ * operation (install/upgrade/rollback) is in progress"). The API server was started by this `dfn up` a
+ * moment before (its etcd holds the state directory's data, so no other `dfn up` can share it), so a
+ * pending revision found before installing is such a leftover, never another helm at work: an install
+ * cut short is uninstalled, an upgrade or a rollback cut short is rolled back to the revision before it.
+ * Returns what was done, for the progress output.
+ */
+export async function recoverInterruptedRelease(
+  ctx: HelmContext,
+  release: Release,
+): Promise<string | undefined> {
+  const status = await releaseStatus(ctx, release);
+  const where = ['--namespace', release.namespace];
+  if (status === 'pending-install') {
+    await helm(ctx, ['uninstall', release.name, ...where, '--wait']);
+    return `removed release ${release.name}: an earlier dfn up was stopped while installing it`;
+  }
+  if (status === 'pending-upgrade' || status === 'pending-rollback') {
+    await helm(ctx, ['rollback', release.name, ...where]);
+    return `rolled release ${release.name} back: an earlier dfn up was stopped while upgrading it`;
+  }
+  return undefined;
+}
+
 /** `helm upgrade --install`: a first run installs, a run on a kept state directory upgrades in place. */
 export function installChart(
   ctx: HelmContext,
-  release: { name: string; namespace: string; chart: string; valuesFile: string },
+  release: Release & { chart: string; valuesFile: string },
 ): Promise<string> {
   return helm(ctx, [
     'upgrade',

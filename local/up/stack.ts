@@ -13,7 +13,7 @@ import { Kubelet } from '../kubelet/kubelet.js';
 import { cachedTool, helmBinary, kubeBinary, repoRoot } from '../tools.js';
 import { chartValuesYaml, LOCAL_IMAGE_REPOSITORY } from './chart-values.js';
 import { dfnCommand } from './dfn-command.js';
-import { installChart } from './helm.js';
+import { installChart, recoverInterruptedRelease } from './helm.js';
 import { type LocalNats, startNats } from './nats-server.js';
 import { assertPortsFree, type UpPorts } from './ports.js';
 import {
@@ -155,10 +155,11 @@ export class LocalStack {
           source: options.source,
         }),
       );
-      await installChart(
-        { kubeconfig: cp.kubeconfigPath, home: join(stateDir, 'helm') },
-        { name: RELEASE, namespace: RELEASE_NAMESPACE, chart, valuesFile },
-      );
+      const helmContext = { kubeconfig: cp.kubeconfigPath, home: join(stateDir, 'helm') };
+      const release = { name: RELEASE, namespace: RELEASE_NAMESPACE };
+      const recovered = await recoverInterruptedRelease(helmContext, release);
+      if (recovered) log(`  ${recovered}`);
+      await installChart(helmContext, { ...release, chart, valuesFile });
       await waitForDeployments(cp, log, timeoutMs, signal);
 
       parts.forwarder = await ServiceForwarder.start({
