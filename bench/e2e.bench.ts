@@ -512,6 +512,10 @@ async function main(): Promise<void> {
         ceiling_p50_ms: ms(ceiling.p50),
         ceiling_p99_ms: ms(ceiling.p99),
         steal_pct: machine.stealPct,
+        // CPU µs per event of each process, so an A/B compares the work done as well as the latencies.
+        ...Object.fromEntries(
+          Object.entries(cpu).map(([role, us]) => [`cpu_${role.replace('-', '_')}_us`, us]),
+        ),
       }),
     );
   } finally {
