@@ -722,6 +722,12 @@ function hostUrl(op: string, a: string, b?: string, c?: string) {
     }
     return { error: `unsupported URL operation ${op}` };
   } catch {
-    return { error: `Invalid URL: ${a}` };
+    // As Node's: "Invalid URL", code ERR_INVALID_URL, the input (and the base) as properties.
+    return {
+      error: 'Invalid URL',
+      code: 'ERR_INVALID_URL',
+      input: a,
+      ...(op === 'parse' && b !== undefined ? { base: b } : {}),
+    };
   }
 }

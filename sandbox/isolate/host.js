@@ -60,7 +60,11 @@ export const cancelSleep = (timerId) => host.sleep.applyIgnored(undefined, [0, n
 
 /** A synchronous host callback's answer: `{error}` becomes a TypeError in user code. */
 export function hostResult(value) {
-  if (value && typeof value === 'object' && typeof value.error === 'string')
-    throw new TypeErrorCtor(value.error);
+  if (value && typeof value === 'object' && typeof value.error === 'string') {
+    const err = new TypeErrorCtor(value.error);
+    // Node's coded fields where the host gives them (URL: code, input, base), as own data properties.
+    for (const key of ['code', 'input', 'base']) if (value[key] !== undefined) err[key] = value[key];
+    throw err;
+  }
   return value;
 }

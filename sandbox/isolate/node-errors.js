@@ -50,6 +50,16 @@ export const invalidArgType = (name, expected, value) =>
     `The ${name.endsWith(' argument') ? name : `"${name}" argument`} must be ${expected}.${received(value)}`,
   );
 
+/**
+ * Node's own ERR_INVALID_URL, which its href setter throws (the URL constructor's comes from the parser: a
+ * plain TypeError with the same code and input, which host.js hostResult builds).
+ */
+export function invalidUrl(input) {
+  const err = coded(TypeErrorCtor, 'ERR_INVALID_URL', 'Invalid URL');
+  err.input = input;
+  return err;
+}
+
 export const unknownEncoding = (encoding) =>
   coded(TypeErrorCtor, 'ERR_UNKNOWN_ENCODING', `Unknown encoding: ${encoding}`);
 

@@ -3,6 +3,7 @@
 
 import { host, hostResult } from './host.js';
 import { defineProperty, objectKeys, StringCtor, stringToWellFormed, Uint8ArrayCtor } from './intrinsics.js';
+import { invalidUrl } from './node-errors.js';
 import { utf8Decode } from './text-decoder.js';
 
 function invalidTuple() {
@@ -205,7 +206,13 @@ export class URL {
     return this.#parts.href;
   }
   set href(v) {
-    this.#parts = parseUrl('parse', StringCtor(v));
+    const input = StringCtor(v);
+    try {
+      this.#parts = parseUrl('parse', input);
+    } catch (err) {
+      if (err.code === 'ERR_INVALID_URL') throw invalidUrl(input);
+      throw err;
+    }
     if (this.#params) reparse(this.#params, this.#parts.search);
   }
   get origin() {

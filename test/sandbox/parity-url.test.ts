@@ -83,3 +83,23 @@ describe('URLSearchParams parity with Node', () => {
     await expectParity(load, cases);
   });
 });
+
+describe('URL errors, as Node throws them', () => {
+  it('an unparsable URL: TypeError, code ERR_INVALID_URL, its input and base as properties', async () => {
+    const caught = (expr: string) =>
+      `(() => { try { ${expr}; return 'no error'; } catch (e) { return [String(e), e.code, e.input, e.base, Object.keys(e)]; } })()`;
+    await expectParity(load, [
+      "new URL('x')",
+      "new URL('x', 'y')",
+      "new URL('http://[::1')",
+      caught("new URL('x')"),
+      caught("new URL('x', 'not a base')"),
+      caught("new URL('http://exa mple.test/')"),
+      caught("new URL('https://x.test/').href = 'nope'"),
+      // Setters other than href ignore what they cannot use, as Node's do.
+      "(() => { const u = new URL('https://x.test/p'); u.protocol = 'not a scheme'; u.port = 'x'; return u.href; })()",
+      "[URL.canParse('x'), URL.canParse('/p', 'https://x.test'), URL.canParse('x', 'y')]",
+      "new URL('/p?q=1#h', 'https://x.test/a/b').href",
+    ]);
+  });
+});
