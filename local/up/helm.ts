@@ -56,7 +56,8 @@ export async function releaseStatus(ctx: HelmContext, release: Release): Promise
     ]);
     return (JSON.parse(out) as { info?: { status?: string } }).info?.status;
   } catch (err) {
-    if (err instanceof HelmError && /not found/i.test(err.message)) return undefined;
+    // helm's own words for no such release; any other failure (an unreachable API server) is not that.
+    if (err instanceof HelmError && /release: not found/.test(err.message)) return undefined;
     throw err;
   }
 }
