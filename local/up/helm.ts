@@ -68,7 +68,8 @@ export async function releaseStatus(ctx: HelmContext, release: Release): Promise
  * operation (install/upgrade/rollback) is in progress"). The API server was started by this `dfn up` a
  * moment before (its etcd holds the state directory's data, so no other `dfn up` can share it), so a
  * pending revision found before installing is such a leftover, never another helm at work: an install
- * cut short is uninstalled, an upgrade or a rollback cut short is rolled back to the revision before it.
+ * or an uninstall cut short is uninstalled, an upgrade or a rollback cut short is rolled back to the
+ * revision before it. (A helm stopped by Ctrl-C marks its release failed, which `upgrade --install` takes.)
  * Returns what was done, for the progress output.
  */
 export async function recoverInterruptedRelease(
@@ -80,6 +81,11 @@ export async function recoverInterruptedRelease(
   if (status === 'pending-install') {
     await helm(ctx, ['uninstall', release.name, ...where, '--wait']);
     return `removed release ${release.name}: an earlier dfn up was stopped while installing it`;
+  }
+  if (status === 'uninstalling') {
+    // Stopped during the uninstall above: what is left of the release goes the same way.
+    await helm(ctx, ['uninstall', release.name, ...where, '--wait']);
+    return `removed release ${release.name}: an earlier dfn up was stopped while removing it`;
   }
   if (status === 'pending-upgrade' || status === 'pending-rollback') {
     await helm(ctx, ['rollback', release.name, ...where]);

@@ -20,7 +20,7 @@ import {
   releaseStatus,
 } from '../../local/up/helm.js';
 import { CHART_DIR } from '../chart/helm.js';
-import { useNamespace } from '../helpers/kube.js';
+import { kubectl, useNamespace } from '../helpers/kube.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ns = useNamespace('helm-recovery');
@@ -47,17 +47,18 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** helm `verb` with --wait on the never-ready values, killed with SIGKILL once the release is pending. */
+/** helm `verb` with --wait on the never-ready values, killed with `signal` once the release is pending. */
 async function killWhilePending(
   release: string,
-  verb: 'install' | 'upgrade',
+  verb: 'install' | 'upgrade' | 'uninstall',
   pending: string,
+  signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<void> {
-  const child: ChildProcess = execFile(
-    helmBinary(),
-    [verb, release, CHART_DIR, '--namespace', ns.name, ...NEVER_READY, '--wait', '--timeout', '10m'],
-    { env: helmEnv(ctx) },
-  );
+  const args =
+    verb === 'uninstall'
+      ? [verb, release, '--namespace', ns.name, '--wait', '--timeout', '10m']
+      : [verb, release, CHART_DIR, '--namespace', ns.name, ...NEVER_READY, '--wait', '--timeout', '10m'];
+  const child: ChildProcess = execFile(helmBinary(), args, { env: helmEnv(ctx) });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   try {
     await waitFor(
@@ -67,7 +68,7 @@ async function killWhilePending(
       100,
     );
   } finally {
-    child.kill('SIGKILL');
+    child.kill(signal);
     await exited;
   }
 }
@@ -108,6 +109,46 @@ describe('a release left pending by a dfn up that was killed', () => {
       await helm(ctx, ['get', 'values', release.name, '--namespace', ns.name, '--output', 'json']),
     ) as { operator?: { replicas?: number } };
     expect(values.operator?.replicas).toBe(0);
+  });
+
+  it('its recovery cut short in turn (killed while uninstalling): removed, then installed', {
+    timeout: 180_000,
+  }, async () => {
+    const release = { name: `${ns.name}-r`, namespace: ns.name };
+    await installChart(ctx, { ...release, chart: CHART_DIR, valuesFile });
+    // A finalizer on one of its objects holds `helm uninstall --wait` until it is killed.
+    const listed = await kubectl(
+      ['get', 'serviceaccounts', '-l', `app.kubernetes.io/instance=${release.name}`, '-o', 'name'],
+      { namespace: ns.name },
+    );
+    const held = listed.stdout.trim().split('\n')[0]!;
+    const finalizers = (list: string[] | null) =>
+      kubectl(['patch', held, '--type=merge', '-p', JSON.stringify({ metadata: { finalizers: list } })], {
+        namespace: ns.name,
+      });
+    await finalizers(['dfn.dev/test-hold']);
+    await killWhilePending(release.name, 'uninstall', 'uninstalling');
+    await finalizers(null);
+    await expect(installChart(ctx, { ...release, chart: CHART_DIR, valuesFile })).rejects.toThrow(
+      /has no deployed releases/,
+    );
+
+    expect(await recoverInterruptedRelease(ctx, release)).toBe(
+      `removed release ${release.name}: an earlier dfn up was stopped while removing it`,
+    );
+    await installChart(ctx, { ...release, chart: CHART_DIR, valuesFile });
+    expect(await releaseStatus(ctx, release)).toBe('deployed');
+  });
+
+  it('helm stopped by Ctrl-C marks its install failed, and the next install takes it over', {
+    timeout: 180_000,
+  }, async () => {
+    const release = { name: `${ns.name}-c`, namespace: ns.name };
+    await killWhilePending(release.name, 'install', 'pending-install', 'SIGINT');
+    expect(await releaseStatus(ctx, release)).toBe('failed');
+    expect(await recoverInterruptedRelease(ctx, release)).toBeUndefined();
+    await installChart(ctx, { ...release, chart: CHART_DIR, valuesFile });
+    expect(await releaseStatus(ctx, release)).toBe('deployed');
   });
 
   it('no release yet: nothing to do', async () => {
