@@ -1,7 +1,7 @@
 // The host's capabilities, handed to the prelude once when the isolate is built. They live in this
 // module's scope, never on globalThis, so user code cannot reach them.
 
-import { frozenOptions, jsonParse, TypeErrorCtor } from './intrinsics.js';
+import { defineProperty, frozenOptions, jsonParse, TypeErrorCtor } from './intrinsics.js';
 import { current } from './invocation.js';
 
 // hostFetch: ivm.Reference (invocationId, request) → Promise<response | {error}>
@@ -63,7 +63,11 @@ export function hostResult(value) {
   if (value && typeof value === 'object' && typeof value.error === 'string') {
     const err = new TypeErrorCtor(value.error);
     // Node's coded fields where the host gives them (URL: code, input, base), as own data properties.
-    for (const key of ['code', 'input', 'base']) if (value[key] !== undefined) err[key] = value[key];
+    // Defined, not assigned: a setter user code put on TypeError.prototype must not see them.
+    for (const key of ['code', 'input', 'base']) {
+      if (value[key] !== undefined)
+        defineProperty(err, key, { value: value[key], writable: true, enumerable: true, configurable: true });
+    }
     throw err;
   }
   return value;

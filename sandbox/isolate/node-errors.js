@@ -10,7 +10,8 @@ function coded(Ctor, code, message) {
   defineProperty(err, 'name', { value: `${err.name} [${code}]`, configurable: true, writable: true });
   err.stack;
   delete err.name;
-  err.code = code;
+  // Defined, not assigned: a setter user code put on the error class's prototype must not see it.
+  defineProperty(err, 'code', { value: code, writable: true, enumerable: true, configurable: true });
   defineProperty(err, 'toString', {
     value() {
       return `${this.name} [${code}]: ${this.message}`;
@@ -56,7 +57,7 @@ export const invalidArgType = (name, expected, value) =>
  */
 export function invalidUrl(input) {
   const err = coded(TypeErrorCtor, 'ERR_INVALID_URL', 'Invalid URL');
-  err.input = input;
+  defineProperty(err, 'input', { value: input, writable: true, enumerable: true, configurable: true });
   return err;
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { expectParity, literal } from '../helpers/parity.js';
 import { sandboxes } from '../helpers/sandbox.js';
 
-const { load } = sandboxes();
+const { load, logsOf } = sandboxes();
 
 const PIECES = [
   '%',
@@ -101,5 +101,23 @@ describe('URL errors, as Node throws them', () => {
       "[URL.canParse('x'), URL.canParse('/p', 'https://x.test'), URL.canParse('x', 'y')]",
       "new URL('/p?q=1#h', 'https://x.test/a/b').href",
     ]);
+  });
+
+  it("keeps its fields when user code puts setters for them on TypeError's prototype", async () => {
+    const logs = await logsOf(`
+      let calls = 0;
+      for (const key of ['code', 'input', 'base'])
+        Object.defineProperty(TypeError.prototype, key, { set() { calls++; throw new Error('hijacked'); }, configurable: true });
+      const errors = [];
+      try { new URL('x', 'y'); } catch (e) { errors.push([String(e), e.code, e.input, e.base]); }
+      try { new URL('https://x.test/').href = 'nope'; } catch (e) { errors.push([String(e), e.code, e.input]); }
+      console.log(JSON.stringify({ errors, calls }));`);
+    expect(JSON.parse(logs[0]!)).toEqual({
+      errors: [
+        ['TypeError: Invalid URL', 'ERR_INVALID_URL', 'x', 'y'],
+        ['TypeError [ERR_INVALID_URL]: Invalid URL', 'ERR_INVALID_URL', 'nope'],
+      ],
+      calls: 0,
+    });
   });
 });
