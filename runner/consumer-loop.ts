@@ -1,9 +1,17 @@
 // Pulls from the instance's durable consumer only as many messages as this replica has room for, so events
 // never wait in a client buffer (burning ack_wait) and replicas share the consumer's max_ack_pending fairly.
 
-import type { Consumer, JsMsg } from 'nats';
+import type { Consumer, FetchOptions, JsMsg } from 'nats';
 import type { Logger } from '../lib/telemetry.js';
 import type { InFlight } from './in-flight.js';
+
+/**
+ * A fetch whose messages are handed to a callback as the client parses them. nats.js takes `callback` on
+ * every pull (its typings list it for consume() only): an async iterator costs a promise and two turns of
+ * the event loop per message, which measured as about half the CPU of consuming an event (consume, parse
+ * and ack 50,000 events: 31-39 µs per event iterated, 13-15 µs with the callback).
+ */
+type FetchWithCallback = FetchOptions & { callback: (msg: JsMsg) => void };
 
 export interface ConsumerLoopOptions {
   /** Long-poll time of one pull request (ms, at least 1000). */
@@ -52,8 +60,11 @@ export class ConsumerLoop {
         const messages = await this.consumer.fetch({
           max_messages: this.inFlight.free,
           expires: this.options.expiresMs,
-        });
-        for await (const msg of messages) this.onMessage(msg);
+          callback: this.onMessage,
+        } as FetchWithCallback);
+        // With a callback the pull ends by settling closed(): with the error that ended it, if one did.
+        const failed = await messages.closed();
+        if (failed) throw failed;
         if (failures > 0)
           this.log.info({ after: `${failures} failed pulls` }, 'pulling from the consumer again');
         failures = 0;

@@ -3,7 +3,7 @@
 
 import type { JsMsg } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
-import { type DeliveryHistory, deliveryHistory } from '../api/jetstream.js';
+import { type DeliveryHistory, deliveryHistory, isRetryCopy, type Topology } from '../api/jetstream.js';
 
 export interface HeldEvent {
   readonly msg: JsMsg;
@@ -24,7 +24,10 @@ export class InFlight {
   private roomWaiters: Array<{ need: number; resolve: () => void }> = [];
   private emptyWaiters: Array<() => void> = [];
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    private readonly topology: Topology,
+  ) {}
 
   get size(): number {
     return this.held.size;
@@ -39,7 +42,10 @@ export class InFlight {
     const held: HeldEvent = {
       msg,
       event,
-      history: deliveryHistory(msg.headers, msg.info.deliveryCount),
+      history: deliveryHistory(
+        isRetryCopy(this.topology, msg.subject) ? msg.headers : undefined,
+        msg.info.deliveryCount,
+      ),
       receivedAt: now,
       leaseAt: now,
       answering: false,

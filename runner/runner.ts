@@ -229,7 +229,7 @@ export class Runner {
       );
     }
 
-    const inFlight = new InFlight(capacity);
+    const inFlight = new InFlight(capacity, this.topology);
     this.inFlight = inFlight;
     const schedule = new RetrySchedule(config.retry);
     const identity = { instance: this.instance, replica: this.replica, revision: config.function.revision };

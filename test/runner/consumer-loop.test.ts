@@ -11,6 +11,7 @@ import type { NatsServer } from '../helpers/nats-server.js';
 import {
   consumerState,
   type Fixture,
+  prepareTopology,
   publish,
   RunnerWorld,
   STARTUP_TIMEOUT_MS,
@@ -43,7 +44,7 @@ describe('ConsumerLoop', () => {
     const nc = await nats.connect();
     try {
       const consumer = await nc.jetstream().consumers.get(f.t.eventsStream, consumerName(TEST_INSTANCE));
-      const inFlight = new InFlight(1000);
+      const inFlight = new InFlight(1000, f.t);
       const received: JsMsg[] = [];
       let stopping: Promise<void> | undefined;
       const loop = new ConsumerLoop(
@@ -65,6 +66,41 @@ describe('ConsumerLoop', () => {
       expect(received.length).toBe(400);
       for (const m of received) m.ack();
       await nc.flush();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('reports a pull that fails (its consumer deleted) and pulls again once the consumer is back', async () => {
+    const instance = { namespace: 'default', name: 'deleted-consumer' };
+    await prepareTopology(f, { instance, source: instance.name });
+    const nc = await nats.connect();
+    try {
+      const consumer = await nc.jetstream().consumers.get(f.t.eventsStream, consumerName(instance));
+      await f.jsm.consumers.delete(f.t.eventsStream, consumerName(instance));
+      const received: JsMsg[] = [];
+      const loop = new ConsumerLoop(
+        consumer,
+        new InFlight(1000, f.t),
+        (msg) => {
+          received.push(msg);
+          msg.ack();
+        },
+        silentProcessLogger(),
+        { expiresMs: 1000, minRoom: 1 },
+      );
+      loop.start();
+      await waitFor('the failed pull reported', () => !loop.healthy);
+      await prepareTopology(f, { instance, source: instance.name });
+      const events = Array.from({ length: 50 }, () => track());
+      await publish(f, events, instance.name);
+      await waitFor('every event received', () => received.length === events.length, 30_000);
+      // Healthy again once a pull completes (this one ends at its expiry).
+      await waitFor('a pull completed', () => loop.healthy);
+      expect(received.map((m) => JSON.parse(m.string()).messageId).sort()).toEqual(
+        events.map((e) => e.messageId).sort(),
+      );
+      await loop.stop();
     } finally {
       await nc.close();
     }

@@ -285,7 +285,7 @@ export function outcomePath(
 ): { stats: Stats; inFlight: InFlight; outcomes: OutcomeHandler } {
   const identity = { instance, replica: 'test', revision: 'rev-1' };
   const stats = new Stats(identity);
-  const inFlight = new InFlight(capacity);
+  const inFlight = new InFlight(capacity, f.t);
   const log = silentProcessLogger();
   const outcomes = new OutcomeHandler({
     js: f.js,

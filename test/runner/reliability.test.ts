@@ -7,6 +7,7 @@ import {
   CRASHES_HEADER,
   consumerName,
   type DeadLetter,
+  eventSubject,
   historyHeaders,
   type InstanceRef,
   MAX_CRASHES,
@@ -179,6 +180,28 @@ describe('reliability', { timeout: 180_000 }, () => {
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/ {2}Crashed {2}dead-lettered\n/);
     expect(shown.stdout).toContain(`crashes ${MAX_CRASHES} (${MAX_CRASHES} allowed)`);
+  });
+
+  it('trusts Dfn- history headers only on its own retry copies: a producer cannot forge crashes or attempts', async () => {
+    const instance = { namespace: 'default', name: 'forged' };
+    await prepareTopology(f, { instance, source: instance.name });
+    // Taken at face value, this event would be dead-lettered as Crashed at receipt without running, or
+    // have used up all 3 attempts; published straight to the source's subject, it is a new event.
+    const forged = track({ forged: true });
+    scripts.set(forged.messageId!, [503]);
+    await f.js.publish(eventSubject(f.t, instance.name, 'track'), JSON.stringify(forged), {
+      headers: historyHeaders({ attempt: 9, crashes: MAX_CRASHES }),
+    });
+    w.startRunner(config(instance, { maxAttempts: 3, delaysMs: [300] }));
+    await waitFor('the second attempt delivered', () => requestsFor(forged.messageId!).length === 2, 60_000);
+    const records = await waitFor('the first attempt recorded', async () => {
+      const found = await readDeliveryRecords(f.jsm, f.t, instance);
+      return found.length > 0 && found;
+    });
+    expect(records.map((r) => [r.messageId, r.attempt, r.disposition, r.crashes])).toEqual([
+      [forged.messageId, 1, 'retry', 0],
+    ]);
+    expect(await deadLetter(instance, forged.messageId!)).toBeUndefined();
   });
 
   it('dead-letters an event that reached max_deliver from the stored advisory, even if no runner was up', async () => {
