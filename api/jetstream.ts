@@ -159,22 +159,26 @@ function headerCount(h: MsgHdrs | undefined, name: string, min: number): number 
   return /^\d{1,6}$/.test(raw) ? Math.max(min, Number(raw)) : min;
 }
 
-/**
- * Whether a message of the events stream is one of the runner's own copies (it arrived through the
- * retry stream): only those carry a history. An event anyone else published (the gateway, a replay, a
- * producer writing to the stream directly) starts at attempt 1 whatever Dfn- headers it came with, and
- * its headers need not even be decoded (~2 µs an event, most of it for the gateway's Nats-Msg-Id).
- */
-export function isRetryCopy(t: Topology, subject: string): boolean {
+/** Whether a message of the events stream is one of the runner's own copies (it came through the retry stream). */
+function isRetryCopy(t: Topology, subject: string): boolean {
   return subject.startsWith(t.prefix) && subject.startsWith('.retry.', t.prefix.length);
 }
 
 /**
  * An event's history from its copy's headers and NATS's delivery count of that copy: every delivery after
  * the first is a redelivery after the runner died, stopped or could not answer, so it counts as a crash.
- * `h`: the copy's headers, or undefined for a message that is not a copy (isRetryCopy).
+ * Only the runner's own copies carry a history: an event anyone else published (the gateway, a replay, a
+ * producer writing to the stream directly) starts at attempt 1 whatever Dfn- headers it came with, and
+ * its headers are not even decoded (`headers` is called only for a copy: ~2 µs an event, most of it for
+ * the gateway's Nats-Msg-Id).
  */
-export function deliveryHistory(h: MsgHdrs | undefined, deliveryCount = 1): DeliveryHistory {
+export function deliveryHistory(
+  t: Topology,
+  subject: string,
+  headers: () => MsgHdrs | undefined,
+  deliveryCount = 1,
+): DeliveryHistory {
+  const h = isRetryCopy(t, subject) ? headers() : undefined;
   return {
     attempt: headerCount(h, ATTEMPT_HEADER, 1),
     crashes: headerCount(h, CRASHES_HEADER, 0) + Math.max(0, deliveryCount - 1),

@@ -3,7 +3,7 @@
 
 import type { JsMsg } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
-import { type DeliveryHistory, deliveryHistory, isRetryCopy, type Topology } from '../api/jetstream.js';
+import { type DeliveryHistory, deliveryHistory, type Topology } from '../api/jetstream.js';
 
 export interface HeldEvent {
   readonly msg: JsMsg;
@@ -42,10 +42,7 @@ export class InFlight {
     const held: HeldEvent = {
       msg,
       event,
-      history: deliveryHistory(
-        isRetryCopy(this.topology, msg.subject) ? msg.headers : undefined,
-        msg.info.deliveryCount,
-      ),
+      history: deliveryHistory(this.topology, msg.subject, () => msg.headers, msg.info.deliveryCount),
       receivedAt: now,
       leaseAt: now,
       answering: false,

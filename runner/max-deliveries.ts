@@ -3,7 +3,7 @@
 
 import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { NatsError } from 'nats';
-import { deliveryHistory, isRetryCopy, type MaxDeliveriesAdvisory, type Topology } from '../api/jetstream.js';
+import { deliveryHistory, type MaxDeliveriesAdvisory, type Topology } from '../api/jetstream.js';
 import type { Logger } from '../lib/telemetry.js';
 import { buildDeadLetter, publishDeadLetter } from './dead-letters.js';
 import type { RecordIdentity } from './delivery-records.js';
@@ -85,10 +85,7 @@ export class MaxDeliveriesBackstop {
       m.nak(RETRY_DELAY_MS);
       return;
     }
-    const history = deliveryHistory(
-      isRetryCopy(topology, stored.subject) ? stored.header : undefined,
-      advisory.deliveries,
-    );
+    const history = deliveryHistory(topology, stored.subject, () => stored.header, advisory.deliveries);
     let deadLetter: ReturnType<typeof buildDeadLetter>;
     try {
       deadLetter = buildDeadLetter({
