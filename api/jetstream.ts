@@ -8,6 +8,7 @@ import {
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamManager,
+  type JsMsg,
   type MsgHdrs,
   NatsError,
   nanos,
@@ -183,6 +184,27 @@ export function deliveryHistory(
     attempt: headerCount(h, ATTEMPT_HEADER, 1),
     crashes: headerCount(h, CRASHES_HEADER, 0) + Math.max(0, deliveryCount - 1),
   };
+}
+
+/**
+ * How many times JetStream has delivered `msg`, read from its reply subject: `$JS.ACK.<stream>.<consumer>.
+ * <count>.<stream seq>.<consumer seq>.<time>.<pending>`, or with a domain and an account hash before the
+ * stream (and a token after). nats.js's `msg.info` parses every token of it into an object, ~2.5 µs of the
+ * runner's ~35 µs per batched event, for the one number the runner needs of each event; anything else
+ * falls back to it.
+ */
+export function deliveryCountOf(msg: JsMsg): number {
+  const reply = (msg as JsMsg & { reply?: string }).reply ?? '';
+  const dots: number[] = [];
+  for (let at = reply.indexOf('.'); at >= 0 && dots.length < 12; at = reply.indexOf('.', at + 1))
+    dots.push(at);
+  // 8 dots: the old form, the count is the 5th token; 10 or more: the new one, the count is the 7th.
+  const countToken = dots.length === 8 ? 4 : dots.length >= 10 ? 6 : -1;
+  if (countToken > 0 && reply.startsWith('$JS.ACK.')) {
+    const count = Number(reply.slice(dots[countToken - 1]! + 1, dots[countToken]));
+    if (Number.isSafeInteger(count) && count >= 1) return count;
+  }
+  return msg.info.deliveryCount;
 }
 
 /** Headers of a copy carrying `history`. */

@@ -3,12 +3,14 @@
 
 import type { JsMsg } from 'nats';
 import type { SegmentEvent } from '../api/events.js';
-import { type DeliveryHistory, deliveryHistory, type Topology } from '../api/jetstream.js';
+import { type DeliveryHistory, deliveryCountOf, deliveryHistory, type Topology } from '../api/jetstream.js';
 
 export interface HeldEvent {
   readonly msg: JsMsg;
   /** The event as the function sees it (after data control). */
   readonly event: SegmentEvent;
+  /** The JSON text `event` was parsed from, when data control left it as it came: it crosses as that. */
+  readonly text: string | undefined;
   /** Its attempt (from the copy's header) and crash count (header + this copy's redeliveries). */
   readonly history: DeliveryHistory;
   readonly receivedAt: number;
@@ -37,12 +39,13 @@ export class InFlight {
     return Math.max(0, this.capacity - this.held.size);
   }
 
-  add(msg: JsMsg, event: SegmentEvent): HeldEvent {
+  add(msg: JsMsg, event: SegmentEvent, text?: string): HeldEvent {
     const now = Date.now();
     const held: HeldEvent = {
       msg,
       event,
-      history: deliveryHistory(this.topology, msg.subject, () => msg.headers, msg.info.deliveryCount),
+      text,
+      history: deliveryHistory(this.topology, msg.subject, () => msg.headers, deliveryCountOf(msg)),
       receivedAt: now,
       leaseAt: now,
       answering: false,

@@ -95,7 +95,10 @@ export class Invoker {
     this.callsInFlight++;
     const handedOver = performance.now();
     try {
-      reports = await this.sandbox.invoke(chunk.map((h) => h.event));
+      reports = await this.sandbox.invoke(
+        chunk.map((h) => h.event),
+        chunk.map((h) => h.text),
+      );
     } catch (err) {
       error = err;
     } finally {
@@ -132,7 +135,10 @@ export class Invoker {
     let error: unknown;
     const handedOver = performance.now();
     try {
-      report = await this.sandbox.invokeBatch(items.map((h) => h.event));
+      report = await this.sandbox.invokeBatch(
+        items.map((h) => h.event),
+        items.map((h) => h.text),
+      );
     } catch (err) {
       error = err;
     }

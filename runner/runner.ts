@@ -19,7 +19,6 @@ import {
   type FunctionSandbox,
   loadSupervisedFunction,
   Redactor,
-  rememberJson,
   type SandboxLimits,
 } from '../sandbox/index.js';
 import type { LoadedRunnerConfig } from './config-loader.js';
@@ -314,8 +313,7 @@ export class Runner {
       return;
     }
     // Unchanged by data control: it crosses into the sandbox as the text it came as.
-    if (verdict.event === event) rememberJson(event, text);
-    const held = this.inFlight!.add(msg, verdict.event);
+    const held = this.inFlight!.add(msg, verdict.event, verdict.event === event ? text : undefined);
     if (held.history.crashes >= MAX_CRASHES) this.outcomes!.crashLimitReached(held);
     else this.invoker!.submit(held);
   }

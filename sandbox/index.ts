@@ -3,6 +3,6 @@
 
 export { BOUNDS } from './bounds.js';
 export { Redactor } from './redact.js';
-export { loadFunction, rememberJson } from './sandbox.js';
+export { loadFunction } from './sandbox.js';
 export { loadSupervisedFunction, processLimits, type SupervisorHooks } from './supervisor.js';
 export * from './types.js';

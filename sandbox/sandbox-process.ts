@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import type { SegmentEvent } from '../api/events.js';
 import { decodeReports, type FromChild, type ToChild } from './child-wire.js';
 import { encodeEvents } from './sandbox.js';
-import { type BatchReport, FunctionLoadError, type InvocationReport, type SandboxOptions } from './types.js';
+import {
+  type BatchReport,
+  type EventTexts,
+  FunctionLoadError,
+  type InvocationReport,
+  type SandboxOptions,
+} from './types.js';
 
 /**
  * How the wire is serialised. 'advanced' (V8's structured clone) and 'json' (JSON text and a newline)
@@ -130,12 +136,12 @@ export class SandboxProcess {
     return this.endedFor === undefined;
   }
 
-  invoke(events: readonly SegmentEvent[]): Promise<CallOutcome<InvocationReport[]>> {
-    return this.call((id) => ({ t: 'invoke', id, events: encodeEvents(events) }));
+  invoke(events: readonly SegmentEvent[], texts?: EventTexts): Promise<CallOutcome<InvocationReport[]>> {
+    return this.call((id) => ({ t: 'invoke', id, events: encodeEvents(events, texts) }));
   }
 
-  invokeBatch(events: readonly SegmentEvent[]): Promise<CallOutcome<BatchReport>> {
-    return this.call((id) => ({ t: 'invoke-batch', id, events: encodeEvents(events) }));
+  invokeBatch(events: readonly SegmentEvent[], texts?: EventTexts): Promise<CallOutcome<BatchReport>> {
+    return this.call((id) => ({ t: 'invoke-batch', id, events: encodeEvents(events, texts) }));
   }
 
   /** Kills the process (SIGKILL: it may be wedged); calls in flight come back as died, with the reason. */

@@ -17,6 +17,7 @@ import { Redactor } from './redact.js';
 import {
   type BatchReport,
   DEFAULT_LIMITS,
+  type EventTexts,
   FunctionLoadError,
   type FunctionSandbox,
   type InvocationReport,
@@ -124,28 +125,20 @@ export async function loadEncodedFunction(
   return sandbox;
 }
 
-/** The JSON text events were parsed from, where their producer kept it (rememberJson). */
-const knownJson = new WeakMap<SegmentEvent, string>();
-
 /**
- * Remembers the JSON text `event` was parsed from (and not changed since: whoever changes an event makes
- * a new object), so that it crosses into the sandbox as it came instead of being stringified again
- * (~1.5 µs per event of a runner's CPU). The isolate parses the same text the host did.
+ * The events as one JSON array: each as the text it came as where `texts` has it (a stringify saved: ~1.5 µs
+ * an event of a runner's CPU), the others stringified. Events nobody kept the text of (dfn test, the
+ * sandbox API) are encoded in one stringify of the list: one per event, joined, cost ~25 % more of a
+ * trivial micro-batch's CPU (bench:sandbox). The texts travel beside the events, not in a WeakMap keyed
+ * by them, which cost ~3 µs more an event (its ephemerons are work for every collection).
  */
-export function rememberJson(event: SegmentEvent, json: string): void {
-  knownJson.set(event, json);
-}
-
-export function encodeEvents(events: readonly SegmentEvent[]): EncodedEvents {
-  // Events nobody kept the JSON of (dfn test, the sandbox API) are encoded in one stringify of the list:
-  // one per event, joined, cost ~25 % more of a trivial micro-batch's CPU (bench:sandbox).
-  if (!events.some((event) => knownJson.has(event))) {
+export function encodeEvents(events: readonly SegmentEvent[], texts?: EventTexts): EncodedEvents {
+  if (!texts?.some((text) => text !== undefined)) {
     return { json: JSON.stringify(events), count: events.length };
   }
   let json = '[';
   for (let i = 0; i < events.length; i++) {
-    const event = events[i]!;
-    json += `${i ? ',' : ''}${knownJson.get(event) ?? JSON.stringify(event)}`;
+    json += `${i ? ',' : ''}${texts[i] ?? JSON.stringify(events[i])}`;
   }
   return { json: `${json}]`, count: events.length };
 }
@@ -208,12 +201,12 @@ class IsolatedFunction implements EncodedFunctionSandbox {
     }
   }
 
-  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
-    return this.invokeEncoded(encodeEvents(events));
+  invoke(events: readonly SegmentEvent[], texts?: EventTexts): Promise<InvocationReport[]> {
+    return this.invokeEncoded(encodeEvents(events, texts));
   }
 
-  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
-    return this.invokeBatchEncoded(encodeEvents(events));
+  invokeBatch(events: readonly SegmentEvent[], texts?: EventTexts): Promise<BatchReport> {
+    return this.invokeBatchEncoded(encodeEvents(events, texts));
   }
 
   async invokeEncoded(events: EncodedEvents): Promise<InvocationReport[]> {

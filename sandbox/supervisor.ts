@@ -9,6 +9,7 @@ import { type CallOutcome, type ProcessLimits, SandboxProcess } from './sandbox-
 import {
   type BatchReport,
   DEFAULT_LIMITS,
+  type EventTexts,
   type FunctionSandbox,
   type InvocationReport,
   type SandboxOptions,
@@ -72,9 +73,9 @@ class SupervisedFunction implements FunctionSandbox {
     this.loadLogs = proc.loadLogs;
   }
 
-  async invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
+  async invoke(events: readonly SegmentEvent[], texts?: EventTexts): Promise<InvocationReport[]> {
     if (events.length === 0) return [];
-    const first = await this.gate.shared(async () => (await this.process()).invoke(events));
+    const first = await this.gate.shared(async () => (await this.process()).invoke(events, texts));
     const reports: (InvocationReport | undefined)[] = first.died ? [] : [...first.value];
     const suspects = events.map((_, i) => suspectOf(first, reports[i]));
     // An isolate killed while this call ran alone, with one event unfinished: that event is the cause.
@@ -88,7 +89,9 @@ class SupervisedFunction implements FunctionSandbox {
     }
     for (let i = 0; i < events.length; i++) {
       if (!suspects[i]) continue;
-      const rerun = await this.gate.exclusive(async () => (await this.process()).invoke([events[i]!]));
+      const rerun = await this.gate.exclusive(async () =>
+        (await this.process()).invoke([events[i]!], texts && [texts[i]]),
+      );
       reports[i] = verdict(
         rerun.died ? undefined : rerun.value[0],
         suspectOf(rerun, rerun.died ? undefined : rerun.value[0]),
@@ -97,8 +100,8 @@ class SupervisedFunction implements FunctionSandbox {
     return reports as InvocationReport[];
   }
 
-  async invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
-    const first = await this.gate.shared(async () => (await this.process()).invokeBatch(events));
+  async invokeBatch(events: readonly SegmentEvent[], texts?: EventTexts): Promise<BatchReport> {
+    const first = await this.gate.shared(async () => (await this.process()).invokeBatch(events, texts));
     const report = first.died ? undefined : first.value;
     const suspect = suspectOf(first, report);
     if (!suspect) return report!;
@@ -107,8 +110,10 @@ class SupervisedFunction implements FunctionSandbox {
     }
     // Quarantine: each event alone through onBatch, so the one that kills its sandbox is charged alone.
     const parts: BatchReport[] = [];
-    for (const event of events) {
-      const rerun = await this.gate.exclusive(async () => (await this.process()).invokeBatch([event]));
+    for (const [i, event] of events.entries()) {
+      const rerun = await this.gate.exclusive(async () =>
+        (await this.process()).invokeBatch([event], texts && [texts[i]]),
+      );
       const single = rerun.died ? undefined : rerun.value;
       parts.push(batchVerdict(single, suspectOf(rerun, single), 1));
     }

@@ -76,15 +76,22 @@ export interface BatchReport extends InvocationReport {
   results: Outcome[];
 }
 
+/**
+ * The JSON text each event was parsed from, by index, where its producer kept it (and did not change the
+ * event since): it crosses into the sandbox as it came instead of being stringified again. The isolate
+ * parses the same text the host did.
+ */
+export type EventTexts = readonly (string | undefined)[];
+
 export interface FunctionSandbox {
   /** Handlers the function's source defines. */
   readonly handlers: ReadonlySet<HandlerName>;
   /** Console output of the function's top-level code while it loaded. */
   readonly loadLogs: readonly string[];
   /** Runs each event's single handler, concurrently in one boundary crossing; one report per event. */
-  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]>;
+  invoke(events: readonly SegmentEvent[], texts?: EventTexts): Promise<InvocationReport[]>;
   /** Runs onBatch once over mixed events. Requires the function to define onBatch. */
-  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport>;
+  invokeBatch(events: readonly SegmentEvent[], texts?: EventTexts): Promise<BatchReport>;
   /** Times the isolate was rebuilt after running out of memory or time. */
   readonly rebuilds: number;
   /** The isolate's heap in use (bytes), where it runs in this process (bench:sandbox reports it). */

@@ -17,6 +17,7 @@ import type { HeldEvent } from '../../runner/in-flight.js';
 import { Invoker, MICRO_BATCH_SIZE } from '../../runner/invoker.js';
 import {
   type BatchReport,
+  type EventTexts,
   type FunctionSandbox,
   type InvocationReport,
   loadSupervisedFunction,
@@ -56,12 +57,12 @@ class RecordingSandbox implements FunctionSandbox {
   get rebuilds() {
     return this.inner.rebuilds;
   }
-  invoke(events: readonly SegmentEvent[]): Promise<InvocationReport[]> {
+  invoke(events: readonly SegmentEvent[], texts?: EventTexts): Promise<InvocationReport[]> {
     this.calls.push(events.map((e) => e.messageId!));
-    return this.inner.invoke(events);
+    return this.inner.invoke(events, texts);
   }
-  invokeBatch(events: readonly SegmentEvent[]): Promise<BatchReport> {
-    return this.inner.invokeBatch(events);
+  invokeBatch(events: readonly SegmentEvent[], texts?: EventTexts): Promise<BatchReport> {
+    return this.inner.invokeBatch(events, texts);
   }
   /** The sandbox is shared by the tests; the file disposes of it once. */
   dispose(): void {}

@@ -2,7 +2,7 @@
 // without reaching the function, and the counters the runner publishes for it.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consumerName } from '../../api/jetstream.js';
+import { consumerName, eventSubject } from '../../api/jetstream.js';
 import { Destination } from '../helpers/destination.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import {
@@ -16,6 +16,7 @@ import {
   removeDir,
   STARTUP_TIMEOUT_MS,
   TEST_INSTANCE,
+  TEST_SOURCE,
   track,
   waitFor,
   watchStats,
@@ -108,6 +109,44 @@ describe('filters and data control before the function', () => {
     } finally {
       stats.stop();
     }
+  });
+});
+
+describe('the event the function sees', () => {
+  let w: RunnerWorld;
+
+  beforeAll(async () => {
+    w = await RunnerWorld.start();
+    const dir = w.configDir({
+      // What the function received, told apart: 1e400 parses as Infinity, which JSON.stringify writes as null.
+      functionSource: `async function onTrack(event, settings) {
+        await fetch(settings.url + '/' + event.messageId, { method: 'POST', body: String(event.properties.big) });
+      }`,
+      settings: { url: w.dest.url },
+      config: { dataControl: { dropProperties: ['email'], dropTraits: [], dropContext: [] } },
+    });
+    await w.startRunner(dir).consuming();
+  }, STARTUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await w?.dispose();
+  });
+
+  it('is parsed from the text it was published as, unless data control changed it', async () => {
+    const subject = eventSubject(w.f.t, TEST_SOURCE, 'track');
+    // The runner parses each event once and hands the sandbox that same text: no stringify in between.
+    await w.f.js.publish(
+      subject,
+      '{"type":"track","event":"E","messageId":"as-sent","properties":{"big":1e400}}',
+    );
+    // Data control made a new object of this one (without "email"): it crosses as that object, stringified.
+    await w.f.js.publish(
+      subject,
+      '{"type":"track","event":"E","messageId":"changed","properties":{"big":1e400,"email":"a@b.c"}}',
+    );
+    await waitFor('both delivered', () => w.dest.requests.length === 2);
+    const bodies = Object.fromEntries(w.dest.requests.map((r) => [r.url.slice(1), r.body]));
+    expect(bodies).toEqual({ 'as-sent': 'Infinity', changed: 'null' });
   });
 });
 

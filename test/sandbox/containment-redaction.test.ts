@@ -112,4 +112,32 @@ describe('redaction', () => {
     expect(r.bounded(`${'y'.repeat(95)}${TOKEN}`, 100)).toBe(`${'y'.repeat(95)}[red…`);
     expect(r.bounded(`${'y'.repeat(20)}${TOKEN.slice(0, 7)}`, 100, true)).toBe(`${'y'.repeat(20)}…`);
   });
+
+  it('traced headers: names lower-cased, credentials and secrets redacted, any name an own property', () => {
+    const r = new Redactor([TOKEN]);
+    const traced = r.headers([
+      ['Authorization', 'Basic abc'],
+      ['X-Api-Key', 'k'],
+      ['X-Token', `t ${TOKEN}`],
+      ['__proto__', 'p'],
+      ['Content-Type', 'text/plain'],
+      ['content-type', 'application/json'], // the last of a repeated name is kept
+    ]);
+    expect(Object.getPrototypeOf(traced)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyNames(traced)).toEqual([
+      'authorization',
+      'x-api-key',
+      'x-token',
+      '__proto__',
+      'content-type',
+    ]);
+    expect(traced).toMatchObject({
+      authorization: '[redacted]',
+      'x-api-key': '[redacted]',
+      'x-token': 't [redacted]',
+      'content-type': 'application/json',
+    });
+    expect(Object.getOwnPropertyDescriptor(traced, '__proto__')?.value).toBe('p');
+    expect(JSON.stringify(traced)).toContain('"__proto__":"p"');
+  });
 });
