@@ -170,6 +170,38 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
     expect(held).toBeGreaterThanOrEqual(2);
   });
 
+  it('events rerun alone after a crash cross as their own texts, as in the call that crashed', async () => {
+    const sb = await load(`async function onTrack(event, settings) {
+      await fetch(settings.url + '/' + event.userId + '/' + String(event.mark));
+    }`);
+    const requests: string[] = [];
+    onRequest = (path) => {
+      requests.push(path);
+      if (path.startsWith('/poison/')) for (const pid of childPids()) process.kill(pid, 'SIGKILL');
+    };
+    const users = ['a', 'b', 'poison', 'c'];
+    // The objects differ from their texts (userId, and 1e400, which parses as Infinity): a run that used
+    // an object instead of its text, or another event's text, shows in the paths or in whose report crashed.
+    const events = users.map((u) => ({ type: 'track', userId: `object-${u}`, mark: 'object' }));
+    const texts = users.map((u) => `{"type":"track","userId":"${u}","mark":1e400}`);
+    const reports = await sb.invoke(events, texts);
+    expect(reports.map((r) => r.outcome.outcome)).toEqual(['success', 'success', 'retry', 'success']);
+    expect(reports[2]!.outcome).toMatchObject({ errorType: 'Crashed' });
+    expect(requests.filter((p) => p.startsWith('/poison/'))).toEqual([
+      '/poison/Infinity',
+      '/poison/Infinity',
+    ]);
+    expect(new Set(requests)).toEqual(new Set(users.map((u) => `/${u}/Infinity`)));
+
+    const batch = await load(`async function onBatch(events, settings) {
+      for (const e of events) await fetch(settings.url + '/' + e.userId + '/' + String(e.mark));
+    }`);
+    requests.length = 0;
+    const report = await batch.invokeBatch(events, texts);
+    expect(report.results.map((r) => r.outcome)).toEqual(['success', 'success', 'retry', 'success']);
+    expect(new Set(requests)).toEqual(new Set(users.map((u) => `/${u}/Infinity`)));
+  });
+
   it('a batch whose process dies is rerun one event per onBatch call', async () => {
     const sb = await load(`async function onBatch(events, settings) {
       for (const e of events) await fetch(settings.url + '/' + e.userId);
