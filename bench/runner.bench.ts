@@ -8,7 +8,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import http, { createServer } from 'node:http';
-import { AckPolicy, DeliverPolicy, type JsMsg, type NatsConnection } from 'nats';
+import { AckPolicy, type Consumer, DeliverPolicy, type JsMsg, type NatsConnection } from 'nats';
 import {
   ensureInstanceConsumer,
   ensureStreams,
@@ -103,20 +103,19 @@ async function publishAll(nc: NatsConnection): Promise<number> {
 }
 
 /**
- * Consumes `count` messages of the durable consumer, each handed to `onMessage` as the client parses it
+ * Consumes `count` messages of the consumer, each handed to `onMessage` as the client parses it
  * (consume()'s callback, as the runner's pulls do: an async iterator costs a promise and two event-loop
- * turns per message, about half of what consuming an event costs); resolves once the last has been handed.
+ * turns per message, about half of what consuming an event costs); resolves once the last has been handed,
+ * rejects when the consume ends before (the server ended it, or `onMessage` threw: nats.js then stops).
  */
-async function consumeCount(
-  nc: NatsConnection,
-  durable: string,
-  count: number,
-  onMessage: (m: JsMsg) => void,
-): Promise<void> {
-  const consumer = await nc.jetstream().consumers.get(t.eventsStream, durable);
+async function consumeCount(consumer: Consumer, count: number, onMessage: (m: JsMsg) => void): Promise<void> {
   let n = 0;
   let done!: () => void;
-  const all = new Promise<void>((r) => (done = r));
+  let failed!: (err: Error) => void;
+  const all = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    failed = reject;
+  });
   const messages = await consumer.consume({
     max_messages: MAX_ACK_PENDING,
     callback: (m) => {
@@ -128,13 +127,20 @@ async function consumeCount(
       }
     },
   });
+  void messages.closed().then((err) => {
+    if (n < count) failed(err ?? new Error(`the consume ended after ${n} of ${count} messages`));
+  });
   await all;
 }
 
+const consumerOf = (nc: NatsConnection, durable: string) =>
+  nc.jetstream().consumers.get(t.eventsStream, durable);
+
 async function rawConsume(nc: NatsConnection, durable: string): Promise<number> {
   const decoder = new TextDecoder();
+  const consumer = await consumerOf(nc, durable);
   const started = performance.now();
-  await consumeCount(nc, durable, N, (m) => {
+  await consumeCount(consumer, N, (m) => {
     JSON.parse(decoder.decode(m.data));
     m.ack();
   });
@@ -414,11 +420,12 @@ async function plainBatchLoop(nc: NatsConnection, durable: string, url: string):
   const agent = new http.Agent({ keepAlive: true, maxSockets: FETCH_CONCURRENCY });
   const target = new URL(url);
   const decoder = new TextDecoder();
+  const consumer = await consumerOf(nc, durable);
   const started = performance.now();
   const posts: Promise<void>[] = [];
   let batch: JsMsg[] = [];
   let n = 0;
-  await consumeCount(nc, durable, BATCH_FETCH_EVENTS, (m) => {
+  await consumeCount(consumer, BATCH_FETCH_EVENTS, (m) => {
     batch.push(m);
     n++;
     if (batch.length === BATCH_SIZE || n === BATCH_FETCH_EVENTS) {
@@ -449,7 +456,7 @@ async function fetchPhases(nc: NatsConnection, url: string) {
   // An untimed pass first, as (a) has: a cold http client reads 20-30 % below a warm one.
   await plainHttpLoop(
     destination.url,
-    Array(FETCH_EVENTS / 2).fill(JSON.stringify(event(0))),
+    Array(Math.ceil(FETCH_EVENTS / 2)).fill(JSON.stringify(event(0))),
     FETCH_CONCURRENCY,
   );
   const cpu = { fetch: [] as number[], batch: [] as number[] };
