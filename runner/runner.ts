@@ -129,6 +129,8 @@ export class Runner {
         allowPrivateNetwork: config.network.allowPrivateNetwork,
         limits,
         filename: 'function.js',
+        // A success is acked and counted; its logs and requests go nowhere (records are of failures).
+        successDetails: false,
       },
       {
         onProcessExit: (reason) =>

@@ -25,11 +25,27 @@ interface Sleep {
   resolve: (elapsed: boolean) => void;
 }
 
+/**
+ * A request as the host saw it, kept for its invocation's report: redacted and cut (RequestTrace) only when
+ * a report shows it, since the runner shows none of a success's (SandboxOptions.successDetails). Its
+ * strings are the request's own, within the request bounds (fetchUrlChars, fetchHeaderChars), and go
+ * with the invocation's end, at most tracesPerInvocation of them.
+ */
+export interface KeptRequest {
+  method: unknown;
+  url: unknown;
+  /** At most BOUNDS.traceHeaderCount of the request's header pairs. */
+  headers: [string, string][];
+  status: number;
+  durationMs: number;
+  error?: string;
+}
+
 /** Made for every invocation of every micro-batch: its collections are created on first use. */
 interface InvocationIo {
   fetches: number;
   requests?: Set<RequestHandle>;
-  traces?: RequestTrace[];
+  traces?: KeptRequest[];
   untraced: number;
   sleeps?: Set<number>;
   /** Response bytes handed to the isolate but not yet acknowledged, by request. */
@@ -38,7 +54,7 @@ interface InvocationIo {
 
 /** What the host kept of one invocation's requests. */
 export interface InvocationTraces {
-  requests: RequestTrace[];
+  requests: KeptRequest[];
   /** Requests made past the trace limit: counted only. */
   untraced: number;
 }
@@ -71,10 +87,7 @@ export class IsolateIo {
     },
   };
 
-  constructor(
-    private readonly fetcher: HostFetcher,
-    private readonly redactor: Redactor,
-  ) {
+  constructor(private readonly fetcher: HostFetcher) {
     // Top-level code (invocation 0) may start timers and requests while the function loads, and after.
     this.invocations.set(0, newInvocation());
   }
@@ -303,19 +316,14 @@ export class IsolateIo {
       io.untraced++;
       return;
     }
-    const trace: RequestTrace = {
-      method: this.redactor.bounded(String(req.method), 32),
-      url: this.redactor.bounded(String(req.url), BOUNDS.traceUrlChars),
+    traces.push({
+      method: req.method,
+      url: req.url,
+      headers: Array.isArray(req.headers) ? req.headers.slice(0, BOUNDS.traceHeaderCount) : [],
       status: result.error === undefined ? result.status : 0,
       durationMs: Math.round(performance.now() - start),
-      requestHeaders: this.redactor.headers(
-        Array.isArray(req.headers) ? req.headers.slice(0, BOUNDS.traceHeaderCount) : [],
-        BOUNDS.traceHeaderChars,
-      ),
-    };
-    if (result.error !== undefined)
-      trace.error = this.redactor.bounded(result.error, BOUNDS.traceHeaderChars);
-    traces.push(trace);
+      ...(result.error !== undefined ? { error: result.error } : {}),
+    });
   }
 
   private wake(key: number, elapsed: boolean): void {
@@ -389,3 +397,18 @@ export function encodeAnswers(answers: readonly [number, FetchResultWire][], bod
 
 /** Response bodies up to this long cross inside the answers' JSON (escaping binary at most 6 times it). */
 const INLINE_BODY_CHARS = 16 * 1024;
+
+/** Kept requests as a report shows them: secrets redacted, every field cut to its bound. */
+export function requestTraces(kept: readonly KeptRequest[], redactor: Redactor): RequestTrace[] {
+  return kept.map((k) => {
+    const trace: RequestTrace = {
+      method: redactor.bounded(String(k.method), 32),
+      url: redactor.bounded(String(k.url), BOUNDS.traceUrlChars),
+      status: k.status,
+      durationMs: k.durationMs,
+      requestHeaders: redactor.headers(k.headers, BOUNDS.traceHeaderChars),
+    };
+    if (k.error !== undefined) trace.error = redactor.bounded(k.error, BOUNDS.traceHeaderChars);
+    return trace;
+  });
+}

@@ -9,7 +9,7 @@ import { settingsProblems } from '../api/settings.js';
 import { BOUNDS } from './bounds.js';
 import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from './dispatch-output.js';
 import { HostFetcher } from './host-fetch.js';
-import { type InvocationTraces, IsolateIo } from './host-io.js';
+import { type InvocationTraces, IsolateIo, requestTraces } from './host-io.js';
 import { hostZlib } from './host-zlib.js';
 import { librarySource } from './libraries.js';
 import { preludeSource } from './prelude.js';
@@ -158,6 +158,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   private readonly deliveries = new Map<number, (doneJson: string) => void>();
   private readonly fetcher: HostFetcher;
   private readonly redactor: Redactor;
+  private readonly successDetails: boolean;
   private readonly filename: string;
   private readonly configJson: string;
   private readonly dispatchOptions: ivm.ReferenceApplyOptions;
@@ -172,6 +173,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
     this.filename = options.filename ?? 'function.js';
     this.dispatchOptions = ivmOptions({ arguments: { copy: true }, timeout: this.limits.timeoutMs });
     this.redactor = new Redactor(options.sensitiveValues ?? []);
+    this.successDetails = options.successDetails ?? true;
     this.fetcher = new HostFetcher({
       allowPrivateNetwork: options.allowPrivateNetwork ?? false,
       timeoutMs: this.limits.fetchTimeoutMs,
@@ -221,13 +223,17 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       }));
     const ids = Array.from({ length: events.count }, () => ++this.nextId);
     const raw = await this.dispatch(ids, events, false, 0);
-    return raw.map((r, i) => ({
-      outcome: this.outcomeOf(r.result),
-      logs: r.logs,
-      ...this.takeTraces(ids[i]!),
-      durationMs: r.result.durationMs ?? 0,
-      ...(r.interrupted ? { interrupted: r.interrupted } : {}),
-    }));
+    return raw.map((r, i) => {
+      const outcome = this.outcomeOf(r.result);
+      const details = this.detailsShown(outcome, r.interrupted);
+      return {
+        outcome,
+        logs: details ? r.logs : [],
+        ...this.takeTraces(ids[i]!, details),
+        durationMs: r.result.durationMs ?? 0,
+        ...(r.interrupted ? { interrupted: r.interrupted } : {}),
+      };
+    });
   }
 
   async invokeBatchEncoded(events: EncodedEvents): Promise<BatchReport> {
@@ -247,11 +253,13 @@ class IsolatedFunction implements EncodedFunctionSandbox {
             ),
           )
         : all(outcome);
+    const summary = summarize(results);
+    const details = this.detailsShown(summary, interrupted);
     return {
-      outcome: summarize(results),
+      outcome: summary,
       results,
-      logs,
-      ...this.takeTraces(id),
+      logs: details ? logs : [],
+      ...this.takeTraces(id, details),
       durationMs: result.durationMs ?? 0,
       ...(interrupted ? { interrupted } : {}),
     };
@@ -427,13 +435,18 @@ class IsolatedFunction implements EncodedFunctionSandbox {
       : { ...o, message: this.redactor.bounded(o.message, MAX_MESSAGE_CHARS, cutBefore) };
   }
 
-  private takeTraces(id: number): { requests: RequestTrace[]; requestsNotTraced?: number } {
+  /** Whether a report shows its logs and requests: always, but for a success when successDetails is false. */
+  private detailsShown(outcome: Outcome, interrupted: unknown): boolean {
+    return this.successDetails || outcome.outcome !== 'success' || interrupted !== undefined;
+  }
+
+  /** An invocation's requests as its report shows them (redacted here, only when `shown`). */
+  private takeTraces(id: number, shown: boolean): { requests: RequestTrace[]; requestsNotTraced?: number } {
     const traces = this.traces.get(id);
     this.traces.delete(id);
-    if (!traces) return { requests: [] };
-    return traces.untraced
-      ? { requests: traces.requests, requestsNotTraced: traces.untraced }
-      : { requests: traces.requests };
+    if (!traces || !shown) return { requests: [] };
+    const requests = requestTraces(traces.requests, this.redactor);
+    return traces.untraced ? { requests, requestsNotTraced: traces.untraced } : { requests };
   }
 
   private kill(vm: Vm | undefined): void {
@@ -541,7 +554,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   }
 
   private async buildIn(isolate: ivm.Isolate, limitMs: number, armDeadline: () => void): Promise<Vm> {
-    const io = new IsolateIo(this.fetcher, this.redactor);
+    const io = new IsolateIo(this.fetcher);
     try {
       const context = await isolate.createContext();
       const preludeScript = await compileShared(isolate, preludeSource(), 'prelude.js');

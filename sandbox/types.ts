@@ -44,6 +44,12 @@ export interface SandboxOptions {
   limits?: Partial<SandboxLimits>;
   /** Shown in stack traces and syntax errors. */
   filename?: string;
+  /**
+   * Whether a success's report carries its console lines and request traces (default true: `dfn test`
+   * and the sandbox API show them). The runner shows nothing of a success, so it sets false: traces are
+   * then neither redacted nor sent for one, and its report crosses as its duration alone.
+   */
+  successDetails?: boolean;
 }
 
 export interface RequestTrace {

@@ -2,7 +2,7 @@
 // traces with redaction, and the egress policy (metadata never, loopback only when allowed).
 
 import { createServer, type Server } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Destination } from '../helpers/destination.js';
 import { sandboxes } from '../helpers/sandbox.js';
 
@@ -245,5 +245,61 @@ describe('egress policy', () => {
     const sb = await load(`async function onTrack() { await fetch('file:///etc/passwd'); }`, allowLocal);
     const [report] = await sb.invoke([{ type: 'track' }]);
     expect(report!.outcome).toHaveProperty('message', 'Only HTTP(S) protocols are supported');
+  });
+});
+
+describe('reports of a success without details (the runner)', () => {
+  const FUNCTION = `
+    async function onTrack(event, settings) {
+      console.log('sending', event.messageId, settings.token);
+      await fetch(settings.url + '/t', { headers: { 'x-token': settings.token } });
+      if (event.properties.fail) throw new ValidationError('refused ' + settings.token);
+    }
+    async function onBatch(events, settings) {
+      console.log('batch of', events.length);
+      await fetch(settings.url + '/b', { headers: { 'x-token': settings.token } });
+      return events.map((e) => ({ status: e.properties.fail ? 400 : 200 }));
+    }`;
+  const settings = { url: '', token: 'tok-secret-1' };
+  const options = (successDetails?: boolean) => ({
+    ...allowLocal,
+    settings: { ...settings, url: dest.url },
+    sensitiveValues: [settings.token],
+    ...(successDetails === undefined ? {} : { successDetails }),
+  });
+  const ok = { type: 'track', messageId: 'ok', properties: {} };
+  const bad = { type: 'track', messageId: 'bad', properties: { fail: true } };
+  beforeEach(() => {
+    dest.respond = () => undefined; // 200, whatever the tests above left it answering
+  });
+
+  it('carries no logs or requests for a success, and all of them, redacted, for a failure', async () => {
+    const sb = await load(FUNCTION, options(false));
+    const [success, failure] = await sb.invoke([ok, bad]);
+    expect(success).toMatchObject({ outcome: { outcome: 'success' }, logs: [], requests: [] });
+    expect(failure!.outcome).toMatchObject({ outcome: 'discard', message: 'refused [redacted]' });
+    expect(failure!.logs).toEqual(['sending bad [redacted]']);
+    expect(failure!.requests).toEqual([
+      expect.objectContaining({ method: 'GET', url: `${dest.url}/t`, status: 200 }),
+    ]);
+    expect(failure!.requests[0]!.requestHeaders['x-token']).toBe('[redacted]');
+  });
+
+  it('an onBatch call shows its logs and requests when any of its events failed, and only then', async () => {
+    const sb = await load(FUNCTION, options(false));
+    const clean = await sb.invokeBatch([ok, ok]);
+    expect(clean).toMatchObject({ outcome: { outcome: 'success' }, logs: [], requests: [] });
+    const mixed = await sb.invokeBatch([ok, bad]);
+    expect(mixed.results.map((r) => r.outcome)).toEqual(['success', 'discard']);
+    expect(mixed.logs).toEqual(['batch of 2']);
+    expect(mixed.requests).toEqual([expect.objectContaining({ url: `${dest.url}/b`, status: 200 })]);
+  });
+
+  it('by default (dfn test, the sandbox API) a success shows everything', async () => {
+    const sb = await load(FUNCTION, options());
+    const [success] = await sb.invoke([ok]);
+    expect(success!.logs).toEqual(['sending ok [redacted]']);
+    expect(success!.requests).toEqual([expect.objectContaining({ url: `${dest.url}/t`, status: 200 })]);
+    expect(success!.requests[0]!.requestHeaders['x-token']).toBe('[redacted]');
   });
 });
