@@ -371,6 +371,17 @@ async function gatewayView(
   };
 }
 
+/** The runner's sandbox calls so far, from its /metrics: how many, and the events they carried. */
+async function sandboxCalls(port: number): Promise<{ calls: number; events: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (suffix: string) =>
+    Number(
+      new RegExp(`^dfn_runner_sandbox_call_events_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ??
+        0,
+    );
+  return { calls: value('count'), events: value('sum') };
+}
+
 async function waitForArrivals(
   dest: DestinationProcess,
   expected: number,
@@ -421,6 +432,7 @@ async function main(): Promise<void> {
     });
     runner = RunnerProcess.start(runnerDir, [], { nodeArgs, built: true });
     await runner.consuming(120_000);
+    const runnerPort = await runner.httpPort();
     const nc = await nats.connect();
     const jsm = await nc.jetstreamManager();
     const t = topology();
@@ -446,6 +458,7 @@ async function main(): Promise<void> {
     // The system: every second, how much the consumer holds (a backlog that grows is a system falling behind).
     let maxPending = 0;
     const gatewayBefore = await gatewayView(gateway.url);
+    const callsBefore = await sandboxCalls(runnerPort);
     const cpuBefore = cpuByRole();
     const machineBefore = machineTicks();
     const samples: Promise<void>[] = [];
@@ -465,6 +478,10 @@ async function main(): Promise<void> {
     const { arrivals, duplicates } = await waitForArrivals(dest, e2eLoad.sent);
     // After the drain: a runner that fell behind does part of the work after the last request.
     const delivered = Object.keys(arrivals).length;
+    const callsAfter = await sandboxCalls(runnerPort);
+    const calls = callsAfter.calls - callsBefore.calls;
+    const eventsPerCall =
+      Math.round(((callsAfter.events - callsBefore.events) / Math.max(1, calls)) * 10) / 10;
     const cpu = cpuPerEvent(cpuBefore, cpuByRole(), { sent: e2eLoad.sent, delivered });
     const accepted = e2eLoad.responseMs.length;
     const e2e = summary(latencies(e2eLoad, arrivals));
@@ -493,6 +510,7 @@ async function main(): Promise<void> {
         .map(([role, us]) => `${role} ${us}`)
         .join(', ')}`,
     );
+    console.log(`  the runner's sandbox calls: ${calls}, ${eventsPerCall} events each (mean)`);
     console.log(`  ${machineLine(machine)}`);
     await nc.close();
     console.log(
@@ -512,6 +530,7 @@ async function main(): Promise<void> {
         ceiling_p50_ms: ms(ceiling.p50),
         ceiling_p99_ms: ms(ceiling.p99),
         steal_pct: machine.stealPct,
+        events_per_call: eventsPerCall,
         // CPU µs per event of each process, so an A/B compares the work done as well as the latencies.
         ...Object.fromEntries(
           Object.entries(cpu).map(([role, us]) => [`cpu_${role.replace('-', '_')}_us`, us]),
