@@ -24,8 +24,21 @@ export const BOUNDS = {
   fetchRequestBytesInFlight: 16 * 1024 * 1024,
   /** Response bytes the host holds for one isolate at once, before they cross into it. */
   fetchResponseBytesInFlight: 32 * 1024 * 1024,
-  /** Request traces kept per invocation; later requests are counted, not traced. */
+  /** Request traces kept per invocation; later requests are counted, not traced (requestsNotTraced). */
   tracesPerInvocation: 100,
+  /**
+   * Bytes of request traces the host keeps raw (2 per character: V8's two-byte strings, plus a little per
+   * trace and header), per invocation and per isolate, from a request's end until its invocation's report
+   * takes them; a request past either is counted, not traced. They are kept whole until then (redacted
+   * first, then cut, so no secret is cut in two), so without these a request's full URL and headers
+   * (~160 KiB at the request bounds) times 100 per invocation times a micro-batch of 128 ran the sandbox
+   * process's 256 MiB heap out. 1 MiB holds 100 ordinary traces (~1–4 KiB each) several times over and at
+   * least 6 of the largest; 16 MiB per isolate holds 16 invocations at their whole budget, or thousands of
+   * ordinary traces, and keeps the host's holdings for one isolate (with the response and request-body
+   * bounds) well inside that heap.
+   */
+  traceBytesPerInvocation: 1024 * 1024,
+  traceBytesPerIsolate: 16 * 1024 * 1024,
   /** A trace's URL, each header value and its error, after redaction (characters). */
   traceUrlChars: 2_048,
   traceHeaderChars: 1_024,

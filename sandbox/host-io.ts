@@ -28,12 +28,13 @@ interface Sleep {
 /**
  * A request as the host saw it, kept for its invocation's report: redacted and cut (RequestTrace) only when
  * a report shows it, since the runner shows none of a success's (SandboxOptions.successDetails). Its
- * strings are the request's own, within the request bounds (fetchUrlChars, fetchHeaderChars), and go
- * with the invocation's end, at most tracesPerInvocation of them.
+ * strings are the request's own, within the request bounds (fetchUrlChars, fetchHeaderChars), kept whole
+ * so that redaction sees every secret before anything is cut; at most tracesPerInvocation of them, within
+ * the trace byte budgets (traceBytesPerInvocation, and traceBytesPerIsolate through a TraceBudget).
  */
 export interface KeptRequest {
-  method: unknown;
-  url: unknown;
+  method: string;
+  url: string;
   /** At most BOUNDS.traceHeaderCount of the request's header pairs. */
   headers: [string, string][];
   status: number;
@@ -41,12 +42,26 @@ export interface KeptRequest {
   error?: string;
 }
 
+/**
+ * Bytes of kept requests (traceBytes) of one loaded function, counted from a request's end until its
+ * invocation's report takes them (or they are dropped with a killed isolate): shared by the IsolateIo of
+ * each isolate the function is loaded into, and by the sandbox that holds ended invocations' traces
+ * until their reports are made.
+ */
+export interface TraceBudget {
+  bytes: number;
+}
+
 /** Made for every invocation of every micro-batch: its collections are created on first use. */
 interface InvocationIo {
   fetches: number;
   requests?: Set<RequestHandle>;
   traces?: KeptRequest[];
+  /** What `traces` counts against the budgets (traceBytes). */
+  traceBytes: number;
   untraced: number;
+  /** Set by end() and close(): a request that finishes later (aborted with it) is no longer traced. */
+  ended?: boolean;
   sleeps?: Set<number>;
   /** Response bytes handed to the isolate but not yet acknowledged, by request. */
   held?: Map<number, number>;
@@ -55,8 +70,10 @@ interface InvocationIo {
 /** What the host kept of one invocation's requests. */
 export interface InvocationTraces {
   requests: KeptRequest[];
-  /** Requests made past the trace limit: counted only. */
+  /** Requests made past the trace limits (count or bytes): counted only. */
   untraced: number;
+  /** What `requests` counts against the TraceBudget: whoever drops them gives it back. */
+  bytes: number;
 }
 
 export class IsolateIo {
@@ -87,7 +104,11 @@ export class IsolateIo {
     },
   };
 
-  constructor(private readonly fetcher: HostFetcher) {
+  constructor(
+    private readonly fetcher: HostFetcher,
+    /** The function's trace budget (shared across its isolates); its own one when none is given. */
+    private readonly traceBudget: TraceBudget = { bytes: 0 },
+  ) {
     // Top-level code (invocation 0) may start timers and requests while the function loads, and after.
     this.invocations.set(0, newInvocation());
   }
@@ -99,7 +120,7 @@ export class IsolateIo {
 
   /**
    * Ends invocations: their timers are cancelled, requests aborted, held bytes released; returns the
-   * traces of those that made requests.
+   * traces of those that made requests, still counted against the TraceBudget until the caller drops them.
    */
   end(ids: readonly number[]): Map<number, InvocationTraces> | undefined {
     let out: Map<number, InvocationTraces> | undefined;
@@ -108,10 +129,11 @@ export class IsolateIo {
       const io = this.invocations.get(id);
       if (!io) continue;
       this.invocations.delete(id);
+      io.ended = true;
       this.release(io);
       if (io.traces || io.untraced) {
         out ??= new Map();
-        out.set(id, { requests: io.traces ?? [], untraced: io.untraced });
+        out.set(id, { requests: io.traces ?? [], untraced: io.untraced, bytes: io.traceBytes });
       }
     }
     return out;
@@ -122,7 +144,13 @@ export class IsolateIo {
     this.closed = true;
     this.crypto.close();
     this.answers = new Map();
-    for (const io of this.invocations.values()) this.release(io);
+    for (const io of this.invocations.values()) {
+      io.ended = true;
+      this.release(io);
+      // Their traces go with them: no report will take them.
+      this.traceBudget.bytes -= io.traceBytes;
+      io.traceBytes = 0;
+    }
     this.invocations.clear();
     for (const key of [...this.sleeps.keys()]) this.wake(key, false);
     for (const wake of this.waitingForNetwork.splice(0)) wake();
@@ -250,7 +278,8 @@ export class IsolateIo {
     } else if (result.error === undefined) {
       this.budget.release(result.body.length);
     }
-    this.trace(io, req, result, start);
+    // Top-level code's requests (invocation 0) have no report to take their traces: they are not kept.
+    if (invocation !== 0) this.trace(io, req, result, start);
     return result;
   }
 
@@ -309,17 +338,38 @@ export class IsolateIo {
     }
   }
 
+  /**
+   * Keeps the request for its invocation's report, whole (redaction comes before any cut), or only counts
+   * it: past tracesPerInvocation, or when its bytes would take the invocation past
+   * traceBytesPerInvocation or the function past traceBytesPerIsolate. A later, smaller request may still
+   * be kept. Its bytes are a few string lengths, read here on every request: no serialization.
+   */
   private trace(io: InvocationIo, req: FetchRequestWire, result: FetchResultWire, start: number): void {
+    // Its traces were handed over (or dropped) when it ended: one added now would be counted by no one.
+    if (io.ended) return;
     io.traces ??= [];
     const traces = io.traces;
     if (traces.length >= BOUNDS.tracesPerInvocation) {
       io.untraced++;
       return;
     }
+    const method = typeof req.method === 'string' ? req.method : '';
+    const url = typeof req.url === 'string' ? req.url : '';
+    const headers = keptHeaders(req.headers);
+    const bytes = traceBytes(method, url, headers, result.error);
+    if (
+      io.traceBytes + bytes > BOUNDS.traceBytesPerInvocation ||
+      this.traceBudget.bytes + bytes > BOUNDS.traceBytesPerIsolate
+    ) {
+      io.untraced++;
+      return;
+    }
+    io.traceBytes += bytes;
+    this.traceBudget.bytes += bytes;
     traces.push({
-      method: req.method,
-      url: req.url,
-      headers: Array.isArray(req.headers) ? req.headers.slice(0, BOUNDS.traceHeaderCount) : [],
+      method,
+      url,
+      headers,
       status: result.error === undefined ? result.status : 0,
       durationMs: Math.round(performance.now() - start),
       ...(result.error !== undefined ? { error: result.error } : {}),
@@ -350,7 +400,42 @@ export class IsolateIo {
 }
 
 function newInvocation(): InvocationIo {
-  return { fetches: 0, untraced: 0 };
+  return { fetches: 0, traceBytes: 0, untraced: 0 };
+}
+
+/** Fixed bytes of one kept request (its object and fields), and of each header pair it keeps. */
+const TRACE_BYTES = 160;
+const TRACE_HEADER_BYTES = 48;
+
+/**
+ * The header pairs a trace keeps: the first traceHeaderCount, when they are all pairs of strings (the
+ * request is untrusted: a malformed one was refused, and its headers are not kept, so every kept string
+ * is one traceBytes counts).
+ */
+function keptHeaders(headers: unknown): [string, string][] {
+  if (!Array.isArray(headers)) return [];
+  const kept = headers.slice(0, BOUNDS.traceHeaderCount);
+  for (let i = 0; i < kept.length; i++) {
+    const pair = kept[i];
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return [];
+  }
+  return kept as [string, string][];
+}
+
+/**
+ * What a kept request holds, counted against the trace budgets: 2 bytes per character of its strings
+ * (V8 keeps a string with any character past U+00FF at two bytes each; telling which would cost a scan
+ * of every character), plus its fixed parts. A few string lengths per request: no serialization.
+ */
+function traceBytes(
+  method: string,
+  url: string,
+  headers: readonly [string, string][],
+  error: string | undefined,
+): number {
+  let chars = method.length + url.length + (error?.length ?? 0);
+  for (let i = 0; i < headers.length; i++) chars += headers[i]![0].length + headers[i]![1].length;
+  return TRACE_BYTES + TRACE_HEADER_BYTES * headers.length + 2 * chars;
 }
 
 /** Why a request is refused before it is sent: sizes the isolate should have checked, checked again. */

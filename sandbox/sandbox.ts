@@ -9,7 +9,7 @@ import { settingsProblems } from '../api/settings.js';
 import { BOUNDS } from './bounds.js';
 import { acceptDelivery, boundLogs, type RawInvocation, type RawResult } from './dispatch-output.js';
 import { HostFetcher } from './host-fetch.js';
-import { type InvocationTraces, IsolateIo, requestTraces } from './host-io.js';
+import { type InvocationTraces, IsolateIo, requestTraces, type TraceBudget } from './host-io.js';
 import { hostZlib } from './host-zlib.js';
 import { librarySource } from './libraries.js';
 import { preludeSource } from './prelude.js';
@@ -154,6 +154,12 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   private disposed = false;
   private nextId = 0;
   private readonly traces = new Map<number, InvocationTraces>();
+  /**
+   * Bytes of kept requests, in the isolate's IsolateIo while their invocations run and in `traces` until
+   * their reports take them: one budget (BOUNDS.traceBytesPerIsolate) across rebuilds, since the traces
+   * of a killed isolate's ended invocations still wait here for their reports.
+   */
+  private readonly traceBudget: TraceBudget = { bytes: 0 };
   /** Dispatch calls awaiting their results from the isolate, by call id. */
   private readonly deliveries = new Map<number, (doneJson: string) => void>();
   private readonly fetcher: HostFetcher;
@@ -404,7 +410,13 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   /** Ends what the host holds for these invocations and keeps their request traces for their reports. */
   private endInvocations(vm: Vm, ids: readonly number[]): void {
     const traces = vm.io.end(ids);
-    if (traces) for (const [id, t] of traces) this.traces.set(id, t);
+    if (!traces) return;
+    for (const [id, t] of traces) {
+      // A call run again (a bystander's) replaces what its first run kept.
+      const before = this.traces.get(id);
+      if (before) this.traceBudget.bytes -= before.bytes;
+      this.traces.set(id, t);
+    }
   }
 
   /** Kills the isolate; what had finished keeps its result, the rest ends as Timeout, marked interrupted. */
@@ -443,8 +455,10 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   /** An invocation's requests as its report shows them (redacted here, only when `shown`). */
   private takeTraces(id: number, shown: boolean): { requests: RequestTrace[]; requestsNotTraced?: number } {
     const traces = this.traces.get(id);
+    if (!traces) return { requests: [] };
     this.traces.delete(id);
-    if (!traces || !shown) return { requests: [] };
+    this.traceBudget.bytes -= traces.bytes;
+    if (!shown) return { requests: [] };
     const requests = requestTraces(traces.requests, this.redactor);
     return traces.untraced ? { requests, requestsNotTraced: traces.untraced } : { requests };
   }
@@ -554,7 +568,7 @@ class IsolatedFunction implements EncodedFunctionSandbox {
   }
 
   private async buildIn(isolate: ivm.Isolate, limitMs: number, armDeadline: () => void): Promise<Vm> {
-    const io = new IsolateIo(this.fetcher);
+    const io = new IsolateIo(this.fetcher, this.traceBudget);
     try {
       const context = await isolate.createContext();
       const preludeScript = await compileShared(isolate, preludeSource(), 'prelude.js');

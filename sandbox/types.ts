@@ -67,7 +67,10 @@ export interface InvocationReport {
   outcome: Outcome;
   logs: string[];
   requests: RequestTrace[];
-  /** Requests made past the trace limit per invocation (sandbox/bounds.ts): counted, not traced. */
+  /**
+   * Requests made past the trace bounds (sandbox/bounds.ts: tracesPerInvocation, traceBytesPerInvocation,
+   * and traceBytesPerIsolate for all invocations at once): counted, not traced.
+   */
   requestsNotTraced?: number;
   durationMs: number;
   /**

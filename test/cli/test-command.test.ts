@@ -99,7 +99,7 @@ describe('dfn test', () => {
     const human = await runDfn(args);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain(
-      `  … and 2 more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation)`,
+      `  … and 2 more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation, within 1 MiB of them and 16 MiB for all invocations at once)`,
     );
     const json = JSON.parse((await runDfn([...args, '--json'])).stdout);
     expect(json.requests).toHaveLength(BOUNDS.tracesPerInvocation);

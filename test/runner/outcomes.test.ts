@@ -143,7 +143,7 @@ describe('outcomes on JetStream', () => {
     expect(record).toMatchObject({ errorType: 'BadRequest', requestsNotTraced: extra });
     expect(record!.requests).toHaveLength(BOUNDS.tracesPerInvocation);
     expect(formatDeliveryRecord(record!)).toContain(
-      `    … and ${extra} more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation)`,
+      `    … and ${extra} more requests, not traced (at most ${BOUNDS.tracesPerInvocation} are, per invocation, within 1 MiB of them and 16 MiB for all invocations at once)`,
     );
     // A record of an attempt that traced all its requests says nothing of the kind.
     const [traced] = (await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE)).filter(

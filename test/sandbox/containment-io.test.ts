@@ -6,6 +6,9 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BOUNDS } from '../../sandbox/bounds.js';
+import type { FetchRequestWire, FetchResultWire, HostFetcher } from '../../sandbox/host-fetch.js';
+import { IsolateIo, type KeptRequest, type TraceBudget } from '../../sandbox/host-io.js';
+import { loadSupervisedFunction } from '../../sandbox/index.js';
 import { expectBenignDelivered, hostileSource, hostTimers, rssMb } from '../helpers/containment.js';
 import { sandboxes } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
@@ -181,7 +184,7 @@ describe('requests', () => {
     expect(report!.requests).toEqual([]);
   });
 
-  it('3,000 refused fetches: the count per invocation is bounded, traces are capped and each is short', async () => {
+  it('3,000 refused fetches: the count per invocation is bounded, traces are capped in number and bytes and each is short', async () => {
     const sb = await load(
       hostileSource(`
         const target = 'http://169.254.169.254/' + 'b'.repeat(10000);
@@ -198,8 +201,12 @@ describe('requests', () => {
       refused: BOUNDS.fetchesPerInvocation,
       count: 3000 - BOUNDS.fetchesPerInvocation,
     });
-    expect(report!.requests).toHaveLength(BOUNDS.tracesPerInvocation);
-    expect(report!.requestsNotTraced).toBe(3000 - BOUNDS.tracesPerInvocation);
+    // Each request keeps a 10,023-character URL and a 5,006-character header (2 bytes a character, at
+    // least): the invocation's trace bytes run out before its count of traces does.
+    const traced = report!.requests.length;
+    expect(traced).toBeGreaterThan(0);
+    expect(traced * 2 * (10_023 + 5_006)).toBeLessThanOrEqual(BOUNDS.traceBytesPerInvocation);
+    expect(traced + report!.requestsNotTraced!).toBe(3000);
     for (const t of report!.requests) {
       expect(t.url.length).toBeLessThanOrEqual(BOUNDS.traceUrlChars);
       expect(t.requestHeaders['x-long']!.length).toBeLessThanOrEqual(BOUNDS.traceHeaderChars);
@@ -288,5 +295,216 @@ describe('requests', () => {
     }
     expect(paths).toHaveLength(60);
     expect(connections).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('request traces', () => {
+  /** A request at the request bounds: a URL of fetchUrlChars, 60 headers of ~1,000 characters. */
+  const HUGE_HEADERS = 60;
+  const hugeRequest = `
+    const target = 'http://169.254.169.254/' + 'u'.repeat(${BOUNDS.fetchUrlChars} - 23);
+    const headers = {};
+    for (let h = 0; h < ${HUGE_HEADERS}; h++) headers['x-h' + String(h).padStart(3, '0')] = String(h).padStart(1000, 'v');`;
+  /** Characters of one such request the host keeps raw (its error, which repeats the URL, left out). */
+  const hugeChars = BOUNDS.fetchUrlChars + HUGE_HEADERS * (6 + 1000) + 'GET'.length;
+
+  it('64 concurrent invocations of 100 requests with huge URLs and headers: the host keeps traces within its byte budgets, the rest counted', async () => {
+    const invocations = 64;
+    const sb = await load(
+      hostileSource(
+        `
+        for (let i = 0; i < 100; i++) await fetch(target, { headers }).catch(() => {});
+        // Every invocation holds its traces until all have made their requests: they are all kept at once.
+        arrived++;
+        while (arrived < ${invocations}) await new Promise((r) => setTimeout(r, 5));
+        throw new Error('gave up');`,
+        `${hugeRequest}\nlet arrived = 0;`,
+      ),
+      { limits: { timeoutMs: 60_000 } },
+    );
+    const reports = await sb.invoke(Array.from({ length: invocations }, () => ({ type: 'track' as const })));
+    let traced = 0;
+    for (const report of reports) {
+      // A failure shows its traces: each report says how many of its requests were not traced.
+      expect(report.outcome).toMatchObject({ outcome: 'discard', message: 'gave up' });
+      expect(report.requests.length + (report.requestsNotTraced ?? 0)).toBe(100);
+      expect(report.requests.length * 2 * hugeChars).toBeLessThanOrEqual(BOUNDS.traceBytesPerInvocation);
+      for (const t of report.requests) {
+        expect(t.url.length).toBeLessThanOrEqual(BOUNDS.traceUrlChars);
+        expect(Object.keys(t.requestHeaders)).toHaveLength(HUGE_HEADERS);
+      }
+      traced += report.requests.length;
+    }
+    // All of them at once, within the isolate's budget: most were counted, not kept (6,400 requests of
+    // ~77,000 characters kept raw would be ~1 GB of the host's heap).
+    expect(traced).toBeGreaterThan(0);
+    expect(traced * 2 * hugeChars).toBeLessThanOrEqual(BOUNDS.traceBytesPerIsolate);
+    // The budget is given back as the reports take the traces: an invocation alone afterwards keeps as
+    // many as its own budget holds, and so does the next (nothing of the batch's traces is still counted).
+    const [alone] = await sb.invoke([{ type: 'track' }]);
+    const [again] = await sb.invoke([{ type: 'track' }]);
+    expect(alone!.requests.length).toBeGreaterThan(0);
+    expect(alone!.requests.length * 2 * hugeChars).toBeLessThanOrEqual(BOUNDS.traceBytesPerInvocation);
+    expect(again!.requests).toHaveLength(alone!.requests.length);
+    await expectBenignDelivered(sb);
+  }, 120_000);
+
+  it('the drill, in a sandbox process: 64 concurrent invocations of 100 huge requests each, twice; the process lives, every report counts what it did not trace', async () => {
+    const exits: string[] = [];
+    const sb = await loadSupervisedFunction(
+      hostileSource(
+        `
+        for (let i = 0; i < 100; i++) await fetch(target, { headers }).catch(() => {});
+        throw new Error('gave up');`,
+        hugeRequest,
+      ),
+      { limits: { timeoutMs: 60_000 } },
+      { onProcessExit: (reason) => exits.push(reason) },
+    );
+    try {
+      for (let round = 0; round < 2; round++) {
+        const reports = await sb.invoke(Array.from({ length: 64 }, () => ({ type: 'track' as const })));
+        for (const report of reports) {
+          expect(report.outcome).toMatchObject({ outcome: 'discard', message: 'gave up' });
+          expect(report.requests.length + (report.requestsNotTraced ?? 0)).toBe(100);
+        }
+      }
+      // A call's traces are all kept until its reports are made: 6,400 requests of ~77,000 characters
+      // kept raw were ~500 MB, and the sandbox process's 256 MiB heap ran out.
+      expect(exits).toEqual([]);
+      expect(sb.rebuilds).toBe(0);
+    } finally {
+      sb.dispose();
+    }
+  }, 300_000);
+
+  it("an ordinary function's traces are whole: 100 requests each in 16 concurrent invocations, every one traced as made", async () => {
+    const sb = await load(
+      `async function onTrack(event, settings) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) =>
+          fetch(settings.url + '/ordinary/' + event.properties.n + '/' + i + '?q=' + 'x'.repeat(200), {
+            method: i % 2 ? 'POST' : 'GET',
+            headers: { 'content-type': 'application/json', 'x-request': String(i) },
+            ...(i % 2 ? { body: '{}' } : {}),
+          }),
+        ));
+        throw new Error('failed after 100');
+      }`,
+      { ...local, settings: { url }, limits: { timeoutMs: 60_000 } },
+    );
+    const reports = await sb.invoke(
+      Array.from({ length: 16 }, (_, n) => ({ type: 'track' as const, properties: { n } })),
+    );
+    for (const [n, report] of reports.entries()) {
+      expect(report.requestsNotTraced).toBeUndefined();
+      expect(report.requests).toHaveLength(100);
+      const byPath = new Map(report.requests.map((t) => [new URL(t.url).pathname, t]));
+      for (let i = 0; i < 100; i++) {
+        expect(byPath.get(`/ordinary/${n}/${i}`)).toMatchObject({
+          method: i % 2 ? 'POST' : 'GET',
+          url: `${url}/ordinary/${n}/${i}?q=${'x'.repeat(200)}`,
+          status: 200,
+          requestHeaders: { 'content-type': 'application/json', 'x-request': String(i) },
+        });
+      }
+    }
+  }, 120_000);
+
+  describe("the host's own count", () => {
+    /** A fetcher that answers every request at once, or when `release` is called. */
+    function stubFetcher(hold = false) {
+      const waiting: Array<() => void> = [];
+      const fetcher = {
+        fetch: async (req: FetchRequestWire): Promise<FetchResultWire> => {
+          if (hold) await new Promise<void>((r) => waiting.push(r));
+          return { status: 200, statusText: 'OK', url: req.url, redirected: false, headers: [], body: '' };
+        },
+      } as unknown as HostFetcher;
+      return {
+        fetcher,
+        release: () => {
+          for (const wake of waiting.splice(0)) wake();
+        },
+      };
+    }
+    const urls = Array.from(
+      { length: 100 },
+      (_, i) => `https://example.com/${i}/${'u'.repeat(BOUNDS.fetchUrlChars - 30)}`,
+    );
+    const hugeHeaders = Array.from({ length: 60 }, (_, h): [string, string] => [`x-h${h}`, 'v'.repeat(1000)]);
+    const huge = (i: number): FetchRequestWire => ({
+      method: 'POST',
+      url: urls[i]!,
+      headers: hugeHeaders,
+      body: null,
+      redirect: 'follow',
+    });
+    /** What the kept requests hold: their strings, 2 bytes a character at most. */
+    const stringBytes = (kept: readonly KeptRequest[]) =>
+      2 *
+      kept.reduce(
+        (n, k) =>
+          n + k.method.length + k.url.length + k.headers.reduce((m, [a, b]) => m + a.length + b.length, 0),
+        0,
+      );
+
+    it('128 invocations of 100 huge requests each: kept bytes stay within both budgets, kept whole, the rest counted', async () => {
+      const budget: TraceBudget = { bytes: 0 };
+      const io = new IsolateIo(stubFetcher().fetcher, budget);
+      const ids = Array.from({ length: 128 }, (_, i) => i + 1);
+      io.begin(ids);
+      let most = 0;
+      await Promise.all(
+        ids.map(async (id) => {
+          for (let i = 0; i < 100; i++) {
+            await io.fetch(id, huge(i));
+            most = Math.max(most, budget.bytes);
+          }
+        }),
+      );
+      expect(most).toBeLessThanOrEqual(BOUNDS.traceBytesPerIsolate);
+      const ended = io.end(ids)!;
+      let kept = 0;
+      let counted = 0;
+      for (const id of ids) {
+        const t = ended.get(id) ?? { requests: [], untraced: 0, bytes: 0 };
+        expect(t.requests.length + t.untraced).toBe(100);
+        expect(stringBytes(t.requests)).toBeLessThanOrEqual(t.bytes);
+        expect(t.bytes).toBeLessThanOrEqual(BOUNDS.traceBytesPerInvocation);
+        // Kept as made, never cut before redaction: a secret anywhere in them is still whole.
+        for (const k of t.requests) {
+          expect(k.url).toBe(urls[Number(k.url.split('/')[3])]);
+          expect(k.headers).toEqual(hugeHeaders);
+        }
+        kept += stringBytes(t.requests);
+        counted += t.bytes;
+      }
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThanOrEqual(BOUNDS.traceBytesPerIsolate);
+      // Handed over with end(), still counted until whoever holds them drops them.
+      expect(budget.bytes).toBe(counted);
+    });
+
+    it('traces of a killed isolate are given back; top-level requests and requests ending after their invocation are not kept', async () => {
+      const budget: TraceBudget = { bytes: 0 };
+      const io = new IsolateIo(stubFetcher().fetcher, budget);
+      io.begin([1, 2]);
+      await io.fetch(0, huge(0));
+      expect(budget.bytes).toBe(0);
+      await io.fetch(1, huge(1));
+      await io.fetch(2, huge(2));
+      expect(budget.bytes).toBeGreaterThan(0);
+      io.close();
+      expect(budget.bytes).toBe(0);
+
+      const late = stubFetcher(true);
+      const io2 = new IsolateIo(late.fetcher, budget);
+      io2.begin([3]);
+      const pending = io2.fetch(3, huge(3));
+      expect(io2.end([3])).toBeUndefined();
+      late.release();
+      await pending;
+      expect(budget.bytes).toBe(0);
+    });
   });
 });
