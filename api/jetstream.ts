@@ -500,7 +500,23 @@ export interface RequestRecord {
 /** What the runner did with a failed attempt. */
 export type Disposition = 'retry' | 'discard' | 'dead-letter';
 
-/** One failed delivery attempt, kept (bounded per instance) on deliveriesSubject for `dfn deliveries`. */
+/**
+ * The most a delivery record's JSON may take (UTF-8 bytes), whatever the server would accept; a record
+ * also stays within the server's max_payload (less room for headers). A record is read by a person: 256
+ * KiB holds its error, a whole log (4 KiB per invocation by default) and a hundred ordinary request
+ * traces. Past it a record is shrunk, never dropped (DeliveryRecord's `logsOmitted`, `requestsOmitted`).
+ * More would cost where records add up: the stream keeps 200 per instance and `dfn deliveries` reads them
+ * all (50 MiB at most per instance at this bound, 200 MiB at NATS's default max_payload of 1 MiB), and a
+ * runner may have 512 record publishes in flight (128 MiB at most).
+ */
+export const DELIVERY_RECORD_MAX_BYTES = 256 * 1024;
+
+/**
+ * One failed delivery attempt, kept (bounded per instance) on deliveriesSubject for `dfn deliveries`. Its
+ * JSON is at most DELIVERY_RECORD_MAX_BYTES (and the server's max_payload): a larger one is shrunk as the
+ * runner writes it, keeping its identity, error type and message (cut, marked …, only if it alone would
+ * not fit), then the first log lines and request traces that fit, and saying how many were left out.
+ */
 export interface DeliveryRecord {
   instance: InstanceRef;
   replica: string;
@@ -523,8 +539,15 @@ export interface DeliveryRecord {
   /** Whether the attempt was an onBatch call. */
   batch: boolean;
   logs: string[];
+  /** Log lines of the attempt left out of this record (after `logs`) to keep it within its size; absent when none. */
+  logsOmitted?: number;
   requests: RequestRecord[];
-  /** Requests the attempt made past the traced ones (a trace bound per invocation); absent when none. */
+  /**
+   * Requests the sandbox traced but left out of this record (after `requests`) to keep it within its size;
+   * absent when none.
+   */
+  requestsOmitted?: number;
+  /** Requests the attempt made past the traced ones (the sandbox's trace bounds); absent when none. */
   requestsNotTraced?: number;
   durationMs: number;
   /** When the event entered the stream, ISO 8601. */

@@ -240,6 +240,8 @@ export class Runner {
       identity,
       new Redactor(this.loaded.sensitiveValues),
       this.log,
+      // Read at each record: after a reconnect the server (and its max_payload) may be another.
+      () => nc.info?.max_payload,
     );
     this.outcomes = new OutcomeHandler({
       js: this.js,

@@ -4,6 +4,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import {
   DEFAULT_NATS_URL,
+  DELIVERY_RECORD_MAX_BYTES,
   type DeliveryRecord,
   deadLetterSubject,
   type InstanceRef,
@@ -41,6 +42,11 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/** What a record too large for NATS left out (api/jetstream.ts, DELIVERY_RECORD_MAX_BYTES). */
+function omittedText(count: number, what: string): string {
+  return `${count} more ${what}${count === 1 ? '' : 's'}, left out of this record to keep it within ${DELIVERY_RECORD_MAX_BYTES / 1024} KiB (and what NATS takes)`;
+}
+
 export function formatDeliveryRecord(r: DeliveryRecord): string {
   const label = ERROR_TYPES[r.errorType]?.label ?? r.errorType;
   const what = r.eventName ? `${r.eventType} "${r.eventName}"` : r.eventType;
@@ -50,16 +56,18 @@ export function formatDeliveryRecord(r: DeliveryRecord): string {
     `  error     ${r.message}`,
     `  attempt   ${r.attempt} of ${r.maxAttempts}${r.crashes ? `, crashes ${r.crashes} (${MAX_CRASHES} allowed)` : ''}, ${r.durationMs} ms, revision ${r.revision}, replica ${r.replica}`,
   ];
-  if (r.logs.length) {
+  if (r.logs.length || r.logsOmitted) {
     lines.push('  logs');
     for (const log of r.logs) lines.push(...log.split('\n').map((l) => `    ${l}`));
+    if (r.logsOmitted) lines.push(`    … and ${omittedText(r.logsOmitted, 'log line')}`);
   }
-  if (r.requests.length) {
+  if (r.requests.length || r.requestsOmitted) {
     lines.push('  requests');
     for (const q of r.requests) {
       const result = q.status ? String(q.status) : `failed${q.error ? `: ${q.error}` : ''}`;
       lines.push(`    ${q.method} ${q.url} → ${result} (${q.durationMs} ms)`);
     }
+    if (r.requestsOmitted) lines.push(`    … and ${omittedText(r.requestsOmitted, 'traced request')}`);
   }
   if (r.requestsNotTraced) lines.push(`    … and ${notTracedText(r.requestsNotTraced)}`);
   return lines.join('\n');
@@ -82,7 +90,9 @@ Rejected, Unsupported Event Type, Invalid Settings) or dead-lettered after the l
 Crashed: the event was in flight when its sandbox or runner died; it is delivered again
 without using an attempt, and dead-lettered once it has crashed ${MAX_CRASHES} times.
 Records are kept per instance in NATS (the most recent 200 by default); sensitive settings
-are redacted. Dead-lettered events can be sent again with \`dfn replay\`.
+are redacted. A record is at most ${DELIVERY_RECORD_MAX_BYTES / 1024} KiB (less when the NATS server takes less): a
+larger one keeps its error and the first log lines and requests that fit, and says how many
+it left out. Dead-lettered events can be sent again with \`dfn replay\`.
 
 Exit status: 0 shown (even if none), 1 NATS unreachable, 2 usage error.
 

@@ -294,7 +294,7 @@ export function outcomePath(
     schedule: new RetrySchedule(retry),
     stats,
     inFlight,
-    records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), log),
+    records: new DeliveryRecorder(f.js, f.t, identity, new Redactor([]), log, () => f.nc.info?.max_payload),
     requeue: new Requeuer(f.js, f.t, instance),
     log,
   });
@@ -326,8 +326,9 @@ export class RunnerWorld {
     readonly dest: Destination,
   ) {}
 
-  static async start(): Promise<RunnerWorld> {
-    const nats = await NatsServer.start();
+  /** `natsArgs`: extra nats-server flags (e.g. `-c <file>` for a config file). */
+  static async start(natsArgs: readonly string[] = []): Promise<RunnerWorld> {
+    const nats = await NatsServer.start(natsArgs);
     const nc = await nats.connect();
     const f = await fixture(nc);
     const dest = await Destination.start();
