@@ -443,6 +443,9 @@ function requestProblem(req: FetchRequestWire): string | undefined {
   if (typeof req.url !== 'string' || req.url.length > BOUNDS.fetchUrlChars) {
     return `a request URL can be at most ${BOUNDS.fetchUrlChars} characters`;
   }
+  if (typeof req.method !== 'string' || req.method.length > BOUNDS.fetchMethodChars) {
+    return `a request method can be at most ${BOUNDS.fetchMethodChars} characters`;
+  }
   if (!Array.isArray(req.headers) || req.headers.length > BOUNDS.fetchHeaderCount) {
     return `a request can have at most ${BOUNDS.fetchHeaderCount} headers`;
   }

@@ -159,8 +159,10 @@ export function settleFetches(json, bodies) {
   }
 }
 
-function requestSize(url, headers, body) {
+function requestSize(url, method, headers, body) {
   const b = host.config.bounds;
+  if (method.length > b.fetchMethodChars)
+    return `a request method can be at most ${b.fetchMethodChars} characters`;
   if (url.length > b.fetchUrlChars) return `a request URL can be at most ${b.fetchUrlChars} characters`;
   if (headers.length > b.fetchHeaderCount) return `a request can have at most ${b.fetchHeaderCount} headers`;
   let chars = 0;
@@ -371,7 +373,7 @@ export async function fetch(input, init = {}) {
   if (!regexpTest(HTTP_SCHEME, request.url)) throw new TypeError('Only HTTP(S) protocols are supported');
   const body = request._rawBody;
   const headers = wireHeaders(request.headers);
-  const size = requestSize(request.url, headers, body);
+  const size = requestSize(request.url, request.method, headers, body);
   if (typeof size === 'string') throw fetchError(size, 'max-size');
   const wait = admit(invocation, size);
   if (wait !== undefined) {

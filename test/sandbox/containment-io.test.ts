@@ -184,6 +184,24 @@ describe('requests', () => {
     expect(report!.requests).toEqual([]);
   });
 
+  it('a method of a megabyte is a FetchError before it crosses; one at the bound goes on to the egress check', async () => {
+    const sb = await load(
+      hostileSource(`
+        for (const method of ['p'.repeat(1 << 20), 'M'.repeat(${BOUNDS.fetchMethodChars})]) {
+          try { await fetch('http://169.254.169.254/', { method }); } catch (e) { console.log(e.name, e.type, e.message.slice(0, 60)); }
+        }`),
+    );
+    const [report] = await sb.invoke([{ type: 'track' }]);
+    expect(report!.logs[0]).toBe(
+      `FetchError max-size a request method can be at most ${BOUNDS.fetchMethodChars} characters`,
+    );
+    // At the bound the request crossed, and the host refused it for its address, not its method.
+    expect(report!.logs[1]).toMatch(/^FetchError \S+ .*169\.254\.169\.254/);
+    expect(report!.requests).toHaveLength(1);
+    expect(report!.requests[0]!.method).toMatch(/^M{16}/);
+    await expectBenignDelivered(sb);
+  });
+
   it('3,000 refused fetches: the count per invocation is bounded, traces are capped in number and bytes and each is short', async () => {
     const sb = await load(
       hostileSource(`
@@ -483,6 +501,29 @@ describe('request traces', () => {
       expect(kept).toBeLessThanOrEqual(BOUNDS.traceBytesPerIsolate);
       // Handed over with end(), still counted until whoever holds them drops them.
       expect(budget.bytes).toBe(counted);
+    });
+
+    it('the host refuses what the isolate should have: a method past its bound is answered, never sent', async () => {
+      let sent = 0;
+      const fetcher = {
+        fetch: async () => {
+          sent++;
+          return { status: 200, statusText: 'OK', url: '', redirected: false, headers: [], body: '' };
+        },
+      } as unknown as HostFetcher;
+      const io = new IsolateIo(fetcher);
+      io.begin([1]);
+      const wire = (method: unknown) => ({ ...huge(0), method }) as FetchRequestWire;
+      const long = await io.fetch(1, wire('P'.repeat(BOUNDS.fetchMethodChars + 1)));
+      expect(long).toMatchObject({
+        error: `a request method can be at most ${BOUNDS.fetchMethodChars} characters`,
+        type: 'max-size',
+      });
+      expect(await io.fetch(1, wire(42))).toMatchObject({ type: 'max-size' });
+      expect(sent).toBe(0);
+      expect(await io.fetch(1, wire('PROPFIND'))).toMatchObject({ status: 200 });
+      expect(sent).toBe(1);
+      io.close();
     });
 
     it('traces of a killed isolate are given back; top-level requests and requests ending after their invocation are not kept', async () => {
