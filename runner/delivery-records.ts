@@ -19,6 +19,12 @@ import { readSubject } from './stream-reader.js';
 
 /** Record publishes allowed in flight; past this a failure storm drops records rather than slow delivery. */
 const MAX_PENDING_PUBLISHES = 512;
+/**
+ * Bytes of records in flight allowed (their JSON): at the record bound, 512 of them would hold 128 MiB of
+ * a runner's memory while NATS is slow to acknowledge; past this a storm of large failures drops records
+ * the same way.
+ */
+export const MAX_PENDING_RECORD_BYTES = 32 * 1024 * 1024;
 
 /**
  * Bytes of the server's max_payload left for what a publish carries besides the record: its headers
@@ -137,6 +143,8 @@ export function eventName(event: SegmentEvent): string | undefined {
 export class DeliveryRecorder {
   private readonly subject: string;
   private readonly pending = new Set<Promise<unknown>>();
+  /** JSON bytes of the records in `pending`. */
+  private pendingBytes = 0;
   private droppedSinceWarning = 0;
 
   constructor(
@@ -181,27 +189,40 @@ export class DeliveryRecorder {
 
   record(input: RecordInput): void {
     if (this.pending.size >= MAX_PENDING_PUBLISHES) {
-      if (this.droppedSinceWarning++ === 0) {
-        this.log.warn(
-          {
-            subject: this.subject,
-          },
-          'delivery records are being dropped: too many failures at once',
-        );
-      }
+      this.drop();
+      return;
+    }
+    const json = fitRecord(this.build(input), recordCap(this.maxPayload()));
+    const bytes = Buffer.byteLength(json);
+    if (this.pendingBytes + bytes > MAX_PENDING_RECORD_BYTES) {
+      this.drop();
       return;
     }
     if (this.droppedSinceWarning > 0) {
       this.log.warn({ dropped: this.droppedSinceWarning }, 'delivery records dropped during a failure burst');
       this.droppedSinceWarning = 0;
     }
+    this.pendingBytes += bytes;
     const p = this.js
-      .publish(this.subject, fitRecord(this.build(input), recordCap(this.maxPayload())))
+      .publish(this.subject, json)
       .catch((err) =>
         this.log.warn({ subject: this.subject, error: err }, 'could not write a delivery record'),
       )
-      .finally(() => this.pending.delete(p));
+      .finally(() => {
+        this.pending.delete(p);
+        this.pendingBytes -= bytes;
+      });
     this.pending.add(p);
+  }
+
+  /** Too many records, or too many bytes of them, are still being written: this one is dropped, counted. */
+  private drop(): void {
+    if (this.droppedSinceWarning++ === 0) {
+      this.log.warn(
+        { subject: this.subject, inFlight: this.pending.size, inFlightBytes: this.pendingBytes },
+        'delivery records are being dropped: too many failures at once',
+      );
+    }
   }
 
   /** Waits for records still being written (shutdown), at most `timeoutMs`. */

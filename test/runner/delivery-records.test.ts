@@ -5,16 +5,23 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DELIVERY_RECORD_MAX_BYTES, type DeliveryRecord } from '../../api/jetstream.js';
 import { formatDeliveryRecord } from '../../cli/commands/deliveries.js';
 import {
+  DeliveryRecorder,
   fitRecord,
+  MAX_PENDING_RECORD_BYTES,
   RECORD_HEADROOM_BYTES,
   readDeliveryRecords,
   recordCap,
 } from '../../runner/delivery-records.js';
+import { Redactor } from '../../sandbox/index.js';
+import { NatsServer } from '../helpers/nats-server.js';
 import {
+  fixture,
+  prepareTopology,
   publish,
   type RunnerProcess,
   RunnerWorld,
@@ -249,5 +256,83 @@ describe('fitRecord', () => {
       '    … and 1 more traced request, left out of this record to keep it within 256 KiB (and what NATS takes)\n    … and 2 more requests, not traced',
     );
     expect(formatDeliveryRecord(record({ logs: ['a'] }))).not.toContain('left out');
+  });
+});
+
+describe('records in flight', () => {
+  it('a burst of large failures holds at most MAX_PENDING_RECORD_BYTES of records at once: the rest are dropped, counted and logged, never the runner memory', async () => {
+    const nats = await NatsServer.start();
+    const nc = await nats.connect();
+    try {
+      const f = await fixture(nc);
+      await prepareTopology(f);
+      const warnings: Record<string, unknown>[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+      const recorder = new DeliveryRecorder(
+        f.js,
+        f.t,
+        { instance: TEST_INSTANCE, replica: 'runner-0', revision: 'rev-1' },
+        new Redactor([]),
+        log,
+        () => nc.info?.max_payload,
+      );
+      // 200 failures in one turn (a storm: none of their publishes can have been acknowledged meanwhile),
+      // each with ~1 MB of logs, so each record is shrunk to the record bound.
+      const logs = Array.from({ length: 200 }, (_, i) => `line ${i} ${'l'.repeat(5_000)}`);
+      const events = Array.from({ length: 200 }, () => track({}));
+      for (const event of events) {
+        recorder.record({
+          event,
+          disposition: 'retry',
+          errorType: 'Retry',
+          message: 'destination answered 503',
+          attempt: 1,
+          maxAttempts: 3,
+          batch: false,
+          logs,
+          requests: [],
+          durationMs: 5,
+          publishedAt: new Date().toISOString(),
+        });
+      }
+      await recorder.flush(30_000);
+      const records = await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE);
+      const written = records.reduce((sum, r) => sum + bytes(r), 0);
+      expect(records.length).toBeGreaterThan(0);
+      expect(records.length).toBeLessThan(events.length);
+      expect(written).toBeLessThanOrEqual(MAX_PENDING_RECORD_BYTES);
+      // As many as fit: one more record of this size would have been over the bound.
+      expect(written + bytes(records[0]!)).toBeGreaterThan(MAX_PENDING_RECORD_BYTES);
+      expect(records.every((r) => r.logsOmitted! > 0)).toBe(true);
+      expect(warnings.map((w) => w.msg)).toContain(
+        'delivery records are being dropped: too many failures at once',
+      );
+
+      // Once they are written, records are taken again, and the drops are counted in a line of their own.
+      recorder.record({
+        event: track({}),
+        disposition: 'retry',
+        errorType: 'Retry',
+        message: 'after the storm',
+        attempt: 1,
+        maxAttempts: 3,
+        batch: false,
+        logs: [],
+        requests: [],
+        durationMs: 5,
+        publishedAt: new Date().toISOString(),
+      });
+      await recorder.flush(30_000);
+      expect(warnings.find((w) => w.msg === 'delivery records dropped during a failure burst')).toMatchObject(
+        {
+          dropped: events.length - records.length,
+        },
+      );
+      const after = await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE);
+      expect(after[0]!.message).toBe('after the storm');
+    } finally {
+      await nc.close();
+      await nats.dispose();
+    }
   });
 });
