@@ -506,8 +506,7 @@ export type Disposition = 'retry' | 'discard' | 'dead-letter';
  * KiB holds its error, a whole log (4 KiB per invocation by default) and a hundred ordinary request
  * traces. Past it a record is shrunk, never dropped (DeliveryRecord's `logsOmitted`, `requestsOmitted`).
  * More would cost where records add up: the stream keeps 200 per instance and `dfn deliveries` reads them
- * all (50 MiB at most per instance at this bound, 200 MiB at NATS's default max_payload of 1 MiB), and a
- * runner may have 512 record publishes in flight (128 MiB at most).
+ * all (50 MiB at most per instance at this bound, 200 MiB at NATS's default max_payload of 1 MiB).
  */
 export const DELIVERY_RECORD_MAX_BYTES = 256 * 1024;
 

@@ -17,14 +17,14 @@ export const BOUNDS = {
   fetchesOnNetworkPerIsolate: 32,
   /** Request URL length (characters) and all request headers (names and values, UTF-16 units). */
   fetchUrlChars: 16_384,
+  fetchHeaderChars: 65_536,
+  fetchHeaderCount: 256,
   /**
    * A request method (characters). HTTP methods are short tokens (WebDAV's longest, BASELINE-CONTROL, has
    * 16); without a bound a method of megabytes crossed to the host and was sent, outside every other
    * request bound.
    */
   fetchMethodChars: 128,
-  fetchHeaderChars: 65_536,
-  fetchHeaderCount: 256,
   /** A request body (bytes), and the request bodies of one isolate crossing to the host at once. */
   fetchRequestBodyBytes: 8 * 1024 * 1024,
   fetchRequestBytesInFlight: 16 * 1024 * 1024,

@@ -10,6 +10,7 @@ import { NatsServer } from '../helpers/nats-server.js';
 import { freePort } from '../helpers/ports.js';
 import {
   consumerState,
+  deliveryRecord,
   type Fixture,
   fixture,
   prepareTopology,
@@ -132,26 +133,12 @@ describe('dfn deliveries and dfn replay', () => {
   let nc: NatsConnection;
   let f: Fixture;
 
-  const record: DeliveryRecord = {
-    instance: TEST_INSTANCE,
-    replica: 'runner-0',
+  const record = deliveryRecord({
     revision: 'rev-7',
-    messageId: 'm-1',
-    eventType: 'track',
-    eventName: 'Order Completed',
-    disposition: 'retry',
-    errorType: 'Retry',
-    message: 'destination answered 503',
-    attempt: 2,
-    maxAttempts: 10,
     nextAttemptAt: '2030-01-01T00:01:00.000Z',
-    batch: false,
     logs: ['posting order m-1'],
     requests: [{ method: 'POST', url: 'https://api.example.com/orders', status: 503, durationMs: 12 }],
-    durationMs: 15,
-    publishedAt: '2030-01-01T00:00:00.000Z',
-    at: '2030-01-01T00:00:30.000Z',
-  };
+  });
 
   beforeAll(async () => {
     nats = await NatsServer.start();

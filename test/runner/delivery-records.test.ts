@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SegmentEvent } from '../../api/events.js';
 import { DELIVERY_RECORD_MAX_BYTES, type DeliveryRecord } from '../../api/jetstream.js';
 import { formatDeliveryRecord } from '../../cli/commands/deliveries.js';
 import {
@@ -14,12 +15,14 @@ import {
   fitRecord,
   MAX_PENDING_RECORD_BYTES,
   RECORD_HEADROOM_BYTES,
+  type RecordInput,
   readDeliveryRecords,
   recordCap,
 } from '../../runner/delivery-records.js';
 import { Redactor } from '../../sandbox/index.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import {
+  deliveryRecord,
   fixture,
   prepareTopology,
   publish,
@@ -156,26 +159,7 @@ describe('a huge failure record, with nats-server at a max_payload of 64 KiB', (
 });
 
 describe('fitRecord', () => {
-  const record = (over: Partial<DeliveryRecord> = {}): DeliveryRecord => ({
-    instance: TEST_INSTANCE,
-    replica: 'runner-0',
-    revision: 'rev-1',
-    messageId: 'm-1',
-    eventType: 'track',
-    eventName: 'Order Completed',
-    disposition: 'retry',
-    errorType: 'Retry',
-    message: 'destination answered 503',
-    attempt: 2,
-    maxAttempts: 10,
-    batch: false,
-    logs: [],
-    requests: [],
-    durationMs: 15,
-    publishedAt: '2030-01-01T00:00:00.000Z',
-    at: '2030-01-01T00:00:30.000Z',
-    ...over,
-  });
+  const record = deliveryRecord;
   const request = (i: number) => ({
     method: 'POST',
     url: `https://api.example.com/${i}`,
@@ -260,6 +244,21 @@ describe('fitRecord', () => {
 });
 
 describe('records in flight', () => {
+  /** A failed first attempt of `event`, as the outcome handler hands it to the recorder. */
+  const failure = (event: SegmentEvent, message: string, logs: string[]): RecordInput => ({
+    event,
+    disposition: 'retry',
+    errorType: 'Retry',
+    message,
+    attempt: 1,
+    maxAttempts: 3,
+    batch: false,
+    logs,
+    requests: [],
+    durationMs: 5,
+    publishedAt: new Date().toISOString(),
+  });
+
   it('a burst of large failures holds at most MAX_PENDING_RECORD_BYTES of records at once: the rest are dropped, counted and logged, never the runner memory', async () => {
     const nats = await NatsServer.start();
     const nc = await nats.connect();
@@ -281,19 +280,7 @@ describe('records in flight', () => {
       const logs = Array.from({ length: 200 }, (_, i) => `line ${i} ${'l'.repeat(5_000)}`);
       const events = Array.from({ length: 200 }, () => track({}));
       for (const event of events) {
-        recorder.record({
-          event,
-          disposition: 'retry',
-          errorType: 'Retry',
-          message: 'destination answered 503',
-          attempt: 1,
-          maxAttempts: 3,
-          batch: false,
-          logs,
-          requests: [],
-          durationMs: 5,
-          publishedAt: new Date().toISOString(),
-        });
+        recorder.record(failure(event, 'destination answered 503', logs));
       }
       await recorder.flush(30_000);
       const records = await readDeliveryRecords(f.jsm, f.t, TEST_INSTANCE);
@@ -309,19 +296,7 @@ describe('records in flight', () => {
       );
 
       // Once they are written, records are taken again, and the drops are counted in a line of their own.
-      recorder.record({
-        event: track({}),
-        disposition: 'retry',
-        errorType: 'Retry',
-        message: 'after the storm',
-        attempt: 1,
-        maxAttempts: 3,
-        batch: false,
-        logs: [],
-        requests: [],
-        durationMs: 5,
-        publishedAt: new Date().toISOString(),
-      });
+      recorder.record(failure(track({}), 'after the storm', []));
       await recorder.flush(30_000);
       expect(warnings.find((w) => w.msg === 'delivery records dropped during a failure burst')).toMatchObject(
         {

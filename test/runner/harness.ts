@@ -9,6 +9,7 @@ import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import { stringify } from 'yaml';
 import type { EventType, SegmentEvent } from '../../api/events.js';
 import {
+  type DeliveryRecord,
   ensureInstanceConsumer,
   ensureStreams,
   eventSubject,
@@ -221,6 +222,30 @@ export async function prepareTopology(
     ackWaitMs: options.ackWaitMs ?? 2000,
     ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
   });
+}
+
+/** A delivery record as a runner writes one for a failed attempt of TEST_INSTANCE, with `over` on top. */
+export function deliveryRecord(over: Partial<DeliveryRecord> = {}): DeliveryRecord {
+  return {
+    instance: TEST_INSTANCE,
+    replica: 'runner-0',
+    revision: 'rev-1',
+    messageId: 'm-1',
+    eventType: 'track',
+    eventName: 'Order Completed',
+    disposition: 'retry',
+    errorType: 'Retry',
+    message: 'destination answered 503',
+    attempt: 2,
+    maxAttempts: 10,
+    batch: false,
+    logs: [],
+    requests: [],
+    durationMs: 15,
+    publishedAt: '2030-01-01T00:00:00.000Z',
+    at: '2030-01-01T00:00:30.000Z',
+    ...over,
+  };
 }
 
 let counter = 0;
