@@ -2,7 +2,7 @@
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
 // waiting for their next attempt against the same with none; then (e) one fetch per event and (f) one fetch
 // per onBatch batch to a destination in its own process, each against a plain http.request loop doing the
-// same job in the same run. The plain programs consume as the runner does, each message handed to a callback
+// same job in the same run, and (f)'s ceiling: the same batches to an onBatch that does nothing. The plain programs consume as the runner does, each message handed to a callback
 // as the client parses it, so the ratios compare the runner's work, not two ways of reading a consumer.
 // The last line is JSON for CI to read.
 
@@ -373,6 +373,14 @@ async function onBatch(events, settings) {
 }
 async function onTrack(event, settings) {}`;
 
+/**
+ * (f)'s ceiling: the same batches handed to an onBatch that does nothing. What the runner's path costs
+ * before any request (consume, the sandbox process and isolate crossings, acks): (f) cannot run faster.
+ */
+const NOOP_BATCH_FUNCTION = `
+async function onBatch(events, settings) {}
+async function onTrack(event, settings) {}`;
+
 /** Publishes `count` events to the source's subject; returns their JSON texts in order. */
 async function publishSource(nc: NatsConnection, source: string, count: number): Promise<string[]> {
   const js = nc.jetstream();
@@ -517,12 +525,20 @@ async function fetchPhases(nc: NatsConnection, url: string) {
   // An untimed pass first, as (a) has: a cold http client reads 20-30 % below a warm one.
   await plainHttpLoop(destination.url, Array(fetchWarmup).fill(JSON.stringify(event(0))), FETCH_CONCURRENCY);
   const fetchRounds: { fetch: number; raw: number; ratio: number; cpu: number }[] = [];
-  const batchRounds: { batch: number; rawBatch: number; httpOnly: number; ratio: number; cpu: number }[] = [];
+  const batchRounds: {
+    batch: number;
+    rawBatch: number;
+    httpOnly: number;
+    noop: number;
+    ratio: number;
+    cpu: number;
+  }[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const single = `fetch_${round}`;
       const batched = `batchfetch_${round}`;
-      for (const source of [single, batched]) {
+      const noopBatched = `noopbatch_${round}`;
+      for (const source of [single, batched, noopBatched]) {
         const ref: InstanceRef = { namespace: 'bench', name: source.replace(/_/g, '-') };
         await ensureInstanceConsumer(jsm, t, { ...ref, source, maxAckPending: MAX_ACK_PENDING });
       }
@@ -538,6 +554,7 @@ async function fetchPhases(nc: NatsConnection, url: string) {
       const batchTexts = (await publishSource(nc, batched, batchWarmup + BATCH_FETCH_EVENTS)).slice(
         batchWarmup,
       );
+      await publishSource(nc, noopBatched, batchWarmup + BATCH_FETCH_EVENTS);
       const batches: string[] = [];
       for (let i = 0; i < batchTexts.length; i += BATCH_SIZE)
         batches.push(`[${batchTexts.slice(i, i + BATCH_SIZE).join(',')}]`);
@@ -569,13 +586,26 @@ async function fetchPhases(nc: NatsConnection, url: string) {
         events: BATCH_FETCH_EVENTS,
         concurrency: MAX_ACK_PENDING,
       });
-      batchRounds.push({ batch, rawBatch, httpOnly, ratio: batch / rawBatch, cpu: lastCpuUsPerEvent });
-      console.log(`    (e) ${callsText(fetchCalls)}; (f) ${callsText(lastCalls)}`);
+      const batchCpu = lastCpuUsPerEvent;
+      const batchCalls = lastCalls;
+      const noop = await runnerFetchPhase(url, destination.url, {
+        source: noopBatched,
+        fn: NOOP_BATCH_FUNCTION,
+        batching: true,
+        warmup: batchWarmup,
+        events: BATCH_FETCH_EVENTS,
+        concurrency: MAX_ACK_PENDING,
+      });
+      batchRounds.push({ batch, rawBatch, httpOnly, noop, ratio: batch / rawBatch, cpu: batchCpu });
+      console.log(
+        `    (e) ${callsText(fetchCalls)}; (f) ${callsText(batchCalls)}; (f) no-op ${callsText(lastCalls)}`,
+      );
       console.log(
         `fetch round ${round + 1}: (e) plain http.request ${Math.round(raw)} ev/s | runner fetch ${Math.round(fetch)} ev/s` +
           ` (${(fetch / raw).toFixed(2)}) | (f) plain batches: HTTP alone ${Math.round(httpOnly)} ev/s,` +
           ` consume+post+ack ${Math.round(rawBatch)} ev/s | runner onBatch fetch` +
-          ` ${Math.round(batch)} ev/s (${(batch / rawBatch).toFixed(2)})`,
+          ` ${Math.round(batch)} ev/s (${(batch / rawBatch).toFixed(2)}) | no-op onBatch ${Math.round(noop)} ev/s` +
+          ` (${(noop / rawBatch).toFixed(2)})`,
       );
     }
   } finally {
@@ -591,6 +621,7 @@ async function fetchPhases(nc: NatsConnection, url: string) {
     rawBatch: b.rawBatch,
     httpOnly: b.httpOnly,
     batchRatio: b.ratio,
+    noopBatch: b.noop,
     // The median round's, beside its events/s.
     cpuFetch: e.cpu,
     cpuBatch: b.cpu,
@@ -694,6 +725,10 @@ try {
     `(f) onBatch posting each batch of ${BATCH_SIZE} (${BATCH_FETCH_EVENTS}): runner ${Math.round(f.batch)} events/s,` +
       ` plain consume+post+ack ${Math.round(f.rawBatch)} events/s, posting alone ${Math.round(f.httpOnly)} (${f.batchRatio.toFixed(2)}), CPU ${f.cpuBatch.toFixed(1)} µs/event`,
   );
+  console.log(
+    `    its ceiling, the same batches to an onBatch doing nothing: runner ${Math.round(f.noopBatch)} events/s` +
+      ` (${(f.noopBatch / f.rawBatch).toFixed(2)} of the plain loop)`,
+  );
   const minCpu = (list: number[]) => Number(Math.min(...list).toFixed(1));
   console.log(
     `CPU per event (runner + sandbox process): (b) ${minCpu(cpu.runner)} µs, (c) ${minCpu(cpu.batch)} µs`,
@@ -710,6 +745,8 @@ try {
       batch_eps: Math.round(f.batch),
       raw_batch_eps: Math.round(f.rawBatch),
       ratio_batch: Number(f.batchRatio.toFixed(3)),
+      noop_batch_eps: Math.round(f.noopBatch),
+      ratio_noop_batch: Number((f.noopBatch / f.rawBatch).toFixed(3)),
       fetch_cpu_us_per_event: Number(f.cpuFetch.toFixed(1)),
       batch_fetch_cpu_us_per_event: Number(f.cpuBatch.toFixed(1)),
       runner_cpu_us_per_event: minCpu(cpu.runner),
