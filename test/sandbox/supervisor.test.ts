@@ -205,6 +205,36 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
     ]);
   });
 
+  it('at the smallest memory limit, below the young generation of its process, a bomb is stopped at the limit and garbage is not', async () => {
+    // The sandbox process's semi-spaces (8 MiB each, sandbox-process.ts) make a young generation three
+    // times an 8 MiB isolate's whole limit: the limit must still hold for what is kept, not for garbage.
+    const sb = await load(
+      `async function onTrack(event) {
+        if (event.event === 'bomb') { const hoard = []; for (;;) hoard.push(new Array(1e5).fill(Math.random())); }
+        let n = 0;
+        for (let i = 0; i < 200; i++) n += ('x' + i).repeat(50000).length; // ~50 MB of garbage per event
+        if (n < 1e7) throw new Error('short');
+      }`,
+      { limits: { timeoutMs: 5000, memoryMb: 8 } },
+    );
+    const reports = await sb.invoke([
+      { type: 'track', event: 'churn' },
+      { type: 'track', event: 'bomb' },
+      { type: 'track', event: 'churn' },
+    ]);
+    expect(reports.map((r) => r.outcome)).toEqual([
+      { outcome: 'success' },
+      expect.objectContaining({
+        outcome: 'retry',
+        errorType: 'Timeout',
+        message: expect.stringContaining('ran out of memory (limit 8 MiB)'),
+      }),
+      { outcome: 'success' },
+    ]);
+    const churn = await sb.invoke(Array.from({ length: 20 }, () => ({ type: 'track', event: 'churn' })));
+    expect(churn.map((r) => r.outcome)).toEqual(Array(20).fill({ outcome: 'success' }));
+  });
+
   it('a batch whose process dies is rerun one event per onBatch call', async () => {
     const sb = await load(`async function onBatch(events, settings) {
       for (const e of events) await fetch(settings.url + '/' + e.userId);
