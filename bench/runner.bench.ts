@@ -2,8 +2,9 @@
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
 // waiting for their next attempt against the same with none; then (e) one fetch per event and (f) one fetch
 // per onBatch batch to a destination in its own process, each against a plain http.request loop doing the
-// same job in the same run, and (f)'s ceiling: the same batches to an onBatch that does nothing. The plain programs consume as the runner does, each message handed to a callback
-// as the client parses it, so the ratios compare the runner's work, not two ways of reading a consumer.
+// same job in the same run, and (f)'s ceiling: the same batches to an onBatch that does nothing. The plain
+// programs consume as the runner does, each message handed to a callback as the client parses it, so the
+// ratios compare the runner's work, not two ways of reading a consumer.
 // The last line is JSON for CI to read.
 
 import { readdirSync, readFileSync } from 'node:fs';

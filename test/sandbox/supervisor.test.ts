@@ -212,7 +212,7 @@ describe('supervised sandbox', { timeout: 120_000 }, () => {
       `async function onTrack(event) {
         if (event.event === 'bomb') { const hoard = []; for (;;) hoard.push(new Array(1e5).fill(Math.random())); }
         let n = 0;
-        for (let i = 0; i < 200; i++) n += ('x' + i).repeat(50000).length; // ~50 MB of garbage per event
+        for (let i = 0; i < 200; i++) n += ('x' + i).repeat(50000).length; // ~30 MB of garbage per event
         if (n < 1e7) throw new Error('short');
       }`,
       { limits: { timeoutMs: 5000, memoryMb: 8 } },
