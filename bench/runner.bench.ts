@@ -2,7 +2,7 @@
 // with a trivial onTrack, (c) the runner with onBatch of 100; then (d) new-event latency with 1,000 events
 // waiting for their next attempt against the same with none; then (e) one fetch per event and (f) one fetch
 // per onBatch batch to a destination in its own process, each against a plain http.request loop doing the
-// same job in the same run, and (f)'s ceiling: the same batches to an onBatch that does nothing. The plain
+// same job in the same run, and (f)'s ceiling: batches like (f)'s to an onBatch that does nothing. The plain
 // programs consume as the runner does, each message handed to a callback as the client parses it, so the
 // ratios compare the runner's work, not two ways of reading a consumer.
 // The last line is JSON for CI to read.
@@ -375,8 +375,9 @@ async function onBatch(events, settings) {
 async function onTrack(event, settings) {}`;
 
 /**
- * (f)'s ceiling: the same batches handed to an onBatch that does nothing. What the runner's path costs
- * before any request (consume, the sandbox process and isolate crossings, acks): (f) cannot run faster.
+ * (f)'s ceiling: as many events of the same shape, on a source of their own, in batches of the same size,
+ * handed to an onBatch that does nothing: what the runner's path costs before any request (consume, the
+ * sandbox process and isolate crossings, acks). (f) cannot run faster.
  */
 const NOOP_BATCH_FUNCTION = `
 async function onBatch(events, settings) {}
@@ -727,7 +728,7 @@ try {
       ` plain consume+post+ack ${Math.round(f.rawBatch)} events/s, posting alone ${Math.round(f.httpOnly)} (${f.batchRatio.toFixed(2)}), CPU ${f.cpuBatch.toFixed(1)} µs/event`,
   );
   console.log(
-    `    its ceiling, the same batches to an onBatch doing nothing: runner ${Math.round(f.noopBatch)} events/s` +
+    `    its ceiling, batches like these to an onBatch doing nothing: runner ${Math.round(f.noopBatch)} events/s` +
       ` (${(f.noopBatch / f.rawBatch).toFixed(2)} of the plain loop)`,
   );
   const minCpu = (list: number[]) => Number(Math.min(...list).toFixed(1));

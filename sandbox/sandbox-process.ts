@@ -23,16 +23,6 @@ import {
  * no escaping, so it stays.
  */
 const SERIALIZATION = 'advanced' as const;
-/**
- * The young generation's semi-spaces (MiB) of every heap in the sandbox process, its isolates' above all.
- * isolated-vm gives a 128 MiB isolate a young generation of 2 MiB, which a micro-batch of handlers that
- * each fetch (~30 KiB of garbage apiece) fills several times over while all of them are still alive, so
- * each scavenge copies their live state again. At 8 MiB one micro-batch's garbage fits: 10-20 % less CPU
- * on the isolate's thread with one fetch per event (5-10 % of the sandbox process), for ~11 MiB of RSS.
- * V8's flags outrank the constraints isolated-vm sets, and they are per process: the host heap gets the
- * same, which measured neutral. 1-2 MiB was slower, 16-64 MiB no faster.
- */
-const SEMI_SPACE_MB = 8;
 /** How often the supervisor checks that calls get answered and that the process's RSS is below its ceiling. */
 const CHECK_MS = 500;
 /**
@@ -263,8 +253,6 @@ function forkChild(limits: ProcessLimits): ChildProcess {
       // isolated-vm needs it on Node >= 20 (as bin/dfn.js passes it to the runner).
       '--no-node-snapshot',
       `--max-old-space-size=${limits.heapMb}`,
-      `--min-semi-space-size=${SEMI_SPACE_MB}`,
-      `--max-semi-space-size=${SEMI_SPACE_MB}`,
       ...(fromSource ? ['--import', import.meta.resolve('tsx')] : []),
       ...profileFlags(),
     ],
